@@ -1,0 +1,60 @@
+//! The assembled service: database, buckets, kinds and limits, shared by the HTTP layer, the
+//! CLI and (later) the jobs. Cheap to clone.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::config::Limits;
+use crate::db::Db;
+use crate::domain::Kinds;
+use crate::storage::Storage;
+
+/// Everything the domain operations need, behind one `Arc`.
+#[derive(Debug, Clone)]
+pub struct Shoebox(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub db: Db,
+    pub storage: Storage,
+    pub kinds: Kinds,
+    pub limits: Limits,
+    /// Bounds CPU-heavy work on the blocking pool (password hashing, image work): a burst of
+    /// logins must not starve the pool or the dyno's two cores.
+    pub blocking: Semaphore,
+}
+
+impl Shoebox {
+    pub fn new(db: Db, storage: Storage, kinds: Kinds, limits: Limits) -> Self {
+        let permits = limits.blocking_permits.max(1);
+        Self(Arc::new(Inner {
+            db,
+            storage,
+            kinds,
+            limits,
+            blocking: Semaphore::new(permits),
+        }))
+    }
+
+    /// Run CPU-heavy `f` on the blocking pool, at most `blocking_permits` at a time.
+    pub async fn run_blocking<T, F>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // The semaphore is never closed, so acquiring only fails if it were; then run anyway.
+        let _permit = self.0.blocking.acquire().await.ok();
+        match tokio::task::spawn_blocking(f).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+impl std::ops::Deref for Shoebox {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,86 @@
+//! Subcommands: parse, then call one library function each.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db::Db;
+
+/// Photos that users upload: direct-to-S3 upload, lifecycle, resizing, private proxy.
+#[derive(Debug, Parser)]
+#[command(name = "shoebox", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app (the default). Binds 0.0.0.0:$PORT (3000 when unset).
+    Serve,
+    /// Apply database migrations, then exit (Heroku's release phase runs this).
+    Migrate,
+}
+
+/// Run the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => migrate().await,
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let built = crate::server::build(&settings).await?;
+    tracing::info!(
+        "Shoebox is running: open http://localhost:{}/",
+        built.addr.port()
+    );
+    crate::http::serve(
+        built.listener,
+        built.router,
+        shutdown_signal(),
+        Duration::from_secs(25),
+    )
+    .await
+    .context("serving")?;
+    built.state.app.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let db = Db::connect(settings.database_url.expose())
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("migrating")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// SIGTERM (what Heroku and Docker send) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight (25 s at most)");
+}

@@ -1,0 +1,417 @@
+//! Settings from the environment and an optional TOML file.
+//!
+//! With nothing configured, Shoebox runs on embedded defaults: a SQLite file and an in-process
+//! S3-compatible endpoint under `./data`, one public and one private bucket and two example
+//! kinds. Production sets `DATABASE_URL`, `PORT` and the standard AWS variables, and describes
+//! its buckets and kinds in the file named by `SHOEBOX_CONFIG`. Secrets are read from the
+//! environment only (the file names the variables, never the values), and `Debug` redacts them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::domain::{ConfiguredKind, ImageLimits, Kind, Kinds};
+use crate::imaging::ImageType;
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the web server listens: `0.0.0.0:$PORT` (Heroku routes to it), default port 3000.
+    pub listen: SocketAddr,
+    /// The address people use to reach the app, when it differs from what the request says
+    /// (behind a proxy). Used for the upload redirect and to decide on `Secure` cookies.
+    pub public_url: Option<url::Url>,
+    pub database_url: Secret,
+    pub storage: StorageSettings,
+    pub buckets: Vec<BucketSettings>,
+    pub kinds: Vec<KindSettings>,
+    pub limits: Limits,
+}
+
+/// Where objects live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSettings {
+    /// The in-process S3-compatible endpoint, storing objects under `root`.
+    Embedded { root: PathBuf, listen: SocketAddr },
+    /// Real S3 or another S3-compatible service, described by each bucket.
+    External,
+}
+
+/// One configured bucket.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    /// The name kinds refer to (`public`).
+    pub name: String,
+    /// The S3 bucket's own name.
+    pub bucket: String,
+    pub access: BucketAccess,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// An S3-compatible endpoint; path-style addressing is used with it. Unset means AWS.
+    pub endpoint: Option<String>,
+    /// A CDN in front of a public bucket: `<img src>` points here instead of at S3.
+    pub cdn_base_url: Option<String>,
+    /// Names of the environment variables holding this bucket's keys, when they are not the
+    /// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` chain.
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+}
+
+/// Who may read a bucket's served objects without asking Shoebox.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketAccess {
+    Public,
+    Private,
+}
+
+/// One configured kind, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSettings {
+    pub name: String,
+    pub label: Option<String>,
+    pub bucket: String,
+    #[serde(default = "default_types")]
+    pub types: Vec<String>,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    #[serde(default = "default_max_side")]
+    pub max_width: u32,
+    #[serde(default = "default_max_side")]
+    pub max_height: u32,
+}
+
+/// Abuse and lifetime limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Upload forms one user may be issued per minute.
+    pub forms_per_minute: u32,
+    /// How long a form the page's JavaScript asks for just before it uploads stays valid.
+    pub api_form_ttl: Duration,
+    /// How long the form rendered into the page (for browsers without JavaScript) stays valid.
+    pub page_form_ttl: Duration,
+    pub session_ttl: Duration,
+    /// How many password hashes and image jobs may run at once on the blocking pool.
+    pub blocking_permits: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            forms_per_minute: 30,
+            api_form_ttl: Duration::from_secs(10 * 60),
+            page_form_ttl: Duration::from_secs(60 * 60),
+            session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            blocking_permits: 2,
+        }
+    }
+}
+
+/// A string that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    buckets: Vec<BucketSettings>,
+    #[serde(default)]
+    kinds: Vec<KindSettings>,
+    forms_per_minute: Option<u32>,
+}
+
+fn default_region() -> String {
+    std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())
+}
+fn default_types() -> Vec<String> {
+    ["image/jpeg", "image/png", "image/webp", "image/gif"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_max_bytes() -> u64 {
+    15 * 1024 * 1024
+}
+fn default_max_pixels() -> u64 {
+    50_000_000
+}
+fn default_max_side() -> u32 {
+    12_000
+}
+
+impl Settings {
+    /// Read settings from the process environment (and the file it names).
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read settings through `env`, so tests can supply their own environment.
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let port: u16 = match env("PORT") {
+            Some(p) => p
+                .parse()
+                .with_context(|| format!("PORT must be a port number, not {p:?}"))?,
+            None => 3000,
+        };
+        let data_dir = PathBuf::from(env("SHOEBOX_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let file = match env("SHOEBOX_CONFIG") {
+            Some(path) => read_file_config(Path::new(&path))?,
+            None => FileConfig::default(),
+        };
+        let database_url = match env("DATABASE_URL") {
+            Some(url) => url,
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("shoebox.db").display()
+            ),
+        };
+        let public_url = env("SHOEBOX_PUBLIC_URL")
+            .map(|u| {
+                url::Url::parse(&u)
+                    .with_context(|| format!("SHOEBOX_PUBLIC_URL is not a URL: {u:?}"))
+            })
+            .transpose()?;
+
+        let (storage, buckets, kinds) = if file.buckets.is_empty() {
+            let listen = env("SHOEBOX_EMBEDDED_S3_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
+            let storage = StorageSettings::Embedded {
+                root: data_dir.join("s3"),
+                listen: listen
+                    .parse()
+                    .with_context(|| format!("SHOEBOX_EMBEDDED_S3_ADDR: {listen:?}"))?,
+            };
+            let kinds = if file.kinds.is_empty() {
+                example_kinds()
+            } else {
+                file.kinds
+            };
+            (storage, embedded_buckets(), kinds)
+        } else {
+            (StorageSettings::External, file.buckets, file.kinds)
+        };
+        let mut limits = Limits::default();
+        if let Some(n) = file.forms_per_minute {
+            limits.forms_per_minute = n;
+        }
+        let settings = Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], port)),
+            public_url,
+            database_url: Secret::new(database_url),
+            storage,
+            buckets,
+            kinds,
+            limits,
+        };
+        settings.build_kinds()?;
+        Ok(settings)
+    }
+
+    /// The kinds, checked against the buckets: every kind names a configured bucket and only
+    /// image types Shoebox can verify.
+    pub fn build_kinds(&self) -> anyhow::Result<Kinds> {
+        let mut kinds: Vec<Arc<dyn Kind>> = Vec::new();
+        for k in &self.kinds {
+            if !self.buckets.iter().any(|b| b.name == k.bucket) {
+                bail!(
+                    "kind {:?} names bucket {:?}, which is not configured",
+                    k.name,
+                    k.bucket
+                );
+            }
+            if k.name.is_empty()
+                || !k
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                bail!(
+                    "kind name {:?} must be lowercase letters, digits and '_'",
+                    k.name
+                );
+            }
+            let accepts = k
+                .types
+                .iter()
+                .map(|t| match ImageType::from_mime(t) {
+                    Some(ty @ (ImageType::Jpeg | ImageType::Png | ImageType::Webp | ImageType::Gif)) => Ok(ty),
+                    _ => Err(anyhow::anyhow!("kind {:?}: type {t:?} is not one Shoebox can verify (JPEG, PNG, WebP, GIF)", k.name)),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if k.max_bytes == 0 {
+                bail!("kind {:?}: max_bytes must be at least 1", k.name);
+            }
+            kinds.push(Arc::new(ConfiguredKind {
+                name: k.name.clone(),
+                label: k.label.clone().unwrap_or_else(|| k.name.replace('_', " ")),
+                bucket: k.bucket.clone(),
+                accepts,
+                max_bytes: k.max_bytes,
+                limits: ImageLimits {
+                    max_width: k.max_width,
+                    max_height: k.max_height,
+                    max_pixels: k.max_pixels,
+                },
+            }));
+        }
+        Ok(Kinds::new(kinds))
+    }
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
+}
+
+/// The embedded endpoint's two buckets.
+pub fn embedded_buckets() -> Vec<BucketSettings> {
+    let bucket = |name: &str, access| BucketSettings {
+        name: name.into(),
+        bucket: format!("shoebox-{name}"),
+        access,
+        region: "us-east-1".into(),
+        endpoint: None,
+        cdn_base_url: None,
+        access_key_id_env: None,
+        secret_access_key_env: None,
+    };
+    vec![
+        bucket("public", BucketAccess::Public),
+        bucket("private", BucketAccess::Private),
+    ]
+}
+
+/// Example kinds for a fresh checkout: a public avatar and a private identity document.
+pub fn example_kinds() -> Vec<KindSettings> {
+    let kind = |name: &str, label: &str, bucket: &str, max_bytes| KindSettings {
+        name: name.into(),
+        label: Some(label.into()),
+        bucket: bucket.into(),
+        types: default_types(),
+        max_bytes,
+        max_pixels: default_max_pixels(),
+        max_width: default_max_side(),
+        max_height: default_max_side(),
+    };
+    vec![
+        kind("avatar", "Profile photo", "public", 10 * 1024 * 1024),
+        kind(
+            "id_document",
+            "Identity document",
+            "private",
+            15 * 1024 * 1024,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_configured_means_embedded_defaults_on_port_3000() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!(s.listen.port(), 3000);
+        assert!(s.listen.ip().is_unspecified());
+        assert!(matches!(s.storage, StorageSettings::Embedded { .. }));
+        assert!(s.database_url.expose().starts_with("sqlite://"));
+        assert_eq!(s.buckets.len(), 2);
+        assert!(s.build_kinds().expect("kinds").get("avatar").is_some());
+    }
+
+    #[test]
+    fn port_and_database_come_from_the_environment_and_stay_out_of_debug() {
+        let s = settings(&[
+            ("PORT", "8123"),
+            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+        ])
+        .expect("env");
+        assert_eq!(s.listen.port(), 8123);
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_port_is_a_clear_error() {
+        let err = settings(&[("PORT", "eighty")]).expect_err("must fail");
+        assert!(err.to_string().contains("PORT"));
+    }
+
+    #[test]
+    fn a_config_file_describes_external_buckets_and_kinds() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("shoebox.toml");
+        std::fs::write(
+            &path,
+            r#"
+            forms_per_minute = 5
+            [[buckets]]
+            name = "ids"
+            bucket = "acme-ids"
+            access = "private"
+            region = "eu-west-1"
+            [[kinds]]
+            name = "passport"
+            bucket = "ids"
+            types = ["image/jpeg"]
+            max_bytes = 1000
+            "#,
+        )
+        .expect("write");
+        let s = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))]).expect("file");
+        assert_eq!(s.storage, StorageSettings::External);
+        assert_eq!(s.limits.forms_per_minute, 5);
+        let kinds = s.build_kinds().expect("kinds");
+        let passport = kinds.get("passport").expect("kind");
+        assert_eq!(passport.accepts(), &[ImageType::Jpeg]);
+        assert_eq!(passport.max_bytes(), 1000);
+    }
+
+    #[test]
+    fn a_kind_naming_an_unknown_bucket_or_type_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[[kinds]]\nname = \"x\"\nbucket = \"nope\"\n").expect("write");
+        let err = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))])
+            .expect_err("unknown bucket");
+        assert!(err.to_string().contains("nope"), "{err}");
+        std::fs::write(
+            &path,
+            "[[kinds]]\nname = \"x\"\nbucket = \"public\"\ntypes = [\"image/svg+xml\"]\n",
+        )
+        .expect("write");
+        let err = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))]).expect_err("svg");
+        assert!(err.to_string().contains("svg"), "{err}");
+    }
+}

@@ -1,0 +1,178 @@
+//! The database: pool, migrations and one file of short queries per table.
+//!
+//! Postgres in production, SQLite as the embedded default. Both go through sqlx's `Any`
+//! driver with the same SQL (numbered `$n` parameters work on both), times as bigint
+//! milliseconds and ids as text, so every query is exercised by the tests on both backends.
+
+pub mod photos;
+pub mod sessions;
+pub mod users;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions as _};
+
+/// Errors from the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("that email address already has an account")]
+    EmailTaken,
+    #[error("a row could not be read: {0}")]
+    Corrupt(String),
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A cheap-to-clone handle on the pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connect to `url` (`postgres://…` or `sqlite://…`). A Postgres URL for a host other than
+    /// this machine that does not say `sslmode` gets `sslmode=require`: Heroku Postgres refuses
+    /// plaintext and its `DATABASE_URL` does not ask for TLS itself.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(DbError::Sqlx(sqlx::Error::Configuration(
+                "DATABASE_URL must start with postgres:// or sqlite://".into(),
+            )));
+        };
+        let url = match backend {
+            Backend::Postgres => with_tls_default(url),
+            Backend::Sqlite => {
+                create_sqlite_parent_dir(url);
+                url.to_owned()
+            }
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            // Small on purpose: entry Heroku Postgres plans allow 20 connections for all dynos.
+            .max_connections(match backend {
+                Backend::Postgres => 8,
+                Backend::Sqlite => 4,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers carry on while the single writer writes; the busy timeout makes
+            // a second writer wait instead of failing with "database is locked".
+            sqlx::query("pragma journal_mode = wal")
+                .execute(&pool)
+                .await?;
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Apply the migrations for this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self.backend {
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// One round trip, for `/healthz`.
+    pub async fn health_check(&self) -> Result<(), DbError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn with_tls_default(url: &str) -> String {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let local = matches!(
+        parsed.host_str(),
+        None | Some("" | "localhost" | "127.0.0.1" | "[::1]" | "::1")
+    );
+    if local || parsed.query_pairs().any(|(k, _)| k == "sslmode") {
+        return url.to_owned();
+    }
+    let mut parsed = parsed;
+    parsed.query_pairs_mut().append_pair("sslmode", "require");
+    parsed.to_string()
+}
+
+fn create_sqlite_parent_dir(url: &str) {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or("");
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        // Best effort: if this fails, connecting reports the real problem.
+        let _ = std::fs::create_dir_all(parent);
+    }
+}
+
+/// Read a column, turning a missing or mistyped one into [`DbError::Corrupt`].
+pub(crate) fn col<'r, T>(row: &'r sqlx::any::AnyRow, name: &str) -> Result<T, DbError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row as _;
+    row.try_get(name)
+        .map_err(|e| DbError::Corrupt(format!("{name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_postgres_defaults_to_tls_but_local_and_explicit_urls_are_kept() {
+        assert_eq!(
+            with_tls_default("postgres://u:p@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d"),
+            "postgres://u:p@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d?sslmode=require"
+        );
+        assert_eq!(
+            with_tls_default("postgres://u@127.0.0.1/d"),
+            "postgres://u@127.0.0.1/d"
+        );
+        assert_eq!(
+            with_tls_default("postgres://u@db/d?sslmode=disable"),
+            "postgres://u@db/d?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! Validated types and lifecycle rules. Pure: no I/O, no framework types.
+
+pub mod ids;
+pub mod kind;
+pub mod photo;
+pub mod user;
+
+pub use ids::{PhotoId, UserId, random_token};
+pub use kind::{ConfiguredKind, ImageLimits, Kind, Kinds};
+pub use photo::{Photo, PhotoState};
+pub use user::{Email, Password};
+
+/// Milliseconds since the Unix epoch: how every time is stored, so that the same SQL works on
+/// Postgres and SQLite without timestamp types that differ between the two.
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_millis() -> Millis {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Turn [`Millis`] back into a time for display and signing.
+pub fn from_millis(ms: Millis) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A time as people read it in a page: `2026-11-28 10:05 UTC`.
+pub fn display_time(ms: Millis) -> String {
+    from_millis(ms)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
+}

@@ -1,0 +1,157 @@
+//! A photo's row and its lifecycle.
+//!
+//! ```text
+//! signed ──upload done + verified──▶ ready ──attached──▶ in use ──released──▶ deleted
+//!    └── never completed / refused ──────┴── never attached ─────────────────────▲
+//! ```
+//! Every move is a conditional update in the database (`… where state = 'signed'`), so two
+//! requests or two machines racing on one photo cannot both win.
+
+use serde::Serialize;
+
+use super::{Millis, PhotoId, UserId};
+use crate::imaging::ImageType;
+
+/// Where a photo is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhotoState {
+    /// A form was issued; nothing verified is in the bucket yet.
+    Signed,
+    /// Uploaded and checked for real; waiting for the application to attach it.
+    Ready,
+    /// Attached by the application: the reason it exists.
+    InUse,
+    /// Objects gone; the row stays as a tombstone with when and why.
+    Deleted,
+}
+
+impl PhotoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signed => "signed",
+            Self::Ready => "ready",
+            Self::InUse => "in_use",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "signed" => Self::Signed,
+            "ready" => Self::Ready,
+            "in_use" => Self::InUse,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the `photos` table.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    pub id: PhotoId,
+    pub kind: String,
+    /// The configured bucket name (not the S3 bucket name).
+    pub bucket: String,
+    pub uploader: UserId,
+    pub state: PhotoState,
+    /// Where the browser uploads to: a prefix nobody can read anonymously, in every bucket.
+    pub incoming_key: String,
+    /// Where the verified photo is served from; set when it becomes ready.
+    pub object_key: Option<String>,
+    /// The type the client declared when it asked for the form (`None` for a form rendered into
+    /// the page, whose file is chosen after the form is made).
+    pub declared_type: Option<ImageType>,
+    /// The type the bytes really are, sniffed when the upload was verified.
+    pub image_type: Option<ImageType>,
+    pub max_bytes: i64,
+    pub byte_size: Option<i64>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub filename: Option<String>,
+    pub form_expires_at: Millis,
+    pub created_at: Millis,
+    pub verified_at: Option<Millis>,
+    pub attached_at: Option<Millis>,
+    pub keep_until: Option<Millis>,
+    pub deleted_at: Option<Millis>,
+    pub deleted_reason: Option<String>,
+}
+
+/// The key a form uploads to. The `incoming/` prefix is never readable anonymously, even in a
+/// public bucket, so nothing is served before it is verified.
+pub fn incoming_key(token: &str) -> String {
+    format!("incoming/{token}")
+}
+
+/// The key a verified original is served from. The prefix is the only one a public bucket lets
+/// anonymous readers see; the token keeps private keys unguessable too.
+pub fn served_key(token: &str, image_type: ImageType) -> String {
+    format!(
+        "{}{token}/original.{}",
+        SERVED_PREFIX,
+        image_type.extension()
+    )
+}
+
+/// The one prefix a public bucket serves anonymously.
+pub const SERVED_PREFIX: &str = "photos/";
+
+/// A display name for a file, safe to put in a header or a page: the last path segment, only
+/// printable ASCII letters, digits and `._-`, at most 100 characters.
+pub fn safe_filename(raw: &str) -> Option<String> {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_owned();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_unknown_text_is_refused() {
+        for s in [
+            PhotoState::Signed,
+            PhotoState::Ready,
+            PhotoState::InUse,
+            PhotoState::Deleted,
+        ] {
+            assert_eq!(PhotoState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(PhotoState::parse("uploaded"), None);
+    }
+
+    #[test]
+    fn keys_live_under_their_prefixes() {
+        assert_eq!(incoming_key("abc"), "incoming/abc");
+        assert_eq!(served_key("abc", ImageType::Png), "photos/abc/original.png");
+    }
+
+    #[test]
+    fn filenames_are_reduced_to_a_safe_last_segment() {
+        assert_eq!(
+            safe_filename("C:\\Users\\ann\\IMG 1.JPG").as_deref(),
+            Some("IMG_1.JPG")
+        );
+        assert_eq!(safe_filename("../../etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(
+            safe_filename("a\"b\r\nc.jpg").as_deref(),
+            Some("a_b__c.jpg")
+        );
+        assert_eq!(safe_filename("..."), None);
+        assert_eq!(safe_filename(&"x".repeat(500)).map(|s| s.len()), Some(100));
+    }
+}

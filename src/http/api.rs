@@ -1,0 +1,174 @@
+//! The JSON API used by the upload page's script and by other clients.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use super::AppState;
+use super::auth::MaybeUser;
+use super::error::{ApiError, AppError};
+use super::pages::parse_photo_id;
+use crate::app::Shoebox;
+use crate::domain::{Photo, from_millis};
+use crate::uploads::{self, FormStyle, SignRequest};
+use crate::viewing;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/uploads", post(create_upload))
+        .route("/api/uploads/{id}/complete", post(complete_upload))
+        .route("/api/photos/{id}/attach", post(attach_photo))
+        .route("/api/photos/{id}", get(get_photo))
+}
+
+/// Turn a body that is not the JSON we expect into a 400 with our error shape.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
+    body.map(|Json(v)| v).map_err(|e| {
+        AppError::BadInput(format!(
+            "The request body is not valid JSON for this call: {}",
+            e.body_text()
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUpload {
+    kind: String,
+    #[serde(default)]
+    filename: Option<String>,
+    content_type: String,
+    size: u64,
+}
+
+async fn create_upload(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    headers: HeaderMap,
+    body: Result<Json<CreateUpload>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let user = user.require()?;
+    user.check_csrf_header(&headers)?;
+    let body = json_body(body)?;
+    let signed = uploads::sign(
+        &state.app,
+        user.id,
+        SignRequest {
+            kind: body.kind,
+            filename: body.filename,
+            content_type: Some(body.content_type),
+            size: Some(body.size),
+        },
+        FormStyle::Script,
+    )
+    .await?;
+    let fields: Map<String, Value> = signed
+        .form
+        .fields
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let body = json!({
+        "photo_id": signed.photo_id,
+        "upload": { "url": signed.form.url, "fields": fields },
+        "expires_at": signed.form.expires_at.format(&Rfc3339).unwrap_or_default(),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn complete_upload(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let user = user.require()?;
+    user.check_csrf_header(&headers)?;
+    let photo = uploads::complete(&state.app, user.id, parse_photo_id(&id)?).await?;
+    Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Attach {
+    #[serde(default)]
+    keep_until: Option<String>,
+}
+
+async fn attach_photo(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<Attach>>,
+) -> Result<Response, ApiError> {
+    let user = user.require()?;
+    user.check_csrf_header(&headers)?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let keep_until = body
+        .keep_until
+        .map(|t| {
+            time::OffsetDateTime::parse(&t, &Rfc3339)
+                .map(|d| i64::try_from(d.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+                .map_err(|_| {
+                    AppError::BadInput(format!(
+                        "keep_until must be a time like 2027-01-31T12:00:00Z, not {t:?}."
+                    ))
+                })
+        })
+        .transpose()?;
+    let photo = uploads::attach(&state.app, user.id, parse_photo_id(&id)?, keep_until).await?;
+    Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
+}
+
+async fn get_photo(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let viewer = user.0.map(|u| u.id);
+    let (photo, _kind, _loc) = viewing::viewable(&state.app, viewer, parse_photo_id(&id)?).await?;
+    Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
+}
+
+/// A photo as the API shows it.
+#[derive(Serialize)]
+struct PhotoJson {
+    id: String,
+    kind: String,
+    state: &'static str,
+    #[serde(rename = "type")]
+    image_type: Option<&'static str>,
+    width: Option<i64>,
+    height: Option<i64>,
+    byte_size: Option<i64>,
+    created_at: String,
+    keep_until: Option<String>,
+    urls: Map<String, Value>,
+}
+
+fn photo_json(app: &Shoebox, p: &Photo) -> PhotoJson {
+    let rfc = |ms: i64| from_millis(ms).format(&Rfc3339).unwrap_or_default();
+    let mut urls = Map::new();
+    if let Some(src) = viewing::original_src(app, p) {
+        urls.insert("original".into(), Value::String(src));
+    }
+    PhotoJson {
+        id: p.id.to_string(),
+        kind: p.kind.clone(),
+        state: p.state.as_str(),
+        image_type: p.image_type.map(|t| t.mime()),
+        width: p.width,
+        height: p.height,
+        byte_size: p.byte_size,
+        created_at: rfc(p.created_at),
+        keep_until: p.keep_until.map(rfc),
+        urls,
+    }
+}

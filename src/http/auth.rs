@@ -1,0 +1,118 @@
+//! Who is asking: the session cookie, the signed-in user, and CSRF checks.
+//!
+//! Signed-in requests carry the session's CSRF token, in the `csrf` form field or the
+//! `X-CSRF-Token` header. The login and sign-up forms, which have no session yet, use a
+//! double-submit cookie. Cookies are `HttpOnly`, `SameSite=Lax`, and `Secure` over HTTPS.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use subtle_eq::constant_time_eq;
+
+use super::AppState;
+use super::error::{ApiError, AppError};
+use crate::accounts;
+use crate::domain::UserId;
+
+pub const SESSION_COOKIE: &str = "shoebox_session";
+pub const FORM_CSRF_COOKIE: &str = "shoebox_form_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The signed-in user, if any.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+/// A signed-in user and their session's CSRF token.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: UserId,
+    pub email: String,
+    pub csrf: String,
+    pub session_token: String,
+}
+
+impl MaybeUser {
+    pub fn require(self) -> Result<CurrentUser, AppError> {
+        self.0.ok_or(AppError::Unauthenticated)
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+            return Ok(Self(None));
+        };
+        // Tokens are 32 hex characters; anything else cannot match and is not worth a query.
+        if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Self(None));
+        }
+        let session = accounts::session(&state.app, &token).await?;
+        Ok(Self(session.map(|s| CurrentUser {
+            id: s.user_id,
+            email: s.email,
+            csrf: s.csrf_token,
+            session_token: token,
+        })))
+    }
+}
+
+impl CurrentUser {
+    /// Check the token a form or script sent against this session's.
+    pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), AppError> {
+        match sent {
+            Some(s) if constant_time_eq(s.as_bytes(), self.csrf.as_bytes()) => Ok(()),
+            _ => Err(AppError::Csrf),
+        }
+    }
+
+    /// Check the `X-CSRF-Token` header of an API call.
+    pub fn check_csrf_header(&self, headers: &HeaderMap) -> Result<(), AppError> {
+        self.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()))
+    }
+}
+
+/// The double-submit check for forms shown before anyone is signed in.
+pub fn check_form_csrf(jar: &CookieJar, sent: &str) -> Result<(), AppError> {
+    match jar.get(FORM_CSRF_COOKIE) {
+        Some(c) if !sent.is_empty() && constant_time_eq(c.value().as_bytes(), sent.as_bytes()) => {
+            Ok(())
+        }
+        _ => Err(AppError::Csrf),
+    }
+}
+
+/// A cookie with the attributes every Shoebox cookie has.
+pub fn cookie(
+    name: &'static str,
+    value: String,
+    secure: bool,
+    max_age_secs: Option<i64>,
+) -> Cookie<'static> {
+    let mut c = Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build();
+    if let Some(secs) = max_age_secs {
+        c.set_max_age(time::Duration::seconds(secs));
+    }
+    c
+}
+
+/// Comparison whose time does not depend on where the inputs differ.
+mod subtle_eq {
+    pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}

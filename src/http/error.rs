@@ -1,0 +1,208 @@
+//! The one place where errors become HTTP answers.
+//!
+//! Handlers return [`ApiError`] (JSON `{error, message}`) or [`PageError`] (a readable page);
+//! both wrap the same [`AppError`], whose status and code are chosen in [`classify`] only.
+//! A 5xx is logged once with its cause chain and shown as a generic sentence with the request
+//! id, never with internals.
+
+use askama::Template as _;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::json;
+
+use crate::accounts::AccountError;
+use crate::db::DbError;
+use crate::storage::StorageError;
+use crate::uploads::UploadError;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware around every handler.
+    pub static REQUEST_ID: String;
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Input that could not be parsed; the message says what to fix.
+    #[error("{0}")]
+    BadInput(String),
+    #[error("Log in to continue.")]
+    Unauthenticated,
+    #[error(
+        "This request did not come from a Shoebox page (missing or wrong CSRF token). Reload the page and try again."
+    )]
+    Csrf,
+    #[error("You may not see this photo.")]
+    Forbidden,
+    #[error("There is no such page or photo.")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Status, stable code and the sentence shown to people (`None` for a 5xx: internals stay out).
+pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
+    use StatusCode as S;
+    let shown = Some(e.to_string());
+    match e {
+        AppError::Upload(u) => match u {
+            UploadError::UnknownKind(_) => (S::BAD_REQUEST, "unknown_kind", shown),
+            UploadError::UploadNotAllowed => (S::FORBIDDEN, "forbidden", shown),
+            UploadError::MissingType => (S::BAD_REQUEST, "missing_type", shown),
+            UploadError::TypeNotAccepted(_) => {
+                (S::UNSUPPORTED_MEDIA_TYPE, "type_not_accepted", shown)
+            }
+            UploadError::EmptyFile => (S::BAD_REQUEST, "empty_file", shown),
+            UploadError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large", shown),
+            UploadError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", shown),
+            UploadError::NotFound => (S::NOT_FOUND, "not_found", shown),
+            UploadError::NotUploaded => (S::CONFLICT, "not_uploaded", shown),
+            UploadError::Expired => (S::GONE, "form_expired", shown),
+            UploadError::Refused(r) => (refusal_status(r), r.code(), shown),
+            UploadError::Gone(_) => (S::GONE, "upload_refused", shown),
+            UploadError::NotReady => (S::CONFLICT, "not_ready", shown),
+            UploadError::KeepUntilInPast => (S::BAD_REQUEST, "keep_until_in_past", shown),
+            UploadError::Db(_) | UploadError::Storage(_) => {
+                (S::INTERNAL_SERVER_ERROR, "internal", None)
+            }
+        },
+        AppError::Account(a) => match a {
+            AccountError::EmailTaken => (S::CONFLICT, "email_taken", shown),
+            AccountError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials", shown),
+            AccountError::Db(_) | AccountError::Hash(_) => {
+                (S::INTERNAL_SERVER_ERROR, "internal", None)
+            }
+        },
+        AppError::BadInput(_) => (S::BAD_REQUEST, "bad_request", shown),
+        AppError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", shown),
+        AppError::Csrf => (S::FORBIDDEN, "csrf", shown),
+        AppError::Forbidden => (S::FORBIDDEN, "forbidden", shown),
+        AppError::NotFound => (S::NOT_FOUND, "not_found", shown),
+        AppError::Db(_) | AppError::Storage(_) | AppError::Internal(_) => {
+            (S::INTERNAL_SERVER_ERROR, "internal", None)
+        }
+    }
+}
+
+fn refusal_status(r: &crate::uploads::Refusal) -> StatusCode {
+    use crate::uploads::Refusal as R;
+    match r {
+        R::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        R::NotAnImage(_) | R::TypeNotAccepted(_) | R::TypeMismatch { .. } => {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        }
+        R::TooManyPixels { .. } | R::Damaged(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// Log a 5xx once, with its cause chain, and make the sentence people see instead.
+fn internal_message(e: &AppError) -> String {
+    let id = REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".into());
+    let mut chain = format!("{e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(request_id = %id, error = %chain, "request failed");
+    format!(
+        "Something went wrong on our side. Try again in a moment; if it keeps happening, quote request id {id}."
+    )
+}
+
+fn retry_after(e: &AppError) -> Option<u64> {
+    match e {
+        AppError::Upload(UploadError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
+        _ => None,
+    }
+}
+
+/// An error answered as JSON, for the API.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, shown) = classify(&self.0);
+        let message = shown.unwrap_or_else(|| internal_message(&self.0));
+        let mut res = (status, Json(json!({ "error": code, "message": message }))).into_response();
+        finish(&mut res, &self.0);
+        res
+    }
+}
+
+/// An error answered as a page, for browsers. Not being logged in sends people to the login
+/// page instead.
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        if matches!(self.0, AppError::Unauthenticated) {
+            return Redirect::to("/login").into_response();
+        }
+        let (status, _code, shown) = classify(&self.0);
+        let message = shown.unwrap_or_else(|| internal_message(&self.0));
+        let page = crate::http::templates::ErrorPage {
+            user: None,
+            status: status.as_u16(),
+            message,
+        };
+        let body = page
+            .render()
+            .unwrap_or_else(|_| "Something went wrong.".into());
+        let mut res = (status, Html(body)).into_response();
+        finish(&mut res, &self.0);
+        res
+    }
+}
+
+fn finish(res: &mut Response, e: &AppError) {
+    if let Some(secs) = retry_after(e)
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if matches!(e, AppError::Unauthenticated) {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Cookie realm=\"shoebox\""),
+        );
+    }
+}
+
+impl From<crate::viewing::ViewError> for AppError {
+    fn from(e: crate::viewing::ViewError) -> Self {
+        use crate::viewing::ViewError as V;
+        match e {
+            V::NotFound => Self::NotFound,
+            V::Unauthenticated => Self::Unauthenticated,
+            V::Forbidden => Self::Forbidden,
+            V::Db(d) => Self::Db(d),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! HTTP: state, router, middleware and one module per area.
+//!
+//! Handlers parse input into domain types, call one function of the layer below, and turn the
+//! result into a response; statuses are chosen in [`error`] only.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod pages;
+pub mod photos;
+pub mod templates;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::app::Shoebox;
+use crate::domain::random_token;
+use error::REQUEST_ID;
+
+/// What handlers get: the service and the web settings. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub app: Shoebox,
+    pub web: Arc<WebSettings>,
+}
+
+/// Settings that only matter to the web layer.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// The app's own origin when configured (`https://photos.example.com`); otherwise it is
+    /// taken from each request's `Host` and `X-Forwarded-Proto`.
+    pub public_url: Option<url::Url>,
+    /// Origins of the buckets the pages talk to, for the Content-Security-Policy.
+    pub storage_origins: Vec<String>,
+}
+
+impl WebSettings {
+    /// The app's origin as the browser sees it, for redirects S3 sends people back through.
+    pub fn origin(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = &self.public_url {
+            return u.origin().ascii_serialization();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        // Heroku's router terminates TLS and says so in X-Forwarded-Proto.
+        let proto = match headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+        {
+            Some("https") => "https",
+            _ => "http",
+        };
+        format!("{proto}://{host}")
+    }
+
+    /// Whether cookies must be `Secure`: whenever the app is reached over HTTPS.
+    pub fn secure_cookies(&self, headers: &HeaderMap) -> bool {
+        self.origin(headers).starts_with("https://")
+    }
+
+    fn content_security_policy(&self) -> String {
+        let s3 = self.storage_origins.join(" ");
+        format!(
+            "default-src 'self'; img-src 'self' blob: data: {s3}; connect-src 'self' {s3}; form-action 'self' {s3}; \
+             script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+        )
+    }
+}
+
+/// The whole application: every area's routes, merged, with the shared layers.
+pub fn router(state: AppState) -> Router {
+    let csp = HeaderValue::from_str(&state.web.content_security_policy())
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+    Router::new()
+        .merge(pages::router())
+        .merge(accounts::router())
+        .merge(api::router())
+        .merge(photos::router())
+        .merge(health::router())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_cross_site_writes,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        // Below Heroku's 30 s router limit, so the app, not the router, decides what a slow
+        // request gets.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(25),
+        ))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Give every request an id, log it with the outcome, and make it available to error pages.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = random_token()[..16].to_owned();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let status = res.status();
+    tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), ms = started.elapsed().as_millis(), "request");
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
+    }
+    res
+}
+
+/// Refuse state-changing requests that a browser says came from another site. CSRF tokens are
+/// the real defence; this catches anything that forgets one.
+async fn refuse_cross_site_writes(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method {
+        let headers = req.headers();
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v == "cross-site");
+        let foreign_origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| o != "null" && o != state.web.origin(headers));
+        if cross_site || foreign_origin {
+            return (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Serve until `shutdown` resolves, then drain in-flight requests for at most `drain`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    tokio::select! {
+        r = server.into_future() => r,
+        () = async {
+            // Only start the drain clock once shutdown has begun.
+            if rx.await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(seconds = drain.as_secs(), "requests still running after the drain period; stopping anyway");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Serving a photo: public ones by redirect to S3 or the CDN, private ones streamed through
+//! this process after the kind's authorization check. Never buffered whole.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tokio_util::io::ReaderStream;
+
+use super::AppState;
+use super::auth::MaybeUser;
+use super::error::{AppError, PageError};
+use super::pages::parse_photo_id;
+use crate::storage::StorageError;
+use crate::viewing::{self, Location};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/photos/{id}/{variant}", get(serve_variant))
+}
+
+async fn serve_variant(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    Path((id, variant)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let id = parse_photo_id(&id)?;
+    // Only the original exists until variants land; anything else is a missing page.
+    if variant != "original" {
+        return Err(AppError::NotFound.into());
+    }
+    let (photo, _kind, location) = viewing::viewable(&state.app, user.0.map(|u| u.id), id).await?;
+    let (bucket, key) = match location {
+        Location::Public(url) => return Ok(Redirect::to(&url).into_response()),
+        Location::Private { bucket, key } => (bucket, key),
+    };
+    let bucket = state.app.storage.bucket(&bucket)?;
+    let (info, stream) = match bucket.get_stream(&key).await {
+        Ok(v) => v,
+        Err(StorageError::NotFound) => return Err(AppError::NotFound.into()),
+        Err(e) => return Err(e.into()),
+    };
+    // The type comes from what verification sniffed, never from what S3 or the uploader says.
+    let mime = photo
+        .image_type
+        .map_or("application/octet-stream", |t| t.mime());
+    let ext = photo.image_type.map_or("bin", |t| t.extension());
+    let body = Body::from_stream(ReaderStream::new(stream.into_async_read()));
+    let mut res = (StatusCode::OK, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    if let Ok(v) = HeaderValue::from_str(&info.size.to_string()) {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"photo.{ext}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    // Even if a browser were talked into rendering these bytes as a document, it could run
+    // nothing and reach nothing.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    Ok(res)
+}

@@ -1,0 +1,143 @@
+//! The embedded S3-compatible endpoint: s3s with its file-system backend, in this process.
+//!
+//! This is what `cargo run` and the tests use instead of AWS. It is not a mock: s3s verifies
+//! SigV4 signatures and enforces every POST-policy condition, so a forged or oversized form is
+//! refused here as it would be by S3. Its access rule stands in for a bucket policy: anonymous
+//! GET and HEAD are allowed only under the served prefix of public buckets; everything else
+//! needs a signature.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use http::{HeaderValue, Method, StatusCode};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::SimpleAuth;
+use s3s::config::{S3Config, StaticConfigProvider};
+use s3s::path::S3Path;
+use s3s::service::S3ServiceBuilder;
+use s3s::{S3Result, s3_error};
+use tokio::task::JoinHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::SigningCredentials;
+use crate::config::{BucketAccess, BucketSettings};
+use crate::domain::photo::SERVED_PREFIX;
+use crate::domain::random_token;
+
+/// A running embedded endpoint. Dropping it stops the server.
+#[derive(Debug)]
+pub struct EmbeddedS3 {
+    /// `http://127.0.0.1:PORT`: the endpoint URL for clients and browsers.
+    pub endpoint: String,
+    pub credentials: SigningCredentials,
+    task: JoinHandle<()>,
+}
+
+impl Drop for EmbeddedS3 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Signed requests pass; anonymous reads pass only for served objects of public buckets.
+struct PublicRead {
+    public_buckets: HashSet<String>,
+}
+
+#[async_trait::async_trait]
+impl S3Access for PublicRead {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_some() {
+            return Ok(());
+        }
+        if matches!(cx.s3_op().name(), "GetObject" | "HeadObject")
+            && let S3Path::Object { bucket, key } = cx.s3_path()
+            && self.public_buckets.contains(bucket.as_ref())
+            && key.starts_with(SERVED_PREFIX)
+        {
+            return Ok(());
+        }
+        Err(s3_error!(AccessDenied, "Access Denied"))
+    }
+}
+
+/// Start the endpoint on `listen` (port 0 picks a free one), storing objects under `root`, with
+/// a directory per bucket and fresh random credentials. `cors_origins` are the app origins
+/// whose pages may POST forms and read responses.
+pub async fn start(
+    root: &Path,
+    listen: SocketAddr,
+    buckets: &[BucketSettings],
+    cors_origins: &[String],
+) -> anyhow::Result<EmbeddedS3> {
+    for b in buckets {
+        std::fs::create_dir_all(root.join(&b.bucket)).with_context(|| {
+            format!(
+                "creating the embedded bucket folder under {}",
+                root.display()
+            )
+        })?;
+    }
+    let credentials = SigningCredentials {
+        access_key_id: format!("SHOEBOX{}", &random_token()[..13]).to_uppercase(),
+        secret_access_key: random_token(),
+        session_token: None,
+    };
+    let fs = s3s_fs::FileSystem::new(root)
+        .map_err(|e| anyhow::anyhow!("opening the embedded S3 folder {}: {e:?}", root.display()))?;
+    let mut builder = S3ServiceBuilder::new(fs);
+    builder.set_auth(SimpleAuth::from_single(
+        credentials.access_key_id.clone(),
+        credentials.secret_access_key.clone(),
+    ));
+    builder.set_access(PublicRead {
+        public_buckets: buckets
+            .iter()
+            .filter(|b| b.access == BucketAccess::Public)
+            .map(|b| b.bucket.clone())
+            .collect(),
+    });
+    let mut config = S3Config::default();
+    // The form rendered into a page lives an hour; s3s otherwise refuses a POST whose
+    // x-amz-date is more than 15 minutes old. Expiry is still enforced by the policy.
+    config.presigned_url_max_skew_time_secs = 2 * 60 * 60;
+    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
+    let s3 = builder.build();
+
+    let origins: Vec<HeaderValue> = cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::HEAD, Method::POST])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([http::header::ETAG, http::header::LOCATION]);
+    let app = Router::new()
+        .fallback_service(axum::error_handling::HandleError::new(
+            s3,
+            |e: s3s::HttpError| async move {
+                tracing::error!(error = ?e, "embedded S3 failed a request");
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+        ))
+        .layer(cors);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the embedded S3 endpoint to {listen}"))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "embedded S3 endpoint stopped");
+        }
+    });
+    Ok(EmbeddedS3 {
+        endpoint: format!("http://{addr}"),
+        credentials,
+        task,
+    })
+}

@@ -1,0 +1,380 @@
+//! Buckets: the S3 client wrapper, the presigned POST signer and the embedded endpoint.
+//!
+//! Everything S3 is reached through [`Bucket`], so the rest of the crate never sees an SDK type
+//! and the same code runs against AWS, another S3-compatible service or the embedded endpoint.
+
+#[cfg(feature = "embedded-s3")]
+pub mod embedded;
+pub mod post_policy;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, ProvideCredentials as _, Region, SharedCredentialsProvider,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::config::{BucketAccess, BucketSettings};
+pub use post_policy::{PostPolicyRequest, SignedPostForm, SigningCredentials, sign_post_policy};
+
+/// Errors from the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no such object")]
+    NotFound,
+    #[error("S3 request failed: {0}")]
+    Service(String),
+    #[error("no credentials to sign with: {0}")]
+    Credentials(String),
+    #[error("bucket {0:?} is not configured")]
+    UnknownBucket(String),
+}
+
+/// What a HEAD request says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// A signed upload form: POST `fields` then the file (field `file`, last) to `url`.
+#[derive(Debug, Clone)]
+pub struct UploadForm {
+    pub url: String,
+    pub fields: Vec<(String, String)>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// How a served object should be labelled when it is promoted.
+#[derive(Debug, Clone)]
+pub struct ServedHeaders {
+    pub content_type: String,
+    pub content_disposition: String,
+    pub cache_control: String,
+}
+
+/// Every configured bucket, by configured name.
+#[derive(Debug, Clone, Default)]
+pub struct Storage {
+    buckets: BTreeMap<String, Bucket>,
+}
+
+impl Storage {
+    /// Build a client per bucket. `override_credentials` replaces every bucket's credentials
+    /// (the embedded endpoint's generated keys).
+    pub async fn new(
+        settings: &[BucketSettings],
+        override_credentials: Option<&SigningCredentials>,
+    ) -> Result<Self, StorageError> {
+        let mut buckets = BTreeMap::new();
+        for s in settings {
+            buckets.insert(s.name.clone(), Bucket::new(s, override_credentials).await?);
+        }
+        Ok(Self { buckets })
+    }
+
+    pub fn bucket(&self, name: &str) -> Result<&Bucket, StorageError> {
+        self.buckets
+            .get(name)
+            .ok_or_else(|| StorageError::UnknownBucket(name.to_owned()))
+    }
+
+    pub fn buckets(&self) -> impl Iterator<Item = &Bucket> {
+        self.buckets.values()
+    }
+}
+
+/// One bucket and the client that reaches it.
+#[derive(Clone)]
+pub struct Bucket {
+    name: String,
+    s3_name: String,
+    access: BucketAccess,
+    region: String,
+    client: aws_sdk_s3::Client,
+    credentials: SharedCredentialsProvider,
+    form_url: String,
+    public_base: Option<String>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client and credentials are left out: their Debug output is long and the
+        // credentials have no business in a log line.
+        f.debug_struct("Bucket")
+            .field("name", &self.name)
+            .field("s3_name", &self.s3_name)
+            .field("access", &self.access)
+            .field("form_url", &self.form_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bucket {
+    async fn new(
+        s: &BucketSettings,
+        override_credentials: Option<&SigningCredentials>,
+    ) -> Result<Self, StorageError> {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(s.region.clone()));
+        if let Some(c) = override_credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.clone(),
+                c.session_token.clone(),
+                None,
+                "shoebox-embedded",
+            ));
+        } else if let (Some(id_var), Some(secret_var)) =
+            (&s.access_key_id_env, &s.secret_access_key_env)
+        {
+            let id = std::env::var(id_var)
+                .map_err(|_| StorageError::Credentials(format!("{id_var} is not set")))?;
+            let secret = std::env::var(secret_var)
+                .map_err(|_| StorageError::Credentials(format!("{secret_var} is not set")))?;
+            loader = loader.credentials_provider(Credentials::new(
+                id,
+                secret,
+                None,
+                None,
+                "shoebox-config",
+            ));
+        }
+        let sdk = loader.load().await;
+        let credentials = sdk.credentials_provider().ok_or_else(|| {
+            StorageError::Credentials("no AWS credentials found in the environment".into())
+        })?;
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk);
+        let endpoint = s
+            .endpoint
+            .as_deref()
+            .map(|e| e.trim_end_matches('/').to_owned());
+        if let Some(ep) = &endpoint {
+            builder = builder.endpoint_url(ep.clone()).force_path_style(true);
+        }
+        let client = aws_sdk_s3::Client::from_conf(builder.build());
+        let (form_url, direct_base) = match &endpoint {
+            Some(ep) => (format!("{ep}/{}", s.bucket), format!("{ep}/{}/", s.bucket)),
+            None => {
+                let host = format!("https://{}.s3.{}.amazonaws.com/", s.bucket, s.region);
+                (host.clone(), host)
+            }
+        };
+        let public_base = match s.access {
+            BucketAccess::Public => Some(match &s.cdn_base_url {
+                Some(cdn) => format!("{}/", cdn.trim_end_matches('/')),
+                None => direct_base,
+            }),
+            BucketAccess::Private => None,
+        };
+        Ok(Self {
+            name: s.name.clone(),
+            s3_name: s.bucket.clone(),
+            access: s.access,
+            region: s.region.clone(),
+            client,
+            credentials,
+            form_url,
+            public_base,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn s3_name(&self) -> &str {
+        &self.s3_name
+    }
+
+    pub fn access(&self) -> BucketAccess {
+        self.access
+    }
+
+    /// The origins a browser talks to for this bucket (form posts and public reads).
+    pub fn origins(&self) -> Vec<String> {
+        [Some(&self.form_url), self.public_base.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .collect()
+    }
+
+    /// The URL anyone can fetch a served object from, for public buckets only.
+    pub fn public_url(&self, key: &str) -> Option<String> {
+        self.public_base.as_ref().map(|base| format!("{base}{key}"))
+    }
+
+    /// Sign an upload form for exactly `key`. The credentials are fetched per form so that
+    /// rotated or temporary credentials are picked up; the SDK caches them.
+    pub async fn sign_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        max_bytes: u64,
+        redirect: Option<&str>,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<UploadForm, StorageError> {
+        let creds = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| StorageError::Credentials(e.to_string()))?;
+        let creds = SigningCredentials {
+            access_key_id: creds.access_key_id().to_owned(),
+            secret_access_key: creds.secret_access_key().to_owned(),
+            session_token: creds.session_token().map(str::to_owned),
+        };
+        let expires_at = now + ttl;
+        let form = sign_post_policy(
+            &PostPolicyRequest {
+                bucket: &self.s3_name,
+                region: &self.region,
+                key,
+                content_type,
+                min_bytes: 1,
+                max_bytes,
+                success_redirect: redirect,
+                now,
+                expires_at,
+            },
+            &creds,
+        );
+        Ok(UploadForm {
+            url: self.form_url.clone(),
+            fields: form.fields,
+            expires_at,
+        })
+    }
+
+    /// HEAD an object; `None` when it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.s3_name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                content_type: out.content_type().map(str::to_owned),
+                etag: out.e_tag().map(str::to_owned),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    /// The first `len` bytes of an object (fewer if it is shorter), by a ranged GET.
+    pub async fn read_prefix(&self, key: &str, len: u64) -> Result<Bytes, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.s3_name)
+            .key(key)
+            .range(format!("bytes=0-{}", len.saturating_sub(1)))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_no_such_key() => StorageError::NotFound,
+                _ => service_error(e),
+            })?;
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Service(e.to_string()))?;
+        Ok(data.into_bytes())
+    }
+
+    /// Stream a whole object.
+    pub async fn get_stream(&self, key: &str) -> Result<(ObjectInfo, ByteStream), StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.s3_name)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_no_such_key() => StorageError::NotFound,
+                _ => service_error(e),
+            })?;
+        let info = ObjectInfo {
+            size: out
+                .content_length()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            content_type: out.content_type().map(str::to_owned),
+            etag: out.e_tag().map(str::to_owned),
+        };
+        Ok((info, out.body))
+    }
+
+    /// Copy `from` to `to` inside this bucket, replacing the stored headers with `headers`:
+    /// what the browser declared is never what gets served.
+    pub async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        headers: &ServedHeaders,
+    ) -> Result<(), StorageError> {
+        self.client
+            .copy_object()
+            .bucket(&self.s3_name)
+            .key(to)
+            .copy_source(format!("{}/{from}", self.s3_name))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type(&headers.content_type)
+            .content_disposition(&headers.content_disposition)
+            .cache_control(&headers.cache_control)
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
+    }
+
+    /// Delete an object. Deleting a missing object succeeds, as in S3.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.s3_name)
+            .key(key)
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
+    }
+
+    /// HEAD the bucket: reachable, exists, and our credentials are accepted.
+    pub async fn health_check(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.s3_name)
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
+    }
+}
+
+fn service_error<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    // DisplayErrorContext prints the whole chain ("service error: NoSuchBucket: …") where
+    // Display alone says only "service error".
+    StorageError::Service(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+}

@@ -1,0 +1,491 @@
+//! The upload lifecycle: sign a form, verify the finished upload, attach the photo.
+//!
+//! Plain async functions over [`Shoebox`]; the HTTP layer only parses input and maps results.
+
+use std::time::Duration;
+
+use crate::app::Shoebox;
+use crate::db::photos::{self, Verified};
+use crate::db::{DbError, photos as photo_rows};
+use crate::domain::photo::{incoming_key, safe_filename, served_key};
+use crate::domain::{
+    Kind, Millis, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token,
+};
+use crate::imaging::{self, ImageType};
+use crate::storage::{ServedHeaders, StorageError, UploadForm};
+
+/// What the client says about the file it is about to upload.
+#[derive(Debug, Clone)]
+pub struct SignRequest {
+    pub kind: String,
+    pub filename: Option<String>,
+    /// The declared type; `None` for a form rendered into a page before a file is chosen.
+    pub content_type: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// Which kind of form to issue.
+#[derive(Debug, Clone)]
+pub enum FormStyle {
+    /// Asked for by the page's JavaScript just before it uploads: short-lived, answers 201.
+    Script,
+    /// Rendered into the page for browsers without JavaScript: lives an hour, and S3 sends the
+    /// browser back to `redirect` (our completion route) when the upload is done.
+    Page { redirect_base: String },
+}
+
+/// A signed form and the photo row behind it.
+#[derive(Debug, Clone)]
+pub struct SignedUpload {
+    pub photo_id: PhotoId,
+    pub form: UploadForm,
+}
+
+/// Why an upload operation failed. Each variant has one HTTP status, chosen in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("There is no kind of photo called {0:?}.")]
+    UnknownKind(String),
+    #[error("You may not upload photos of this kind.")]
+    UploadNotAllowed,
+    #[error("Tell us the file's type (for example image/jpeg) before uploading.")]
+    MissingType,
+    #[error("{0}")]
+    TypeNotAccepted(String),
+    #[error("This file is empty. Choose a photo file.")]
+    EmptyFile,
+    #[error(
+        "This file is {size}; photos of this kind can be at most {max}. Choose a smaller photo."
+    )]
+    TooLarge { size: String, max: String },
+    #[error(
+        "You have asked for too many upload forms in the last minute. Wait a minute and try again."
+    )]
+    RateLimited { retry_after_secs: u64 },
+    #[error("There is no such photo.")]
+    NotFound,
+    #[error("The upload has not arrived yet. Upload the file, then try again.")]
+    NotUploaded,
+    #[error("This upload form expired before a file arrived. Start the upload again.")]
+    Expired,
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("This upload was refused earlier: {0} Start a new upload.")]
+    Gone(String),
+    #[error("This photo has not finished uploading yet.")]
+    NotReady,
+    #[error("The keep-until time must be in the future.")]
+    KeepUntilInPast,
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a finished upload failed verification. The object has been removed and the row
+/// tombstoned with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "This file is {size}; photos of this kind can be at most {max}. Choose a smaller photo."
+    )]
+    TooLarge { size: String, max: String },
+    #[error("{0}")]
+    NotAnImage(String),
+    #[error("{0}")]
+    TypeNotAccepted(String),
+    #[error("The file was sent as {declared} but it is really {actual}. Choose the file again.")]
+    TypeMismatch { declared: String, actual: String },
+    #[error(
+        "This image is {width} × {height} pixels; photos of this kind can be at most {max_width} × {max_height} and {max_megapixels} megapixels. Choose a smaller image."
+    )]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        max_width: u32,
+        max_height: u32,
+        max_megapixels: u64,
+    },
+    #[error("{0}")]
+    Damaged(String),
+}
+
+impl Refusal {
+    /// A stable code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::NotAnImage(_) => "not_an_image",
+            Self::TypeNotAccepted(_) => "type_not_accepted",
+            Self::TypeMismatch { .. } => "type_mismatch",
+            Self::TooManyPixels { .. } => "too_many_pixels",
+            Self::Damaged(_) => "damaged_image",
+        }
+    }
+}
+
+/// Issue an upload form. The photo row is written first, so the database knows about every
+/// object before it can exist.
+pub async fn sign(
+    app: &Shoebox,
+    user: UserId,
+    req: SignRequest,
+    style: FormStyle,
+) -> Result<SignedUpload, UploadError> {
+    let kind = app
+        .kinds
+        .get(&req.kind)
+        .ok_or_else(|| UploadError::UnknownKind(req.kind.clone()))?
+        .clone();
+    if !kind.may_upload(user) {
+        return Err(UploadError::UploadNotAllowed);
+    }
+    let declared = match (&style, &req.content_type) {
+        (_, Some(ct)) => Some(accepted_type(kind.as_ref(), ct)?),
+        (FormStyle::Script, None) => return Err(UploadError::MissingType),
+        (FormStyle::Page { .. }, None) => None,
+    };
+    match req.size {
+        Some(0) => return Err(UploadError::EmptyFile),
+        Some(size) if size > kind.max_bytes() => {
+            return Err(UploadError::TooLarge {
+                size: human_bytes(size),
+                max: human_bytes(kind.max_bytes()),
+            });
+        }
+        _ => {}
+    }
+    let now = now_millis();
+    let recent = photos::count_signed_since(&app.db, user, now - 60_000).await?;
+    if recent >= i64::from(app.limits.forms_per_minute) {
+        return Err(UploadError::RateLimited {
+            retry_after_secs: 60,
+        });
+    }
+    let bucket = app.storage.bucket(kind.bucket())?;
+    let ttl = match style {
+        FormStyle::Script => app.limits.api_form_ttl,
+        FormStyle::Page { .. } => app.limits.page_form_ttl,
+    };
+    let token = random_token();
+    let photo = Photo {
+        id: PhotoId::new(),
+        kind: kind.name().to_owned(),
+        bucket: kind.bucket().to_owned(),
+        uploader: user,
+        state: PhotoState::Signed,
+        incoming_key: incoming_key(&token),
+        object_key: None,
+        declared_type: declared,
+        image_type: None,
+        max_bytes: i64::try_from(kind.max_bytes()).unwrap_or(i64::MAX),
+        byte_size: None,
+        width: None,
+        height: None,
+        filename: req.filename.as_deref().and_then(safe_filename),
+        form_expires_at: now.saturating_add(millis(ttl)),
+        created_at: now,
+        verified_at: None,
+        attached_at: None,
+        keep_until: None,
+        deleted_at: None,
+        deleted_reason: None,
+    };
+    photo_rows::insert_signed(&app.db, &photo).await?;
+    let redirect = match &style {
+        FormStyle::Page { redirect_base } => Some(format!(
+            "{}/uploads/{}/done",
+            redirect_base.trim_end_matches('/'),
+            photo.id
+        )),
+        FormStyle::Script => None,
+    };
+    // Without a declared type the form stores a neutral type; verification sniffs the real one
+    // and the served copy is labelled with that.
+    let content_type = declared.map_or("application/octet-stream", ImageType::mime);
+    let form = bucket
+        .sign_upload(
+            &photo.incoming_key,
+            content_type,
+            kind.max_bytes(),
+            redirect.as_deref(),
+            from_millis(now),
+            ttl,
+        )
+        .await?;
+    Ok(SignedUpload {
+        photo_id: photo.id,
+        form,
+    })
+}
+
+fn accepted_type(kind: &dyn Kind, declared: &str) -> Result<ImageType, UploadError> {
+    match ImageType::from_mime(declared) {
+        Some(t) if kind.accepts().contains(&t) => Ok(t),
+        _ => Err(UploadError::TypeNotAccepted(format!(
+            "{} photos must be {}; this file is {}.",
+            kind.label(),
+            type_list(kind.accepts()),
+            if declared.is_empty() {
+                "of an unknown type".to_owned()
+            } else {
+                declared.to_owned()
+            }
+        ))),
+    }
+}
+
+/// Bytes read to find the image header: enough for every camera JPEG in our test set, whose
+/// EXIF and ICC blocks come before the frame header.
+const HEADER_PREFIX: u64 = 256 * 1024;
+/// A second, larger read for files whose metadata is unusually long.
+const HEADER_PREFIX_MAX: u64 = 2 * 1024 * 1024;
+
+/// Verify a finished upload and promote it to the key it is served from.
+///
+/// Completing a photo that is already verified answers with it again (a retried request must
+/// not fail); completing before the file arrived leaves the form usable.
+pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo, UploadError> {
+    let photo = owned_photo(app, user, id).await?;
+    match photo.state {
+        PhotoState::Ready | PhotoState::InUse => return Ok(photo),
+        PhotoState::Deleted => {
+            return Err(UploadError::Gone(photo.deleted_reason.unwrap_or_default()));
+        }
+        PhotoState::Signed => {}
+    }
+    let kind = app
+        .kinds
+        .get(&photo.kind)
+        .ok_or_else(|| UploadError::UnknownKind(photo.kind.clone()))?
+        .clone();
+    let bucket = app.storage.bucket(&photo.bucket)?;
+    let now = now_millis();
+    let Some(info) = bucket.head(&photo.incoming_key).await? else {
+        if now > photo.form_expires_at {
+            photo_rows::mark_deleted(
+                &app.db,
+                id,
+                PhotoState::Signed,
+                "The upload form expired before a file arrived.",
+                now,
+            )
+            .await?;
+            return Err(UploadError::Expired);
+        }
+        return Err(UploadError::NotUploaded);
+    };
+
+    let verdict = verify(bucket, &photo, kind.as_ref(), info.size).await;
+    let (image_type, width, height) = match verdict {
+        Ok(v) => v,
+        Err(VerifyError::Refused(refusal)) => {
+            bucket.delete(&photo.incoming_key).await?;
+            photo_rows::mark_deleted(&app.db, id, PhotoState::Signed, &refusal.to_string(), now)
+                .await?;
+            return Err(UploadError::Refused(refusal));
+        }
+        Err(VerifyError::Storage(e)) => return Err(e.into()),
+    };
+
+    let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
+    let object_key = served_key(token, image_type);
+    let headers = ServedHeaders {
+        content_type: image_type.mime().to_owned(),
+        content_disposition: format!("inline; filename=\"photo.{}\"", image_type.extension()),
+        cache_control: match bucket.access() {
+            // The key changes whenever the bytes would, so public copies may be cached forever.
+            crate::config::BucketAccess::Public => "public, max-age=31536000, immutable".to_owned(),
+            crate::config::BucketAccess::Private => "private, no-store".to_owned(),
+        },
+    };
+    bucket
+        .copy(&photo.incoming_key, &object_key, &headers)
+        .await?;
+    bucket.delete(&photo.incoming_key).await?;
+    let verified = Verified {
+        object_key,
+        image_type,
+        byte_size: i64::try_from(info.size).unwrap_or(i64::MAX),
+        width: i64::from(width),
+        height: i64::from(height),
+    };
+    // Losing this race means another request verified the same upload: answer with its result.
+    photo_rows::mark_ready(&app.db, id, &verified, now_millis()).await?;
+    owned_photo(app, user, id).await
+}
+
+enum VerifyError {
+    Refused(Refusal),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for VerifyError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+async fn verify(
+    bucket: &crate::storage::Bucket,
+    photo: &Photo,
+    kind: &dyn Kind,
+    size: u64,
+) -> Result<(ImageType, u32, u32), VerifyError> {
+    let max = u64::try_from(photo.max_bytes)
+        .unwrap_or(0)
+        .min(kind.max_bytes());
+    if size > max {
+        return Err(VerifyError::Refused(Refusal::TooLarge {
+            size: human_bytes(size),
+            max: human_bytes(max),
+        }));
+    }
+    let mut prefix = bucket
+        .read_prefix(&photo.incoming_key, HEADER_PREFIX)
+        .await?;
+    let mut probed = imaging::probe(&prefix);
+    if matches!(probed, Err(imaging::ImagingError::NeedMoreBytes)) && size > HEADER_PREFIX {
+        prefix = bucket
+            .read_prefix(&photo.incoming_key, HEADER_PREFIX_MAX)
+            .await?;
+        probed = imaging::probe(&prefix);
+    }
+    let probe = probed.map_err(|e| {
+        VerifyError::Refused(match e {
+            imaging::ImagingError::NotAnImage => Refusal::NotAnImage(e.to_string()),
+            imaging::ImagingError::NeedMoreBytes => Refusal::Damaged(
+                "This image file is incomplete: its header is cut off. Upload the file again."
+                    .into(),
+            ),
+            other => Refusal::Damaged(other.to_string()),
+        })
+    })?;
+    if !kind.accepts().contains(&probe.image_type) {
+        return Err(VerifyError::Refused(Refusal::TypeNotAccepted(format!(
+            "{} photos must be {}; this file is a {} image.",
+            kind.label(),
+            type_list(kind.accepts()),
+            type_name(probe.image_type)
+        ))));
+    }
+    if let Some(declared) = photo.declared_type
+        && declared != probe.image_type
+    {
+        return Err(VerifyError::Refused(Refusal::TypeMismatch {
+            declared: declared.mime().to_owned(),
+            actual: format!("a {} image", type_name(probe.image_type)),
+        }));
+    }
+    let limits = kind.limits();
+    let pixels = u64::from(probe.width) * u64::from(probe.height);
+    if probe.width > limits.max_width
+        || probe.height > limits.max_height
+        || pixels > limits.max_pixels
+        || pixels == 0
+    {
+        return Err(VerifyError::Refused(Refusal::TooManyPixels {
+            width: probe.width,
+            height: probe.height,
+            max_width: limits.max_width,
+            max_height: limits.max_height,
+            max_megapixels: limits.max_pixels / 1_000_000,
+        }));
+    }
+    Ok((probe.image_type, probe.width, probe.height))
+}
+
+/// Mark a verified photo as in use, optionally until a time after which it may go.
+/// Attaching twice answers with the photo again.
+pub async fn attach(
+    app: &Shoebox,
+    user: UserId,
+    id: PhotoId,
+    keep_until: Option<Millis>,
+) -> Result<Photo, UploadError> {
+    let photo = owned_photo(app, user, id).await?;
+    let now = now_millis();
+    if keep_until.is_some_and(|t| t <= now) {
+        return Err(UploadError::KeepUntilInPast);
+    }
+    match photo.state {
+        PhotoState::InUse => return Ok(photo),
+        PhotoState::Signed => return Err(UploadError::NotReady),
+        PhotoState::Deleted => {
+            return Err(UploadError::Gone(photo.deleted_reason.unwrap_or_default()));
+        }
+        PhotoState::Ready => {}
+    }
+    photo_rows::attach(&app.db, id, keep_until, now).await?;
+    owned_photo(app, user, id).await
+}
+
+/// The photo, if `user` uploaded it. Someone else's photo is reported as missing, so ids cannot
+/// be probed for existence.
+pub async fn owned_photo(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo, UploadError> {
+    match photo_rows::get(&app.db, id).await? {
+        Some(p) if p.uploader == user => Ok(p),
+        _ => Err(UploadError::NotFound),
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `12.3 MB`: sizes as people read them (decimal megabytes, as phones and file managers show).
+pub fn human_bytes(n: u64) -> String {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "display only; sizes are far below 2^52"
+    )]
+    let x = n as f64;
+    if n >= 1_000_000 {
+        format!("{:.1} MB", x / 1e6)
+    } else if n >= 1_000 {
+        format!("{:.0} KB", x / 1e3)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn type_name(t: ImageType) -> &'static str {
+    match t {
+        ImageType::Jpeg => "JPEG",
+        ImageType::Png => "PNG",
+        ImageType::Webp => "WebP",
+        ImageType::Gif => "GIF",
+        ImageType::Heic => "HEIC",
+        ImageType::Avif => "AVIF",
+    }
+}
+
+fn type_list(types: &[ImageType]) -> String {
+    let names: Vec<&str> = types.iter().map(|t| type_name(*t)).collect();
+    match names.split_last() {
+        None => "an image".into(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_a_file_manager() {
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(2_500), "3 KB");
+        assert_eq!(human_bytes(10 * 1024 * 1024), "10.5 MB");
+    }
+
+    #[test]
+    fn type_lists_read_as_a_sentence() {
+        assert_eq!(type_list(&[ImageType::Jpeg]), "JPEG");
+        assert_eq!(
+            type_list(&[ImageType::Jpeg, ImageType::Png, ImageType::Webp]),
+            "JPEG, PNG or WebP"
+        );
+    }
+}
