@@ -11,7 +11,7 @@ use tokio_util::io::ReaderStream;
 
 use super::AppState;
 use super::auth::MaybeUser;
-use super::error::{AppError, PageError};
+use super::error::{ApiError, AppError};
 use super::pages::parse_photo_id;
 use crate::storage::StorageError;
 use crate::viewing::{self, Location};
@@ -24,7 +24,7 @@ async fn serve_variant(
     State(state): State<AppState>,
     user: MaybeUser,
     Path((id, variant)): Path<(String, String)>,
-) -> Result<Response, PageError> {
+) -> Result<Response, ApiError> {
     let id = parse_photo_id(&id)?;
     // Only the original exists until variants land; anything else is a missing page.
     if variant != "original" {

@@ -1,0 +1,238 @@
+//! The upload page in a real headless Chromium, driven through chromedriver: sign up, drop a
+//! full-size camera JPEG on the page, watch the progress bar reach 100 %, save it, find it on
+//! the home page.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestApp};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// chromedriver as a child process, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_chromedriver() -> Driver {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver must be installed (apt-get install chromium chromium-driver; .ci/run does it)");
+    Driver { child, port }
+}
+
+async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await;
+        match attempt {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("chromedriver did not start: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Poll `check` until it returns Some, or fail after `secs`.
+async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_home_page() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let driver = start_chromedriver();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = connect(&driver, profile.path()).await;
+
+    // Sign up through the real form.
+    c.goto(&app.url("/signup")).await.expect("signup page");
+    c.find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email")
+        .send_keys("ann@example.com")
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password")
+        .send_keys("correct horse battery")
+        .await
+        .expect("type");
+    c.find(Locator::Css("form.account button"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    wait_for(10, "the home page", || async {
+        c.find(Locator::Css("meta[name=csrf-token]"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+
+    // Choose a 22-megapixel camera JPEG on the upload page.
+    c.goto(&app.url("/upload?kind=avatar"))
+        .await
+        .expect("upload page");
+    let camera = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/photos/camera/canon-eos-5d-mark-iii_5760x3840.jpg")
+        .canonicalize()
+        .expect("camera photo");
+    c.find(Locator::Id("file"))
+        .await
+        .expect("file input")
+        .send_keys(&camera.to_string_lossy())
+        .await
+        .expect("choose file");
+    wait_for(10, "the preview", || async {
+        let hidden = c
+            .find(Locator::Id("preview"))
+            .await
+            .ok()?
+            .attr("hidden")
+            .await
+            .ok()?;
+        hidden.is_none().then_some(())
+    })
+    .await;
+    c.find(Locator::Id("upload-button"))
+        .await
+        .expect("upload button")
+        .click()
+        .await
+        .expect("click");
+
+    // The progress bar fills, the photo is checked, and Save appears.
+    let shown = wait_for(60, "the upload to finish", || async {
+        let status = c
+            .find(Locator::Id("status"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        if status.contains("refused")
+            || status.contains("Try again")
+            || status.contains("server answered")
+        {
+            panic!("the page reported an error: {status}");
+        }
+        let save = c.find(Locator::Id("save-button")).await.ok()?;
+        save.is_displayed().await.ok()?.then_some(status)
+    })
+    .await;
+    assert!(shown.contains("Uploaded"), "{shown}");
+    let progress = c
+        .execute("return document.getElementById('progress').value;", vec![])
+        .await
+        .expect("value");
+    assert_eq!(
+        progress.as_f64(),
+        Some(100.0),
+        "the progress bar reached 100 %"
+    );
+    let text = c
+        .find(Locator::Id("progress-text"))
+        .await
+        .expect("text")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(text, "100 %");
+
+    // Save it, land on the home page, and see the image load from the bucket.
+    c.find(Locator::Id("save-button"))
+        .await
+        .expect("save")
+        .click()
+        .await
+        .expect("click");
+    let img = wait_for(10, "the photo on the home page", || async {
+        c.find(Locator::Css("section[data-kind=avatar] img"))
+            .await
+            .ok()
+    })
+    .await;
+    let src = img.attr("src").await.expect("src").expect("has src");
+    assert!(
+        src.starts_with(&app.s3_endpoint),
+        "public photo served straight from the bucket: {src}"
+    );
+    let loaded = wait_for(10, "the image to load", || async {
+        let v = c.execute("const i = document.querySelector('section[data-kind=avatar] img'); return i.complete ? i.naturalWidth : 0;", vec![]).await.ok()?;
+        v.as_u64().filter(|w| *w > 0)
+    })
+    .await;
+    assert!(loaded > 0);
+
+    // The browser shrank the 5760 × 3840 photo to 2560 px on its longer side before uploading,
+    // and the server recorded it as in use.
+    let id = img
+        .attr("data-photo-id")
+        .await
+        .expect("attr")
+        .expect("photo id");
+    let photo: Value = app
+        .client
+        .get(app.url(&format!("/api/photos/{id}")))
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(photo["photo"]["state"], "in_use");
+    assert_eq!(photo["photo"]["width"], 2560);
+    assert_eq!(photo["photo"]["height"], 1707);
+
+    c.close().await.expect("close browser");
+}

@@ -1,0 +1,432 @@
+//! The test harness: a real Shoebox on 127.0.0.1:0 against a fresh database (its own Postgres
+//! database or SQLite file) and its own embedded S3 endpoint, with request helpers so each
+//! test reads like a story.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::path::PathBuf;
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use shoebox::config::{Limits, Settings, StorageSettings, embedded_buckets, example_kinds};
+use shoebox::domain::random_token;
+use shoebox::http::AppState;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Run one scenario against both backends, as two tests named `<scenario>::postgres` and
+/// `<scenario>::sqlite`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::TestApp::spawn($crate::common::Backend::Postgres).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await).await;
+            }
+        }
+    )*};
+}
+
+/// The machine's Postgres server; CI starts it. Override with SHOEBOX_TEST_PG.
+fn postgres_server() -> String {
+    std::env::var("SHOEBOX_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub s3_endpoint: String,
+    pub s3_credentials: shoebox::storage::SigningCredentials,
+    pub backend: Backend,
+    pg_database: Option<String>,
+    server: tokio::task::JoinHandle<()>,
+    _embedded: Option<shoebox::storage::embedded::EmbeddedS3>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Limits::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, limits: Limits) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, pg_database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let name = format!("shoebox_test_{}", &random_token()[..16]);
+                let admin = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&format!("{}/postgres", postgres_server()))
+                    .await
+                    .expect("Postgres must be running on 127.0.0.1:5432 (see .ci/run)");
+                sqlx::query(&format!("create database {name}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create database");
+                admin.close().await;
+                (format!("{}/{name}", postgres_server()), Some(name))
+            }
+        };
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            public_url: None,
+            database_url: shoebox::config::Secret::new(database_url),
+            storage: StorageSettings::Embedded {
+                root: dir.path().join("s3"),
+                listen: "127.0.0.1:0".parse().expect("addr"),
+            },
+            buckets: embedded_buckets(),
+            kinds: example_kinds(),
+            limits,
+        };
+        let mut built = shoebox::server::build(&settings)
+            .await
+            .expect("build the app");
+        let embedded = built.embedded.take().expect("embedded S3");
+        let base = format!("http://127.0.0.1:{}", built.addr.port());
+        let router = built.router.clone();
+        let listener = built.listener;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("serve");
+        });
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            base,
+            client,
+            state: built.state,
+            s3_endpoint: embedded.endpoint.clone(),
+            s3_credentials: embedded.credentials.clone(),
+            backend,
+            pg_database,
+            server,
+            _embedded: Some(embedded),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A second browser: its own cookies, same app.
+    pub fn new_browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// Sign up with `client` and return the session's CSRF token.
+    pub async fn sign_up_with(&self, client: &reqwest::Client, email: &str) -> String {
+        let page = client
+            .get(self.url("/signup"))
+            .send()
+            .await
+            .expect("signup page")
+            .text()
+            .await
+            .expect("text");
+        let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
+        let res = client
+            .post(self.url("/signup"))
+            .form(&[
+                ("csrf", form_csrf.as_str()),
+                ("email", email),
+                ("password", "correct horse battery"),
+            ])
+            .send()
+            .await
+            .expect("signup");
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "signup should redirect home"
+        );
+        self.csrf_of(client).await
+    }
+
+    pub async fn sign_up(&self, email: &str) -> String {
+        self.sign_up_with(&self.client, email).await
+    }
+
+    /// The CSRF token the home page gives this client's session.
+    pub async fn csrf_of(&self, client: &reqwest::Client) -> String {
+        let home = client
+            .get(self.url("/"))
+            .send()
+            .await
+            .expect("home")
+            .text()
+            .await
+            .expect("text");
+        meta_csrf(&home).expect("signed in: home page has a csrf meta tag")
+    }
+
+    pub async fn api_post(
+        &self,
+        client: &reqwest::Client,
+        csrf: &str,
+        path: &str,
+        body: Value,
+    ) -> Response {
+        client
+            .post(self.url(path))
+            .header("x-csrf-token", csrf)
+            .json(&body)
+            .send()
+            .await
+            .expect("api call")
+    }
+
+    /// Ask for an upload form through the API.
+    pub async fn request_form(
+        &self,
+        client: &reqwest::Client,
+        csrf: &str,
+        kind: &str,
+        content_type: &str,
+        size: usize,
+    ) -> Response {
+        self.api_post(client, csrf, "/api/uploads", json!({"kind": kind, "filename": "photo.jpg", "content_type": content_type, "size": size}))
+            .await
+    }
+
+    /// POST a signed form and a file to the bucket, as a browser would.
+    pub async fn post_to_bucket(
+        &self,
+        url: &str,
+        fields: &[(String, String)],
+        file: Vec<u8>,
+        content_type: &str,
+    ) -> Response {
+        let mut form = Form::new();
+        for (k, v) in fields {
+            form = form.text(k.clone(), v.clone());
+        }
+        form = form.part(
+            "file",
+            Part::bytes(file)
+                .file_name("photo")
+                .mime_str(content_type)
+                .expect("mime"),
+        );
+        reqwest::Client::new()
+            .post(url)
+            .multipart(form)
+            .send()
+            .await
+            .expect("post to bucket")
+    }
+
+    /// Sign, upload and complete a photo; returns the photo JSON from `complete`.
+    pub async fn upload_photo(
+        &self,
+        client: &reqwest::Client,
+        csrf: &str,
+        kind: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Value {
+        let signed = self
+            .request_form(client, csrf, kind, content_type, bytes.len())
+            .await;
+        assert_eq!(signed.status(), StatusCode::CREATED);
+        let signed: Value = signed.json().await.expect("json");
+        let (url, fields) = form_of(&signed);
+        let res = self
+            .post_to_bucket(&url, &fields, bytes, content_type)
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "bucket accepted the upload: {}",
+            res.text().await.unwrap_or_default()
+        );
+        let id = signed["photo_id"].as_str().expect("id");
+        let done = self
+            .api_post(
+                client,
+                csrf,
+                &format!("/api/uploads/{id}/complete"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(done.status(), StatusCode::OK);
+        done.json::<Value>().await.expect("json")["photo"].clone()
+    }
+
+    /// Whether an object exists in a configured bucket, asked with the app's own credentials.
+    pub async fn object_exists(&self, bucket: &str, key: &str) -> bool {
+        self.state
+            .app
+            .storage
+            .bucket(bucket)
+            .expect("bucket")
+            .head(key)
+            .await
+            .expect("head")
+            .is_some()
+    }
+
+    /// Every object key in the embedded bucket's folder (sidecar metadata files excluded).
+    pub fn stored_keys(&self, s3_bucket: &str) -> Vec<String> {
+        fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else if let Ok(rel) = path.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let root = self._dir.path().join("s3").join(s3_bucket);
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.retain(|k| !k.starts_with('.') && !k.contains("/."));
+        out.sort();
+        out
+    }
+
+    pub async fn healthz(&self) -> StatusCode {
+        self.client
+            .get(self.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Some(name) = self.pg_database.take() {
+            // Dropping needs async I/O and Drop is sync: do it on a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Ok(admin) = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(1)
+                        .connect(&format!("{}/postgres", postgres_server()))
+                        .await
+                    {
+                        let _ =
+                            sqlx::query(&format!("drop database if exists {name} with (force)"))
+                                .execute(&admin)
+                                .await;
+                        admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// The `url` and ordered `fields` of an `/api/uploads` answer.
+pub fn form_of(signed: &Value) -> (String, Vec<(String, String)>) {
+    let url = signed["upload"]["url"].as_str().expect("url").to_owned();
+    let fields = signed["upload"]["fields"]
+        .as_object()
+        .expect("fields")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string field").to_owned()))
+        .collect();
+    (url, fields)
+}
+
+pub fn set_field(fields: &mut [(String, String)], name: &str, value: &str) {
+    for (k, v) in fields.iter_mut() {
+        if k == name {
+            *v = value.to_owned();
+        }
+    }
+}
+
+pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .expect("field present")
+}
+
+/// The value of the first hidden input called `name` in a page.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(unescape(&html[start..start + end]))
+}
+
+/// Every hidden input of the upload form, in order.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
+        rest = &rest[i + "<input type=\"hidden\" name=\"".len()..];
+        let name_end = rest.find('"').expect("name end");
+        let name = rest[..name_end].to_owned();
+        let vstart = rest.find("value=\"").expect("value") + "value=\"".len();
+        let vend = rest[vstart..].find('"').expect("value end");
+        out.push((name, unescape(&rest[vstart..vstart + vend])));
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#43;", "+")
+        .replace("&#x2b;", "+")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&#61;", "=")
+        .replace("&#x3d;", "=")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+pub fn meta_csrf(html: &str) -> Option<String> {
+    let marker = "<meta name=\"csrf-token\" content=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+/// A file from the shared photo set beside the repository.
+pub fn photo(rel: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/photos")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
