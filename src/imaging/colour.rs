@@ -61,6 +61,19 @@ impl ColourPlan {
         let Some(transform) = transform else {
             return (pixels, Some(raw));
         };
+        if src_layout == dst_layout {
+            // Most photos say "sRGB" in a profile of their own; skip the work when the
+            // transform turns out to change nothing.
+            match is_identity(transform.as_ref(), pixels.layout) {
+                Some(true) => return (pixels, None),
+                Some(false) => {}
+                None => return (pixels, Some(raw)),
+            }
+            let mut pixels = pixels;
+            // moxcms only fails on slices that are not whole pixels, and rows always are.
+            let _whole_rows = transform_in_place(transform.as_ref(), &mut pixels);
+            return (pixels, None);
+        }
         let count = pixels.width as usize * pixels.height as usize;
         let mut out = vec![0u8; count * out_layout.channels()];
         match transform.transform(&pixels.data, &mut out) {
@@ -68,6 +81,41 @@ impl ColourPlan {
             Err(_) => (pixels, Some(raw)),
         }
     }
+}
+
+/// Whether `transform` leaves every colour of a 17×17×17 grid unchanged; `None` when it
+/// fails.
+fn is_identity(transform: &Transform8BitExecutor, layout: Layout) -> Option<bool> {
+    let steps = (0..=16u16).map(|i| u8::try_from((i * 16).min(255)).unwrap_or(u8::MAX));
+    let channels = layout.channels();
+    let mut grid = Vec::with_capacity(17 * 17 * 17 * channels);
+    for r in steps.clone() {
+        for g in steps.clone() {
+            for b in steps.clone() {
+                grid.extend_from_slice(&[r, g, b, u8::MAX][..channels]);
+            }
+        }
+    }
+    let mut out = vec![0u8; grid.len()];
+    transform.transform(&grid, &mut out).ok()?;
+    Some(grid == out)
+}
+
+/// Converts in slices of rows through a small buffer, so no second full-size image is
+/// held.
+fn transform_in_place(
+    transform: &Transform8BitExecutor,
+    pixels: &mut Pixels,
+) -> Result<(), moxcms::CmsError> {
+    const ROWS: usize = 32;
+    let row_len = pixels.width as usize * pixels.layout.channels();
+    let mut scratch = vec![0u8; row_len * ROWS];
+    for rows in pixels.data.chunks_mut(row_len * ROWS) {
+        let out = &mut scratch[..rows.len()];
+        transform.transform(rows, out)?;
+        rows.copy_from_slice(out);
+    }
+    Ok(())
 }
 
 fn transform_to_srgb(

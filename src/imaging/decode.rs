@@ -15,6 +15,7 @@ use super::colour;
 use super::error::ImagingError;
 use super::geometry::{jpeg_scale_eighths, scaled_by_eighths};
 use super::image_type::ImageType;
+use super::jpeg_strips;
 use super::limits::Limits;
 use super::pixels::{Layout, Pixels};
 use super::probe::{Detail, Header, JpegHeader};
@@ -66,20 +67,29 @@ fn decode_jpeg(
     let (out_w, out_h) = (scaled_by_eighths(width, eighths), scaled_by_eighths(height, eighths));
     limits.check_memory(jpeg_peak_bytes(width, height, jpeg, out_w, out_h) + later_bytes)?;
 
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
-    if eighths < 8 {
-        // Asking for exactly the scaled size makes the decoder pick `eighths`; JPEG
-        // dimensions are 16-bit, so the scaled ones are too.
-        let request = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
-        decoder.scale(request(out_w), request(out_h)).map_err(jpeg_error)?;
-    }
-    let data = decoder.decode().map_err(jpeg_error)?;
-    let info = decoder.info().ok_or_else(|| ImagingError::Corrupt {
-        image_type: ImageType::Jpeg,
-        reason: "the decoder returned no frame information".to_owned(),
-    })?;
-    let icc_profile = decoder.icc_profile();
+    let max_buffer = usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX);
+    let strips = jpeg_strips::plan(bytes, jpeg, width, height).and_then(|cut| {
+        jpeg_strips::decode(bytes, jpeg, &cut, (width, height), eighths, max_buffer)
+    });
+    let (data, info, icc_profile) = match strips {
+        Some(strips) => (strips.data, strips.info, strips.icc_profile),
+        None => {
+            let mut decoder = jpeg_decoder::Decoder::new(bytes);
+            decoder.set_max_decoding_buffer_size(max_buffer);
+            if eighths < 8 {
+                // Asking for exactly the scaled size makes the decoder pick `eighths`;
+                // JPEG dimensions are 16-bit, so the scaled ones are too.
+                let request = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+                decoder.scale(request(out_w), request(out_h)).map_err(jpeg_error)?;
+            }
+            let data = decoder.decode().map_err(jpeg_error)?;
+            let info = decoder.info().ok_or_else(|| ImagingError::Corrupt {
+                image_type: ImageType::Jpeg,
+                reason: "the decoder returned no frame information".to_owned(),
+            })?;
+            (data, info, decoder.icc_profile())
+        }
+    };
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     let pixels = match info.pixel_format {
         jpeg_decoder::PixelFormat::L8 => Pixels::new(w, h, Layout::Gray, data),
@@ -106,8 +116,8 @@ fn decode_jpeg(
     })
 }
 
-/// Peak bytes of a JPEG decode to `out_w`×`out_h`: component planes, the interleaved
-/// output and, for progressive files, the full-size coefficients (2 bytes per sample),
+/// Peak bytes of a JPEG decode to `out_w`×`out_h`: component planes and the interleaved
+/// output (or, decoding in strips, the strips and the stacked copy) and, for progressive files, the full-size coefficients (2 bytes per sample),
 /// which `jpeg-decoder` keeps whatever the scale.
 fn jpeg_peak_bytes(width: u32, height: u32, jpeg: &JpegHeader, out_w: u32, out_h: u32) -> u64 {
     let components = jpeg.sampling.len().max(1) as u64;
@@ -272,8 +282,8 @@ mod tests {
     #[test]
     fn a_progressive_jpeg_needs_its_full_size_coefficients() {
         let baseline = JpegHeader {
-            progressive: false,
             sampling: vec![(2, 2), (1, 1), (1, 1)],
+            ..JpegHeader::default()
         };
         let progressive = JpegHeader {
             progressive: true,

@@ -26,6 +26,7 @@ mod encode;
 mod error;
 mod geometry;
 mod image_type;
+mod jpeg_strips;
 mod limits;
 mod orient;
 mod permits;
@@ -171,6 +172,9 @@ pub fn make_variants(
     })?;
     let info = header.info;
     limits.check(&info)?;
+    if recipes.is_empty() {
+        return Ok(Vec::new());
+    }
 
     let sizes: Vec<(u32, u32)> = recipes
         .iter()
@@ -196,28 +200,43 @@ pub fn make_variants(
         source.premultiply()?;
     }
 
-    recipes
-        .iter()
-        .zip(sizes)
-        .map(|(recipe, (width, height))| {
-            let (stored_w, stored_h) = info.orientation.display_size(width, height);
-            let small = resize::resize(&source, stored_w, stored_h)?;
-            let small = finish_alpha(small, recipe.format)?;
-            let (small, embed_profile) = colour.to_srgb(small);
-            let channels = small.layout.channels();
-            let (data, width, height) =
-                orient::apply(info.orientation, small.data, stored_w, stored_h, channels);
-            let upright = Pixels::new(width, height, small.layout, data);
-            let bytes = encode::encode(&upright, recipe.format, recipe.quality, embed_profile)?;
-            Ok(Variant {
-                bytes,
-                width,
-                height,
-                image_type: recipe.format.image_type(),
-                source: info,
-            })
-        })
-        .collect()
+    let jobs: Vec<(&Recipe, (u32, u32))> = recipes.iter().zip(sizes).collect();
+    let Some((last, others)) = jobs.split_last() else {
+        return Ok(Vec::new());
+    };
+    let stored = |(w, h): (u32, u32)| info.orientation.display_size(w, h);
+    let mut variants = Vec::with_capacity(jobs.len());
+    for &(recipe, size) in others {
+        let (w, h) = stored(size);
+        variants.push(finish(resize::resize(&source, w, h)?, recipe, &colour, info)?);
+    }
+    // The last variant takes the decoded image, so it is freed before encoding.
+    let (w, h) = stored(last.1);
+    variants.push(finish(resize::resize_owned(source, w, h)?, last.0, &colour, info)?);
+    Ok(variants)
+}
+
+/// Alpha, colour, orientation and encoding of one resized image.
+fn finish(
+    small: Pixels,
+    recipe: &Recipe,
+    colour: &ColourPlan,
+    source: ImageInfo,
+) -> Result<Variant, ImagingError> {
+    let small = finish_alpha(small, recipe.format)?;
+    let (small, embed_profile) = colour.to_srgb(small);
+    let channels = small.layout.channels();
+    let (data, width, height) =
+        orient::apply(source.orientation, small.data, small.width, small.height, channels);
+    let upright = Pixels::new(width, height, small.layout, data);
+    let bytes = encode::encode(&upright, recipe.format, recipe.quality, embed_profile)?;
+    Ok(Variant {
+        bytes,
+        width,
+        height,
+        image_type: recipe.format.image_type(),
+        source,
+    })
 }
 
 /// Undoes the premultiplication, or composites on white where the format has no alpha.

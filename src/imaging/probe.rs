@@ -69,12 +69,22 @@ pub(crate) enum Detail {
     Gif,
 }
 
-/// The frame header of a JPEG.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The frame header of a JPEG, and where its first scan starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct JpegHeader {
     pub progressive: bool,
+    /// Baseline or extended sequential Huffman (SOF0, SOF1): one pass over the data.
+    pub sequential: bool,
     /// Horizontal and vertical sampling factor of each component.
     pub sampling: Vec<(u8, u8)>,
+    /// Offset of the frame header's body (precision, height, width, ...).
+    pub frame_at: usize,
+    /// MCUs between restart markers (DRI), 0 for none.
+    pub restart_interval: u16,
+    /// Components in the first scan.
+    pub scan_components: usize,
+    /// Offset of the first entropy-coded byte of the first scan.
+    pub scan_data_at: usize,
 }
 
 /// The parsed header.
@@ -167,6 +177,7 @@ fn read_jpeg(c: &mut Cursor<'_>) -> Result<Header, ImagingError> {
     let mut pos = 2;
     let mut orientation = None;
     let mut frame: Option<(u32, u32, JpegHeader)> = None;
+    let mut restart_interval = 0;
     loop {
         if c.u8(pos)? != 0xFF {
             return Err(c.corrupt("a marker was expected between header segments"));
@@ -181,7 +192,6 @@ fn read_jpeg(c: &mut Cursor<'_>) -> Result<Header, ImagingError> {
             // Markers without a length: TEM, RSTn, a repeated SOI.
             0x01 | 0xD0..=0xD8 => continue,
             0xD9 => return Err(c.corrupt("the file ends before any image data")),
-            0xDA => break,
             _ => {}
         }
         let len = usize::from(c.u16_be(pos)?);
@@ -192,18 +202,27 @@ fn read_jpeg(c: &mut Cursor<'_>) -> Result<Header, ImagingError> {
         match marker {
             // SOF0-SOF15, except DHT (C4), JPG (C8) and DAC (CC).
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) && frame.is_none() => {
-                frame = Some(parse_sof(c, marker, body)?);
+                let (width, height, mut jpeg) = parse_sof(c, marker, body)?;
+                jpeg.frame_at = pos + 2;
+                frame = Some((width, height, jpeg));
             }
+            0xDD if body.len() >= 2 => restart_interval = u16::from_be_bytes([body[0], body[1]]),
             0xE1 if orientation.is_none() && body.starts_with(b"Exif\0\0") => {
                 orientation = Some(orientation_from_exif(body));
+            }
+            0xDA => {
+                let (width, height, mut jpeg) = frame
+                    .ok_or_else(|| c.corrupt("the image data starts before the frame header"))?;
+                jpeg.restart_interval = restart_interval;
+                jpeg.scan_components = usize::from(body.first().copied().unwrap_or_default());
+                jpeg.scan_data_at = pos + len;
+                let orientation = orientation.unwrap_or_default();
+                return c.header(width, height, orientation, Detail::Jpeg(jpeg));
             }
             _ => {}
         }
         pos += len;
     }
-    let (width, height, jpeg) =
-        frame.ok_or_else(|| c.corrupt("the image data starts before the frame header"))?;
-    c.header(width, height, orientation.unwrap_or_default(), Detail::Jpeg(jpeg))
 }
 
 fn parse_sof(c: &Cursor<'_>, marker: u8, body: &[u8]) -> Result<(u32, u32, JpegHeader), ImagingError> {
@@ -226,8 +245,13 @@ fn parse_sof(c: &Cursor<'_>, marker: u8, body: &[u8]) -> Result<(u32, u32, JpegH
         .chunks_exact(3)
         .map(|comp| (comp[1] >> 4, comp[1] & 0x0F))
         .collect();
-    let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
-    Ok((width, height, JpegHeader { progressive, sampling }))
+    let jpeg = JpegHeader {
+        progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+        sequential: matches!(marker, 0xC0 | 0xC1),
+        sampling,
+        ..JpegHeader::default()
+    };
+    Ok((width, height, jpeg))
 }
 
 /// Reads IHDR, then the chunks before the first IDAT for an `eXIf` orientation.

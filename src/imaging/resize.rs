@@ -7,6 +7,15 @@ use super::error::ImagingError;
 use super::image_type::ImageType;
 use super::pixels::Pixels;
 
+/// Like [`resize`], but takes the source, so that it is freed as soon as possible and not
+/// copied when no resize is needed.
+pub(crate) fn resize_owned(source: Pixels, width: u32, height: u32) -> Result<Pixels, ImagingError> {
+    if (source.width, source.height) == (width, height) {
+        return Ok(source);
+    }
+    resize(&source, width, height)
+}
+
 /// Resamples `source` to exactly `width`×`height` with Lanczos3.
 ///
 /// Alpha must already be premultiplied (see [`Pixels::premultiply`]); the resizer is told

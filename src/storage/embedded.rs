@@ -65,6 +65,27 @@ impl S3Access for PublicRead {
     }
 }
 
+/// The same bytes, in frames of at most 16 KiB.
+fn small_frames(body: axum::body::Body) -> axum::body::Body {
+    use futures_util::StreamExt as _;
+    const FRAME: usize = 16 * 1024;
+    let frames = body.into_data_stream().flat_map(|chunk| {
+        let pieces: Vec<Result<bytes::Bytes, axum::Error>> = match chunk {
+            Ok(mut bytes) => {
+                let mut out = Vec::with_capacity(bytes.len() / FRAME + 1);
+                while bytes.len() > FRAME {
+                    out.push(Ok(bytes.split_to(FRAME)));
+                }
+                out.push(Ok(bytes));
+                out
+            }
+            Err(e) => vec![Err(e)],
+        };
+        futures_util::stream::iter(pieces)
+    });
+    axum::body::Body::from_stream(frames)
+}
+
 /// Start the endpoint on `listen` (port 0 picks a free one), storing objects under `root`, with
 /// a directory per bucket and fresh random credentials. `cors_origins` are the app origins
 /// whose pages may POST forms and read responses.
@@ -106,7 +127,19 @@ pub async fn start(
     // x-amz-date is more than 15 minutes old. Expiry is still enforced by the policy.
     config.presigned_url_max_skew_time_secs = 2 * 60 * 60;
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
-    let s3 = builder.build();
+    // s3s 0.14's multipart parser fails an upload ("failed to read file stream") when one
+    // body frame ends with a prefix of the boundary and the next frame is close to 64 KiB, its
+    // look-ahead limit. Hyper hands over frames of any size, so that happens at random with
+    // real files; frames of at most 16 KiB never reach the limit.
+    let s3 =
+        tower::ServiceExt::map_request(builder.build(), |req: http::Request<axum::body::Body>| {
+            // Only form uploads: other requests keep their exact length, which s3s checks.
+            if req.method() == Method::POST {
+                req.map(small_frames)
+            } else {
+                req
+            }
+        });
 
     let origins: Vec<HeaderValue> = cors_origins
         .iter()

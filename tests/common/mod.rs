@@ -233,7 +233,11 @@ impl TestApp {
                 .mime_str(content_type)
                 .expect("mime"),
         );
-        reqwest::Client::new()
+        // A client of its own, as the bucket is another origin; redirects are the test's to follow.
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
             .post(url)
             .multipart(form)
             .send()
