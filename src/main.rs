@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,aws_config=warn,s3s=warn".into()),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     shoebox::cli::run(shoebox::cli::Cli::parse()).await
 }

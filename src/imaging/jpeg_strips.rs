@@ -38,6 +38,7 @@ pub(crate) struct Strips {
 /// Finds a cut near the middle of the image, if this JPEG allows one.
 pub(crate) fn plan(bytes: &[u8], jpeg: &JpegHeader, width: u32, height: u32) -> Option<Cut> {
     let interval = u64::from(jpeg.restart_interval);
+    eprintln!("plan {jpeg:?}");
     if !jpeg.sequential
         || interval == 0
         || jpeg.scan_components != jpeg.sampling.len()
@@ -67,7 +68,9 @@ pub(crate) fn plan(bytes: &[u8], jpeg: &JpegHeader, width: u32, height: u32) -> 
         return None;
     }
     let markers_before = split_row * mcus_per_row / interval;
-    let marker_at = nth_restart_marker(bytes, jpeg.scan_data_at, markers_before)?;
+    let marker_at = nth_restart_marker(bytes, jpeg.scan_data_at, markers_before);
+    eprintln!("marker {marker_at:?} {markers_before} {split_row}");
+    let marker_at = marker_at?;
     // The marker ending interval n (1-based) is RST((n - 1) mod 8): here RST7.
     if bytes.get(marker_at + 1) != Some(&0xD7) {
         return None;
