@@ -254,6 +254,22 @@ pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo,
         }
         PhotoState::Signed => {}
     }
+    match verify_and_promote(app, &photo).await {
+        Ok(()) => owned_photo(app, user, id).await,
+        Err(e) => {
+            // A request racing this one may have promoted the object (so it was gone from the
+            // incoming key when this one looked): its success is this one's answer too.
+            match owned_photo(app, user, id).await {
+                Ok(p) if matches!(p.state, PhotoState::Ready | PhotoState::InUse) => Ok(p),
+                _ => Err(e),
+            }
+        }
+    }
+}
+
+/// Check the uploaded object, then copy it to its served key and mark the photo ready; or
+/// delete it and tombstone the photo with the reason.
+async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadError> {
     let kind = app
         .kinds
         .get(&photo.kind)
@@ -263,30 +279,30 @@ pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo,
     let now = now_millis();
     let Some(info) = bucket.head(&photo.incoming_key).await? else {
         if now > photo.form_expires_at {
-            photo_rows::mark_deleted(
-                &app.db,
-                id,
-                PhotoState::Signed,
-                "The upload form expired before a file arrived.",
-                now,
-            )
-            .await?;
+            let reason = "The upload form expired before a file arrived.";
+            photo_rows::mark_deleted(&app.db, photo.id, PhotoState::Signed, reason, now).await?;
             return Err(UploadError::Expired);
         }
         return Err(UploadError::NotUploaded);
     };
 
-    let verdict = verify(bucket, &photo, kind.as_ref(), info.size).await;
-    let (image_type, width, height) = match verdict {
-        Ok(v) => v,
-        Err(VerifyError::Refused(refusal)) => {
-            bucket.delete(&photo.incoming_key).await?;
-            photo_rows::mark_deleted(&app.db, id, PhotoState::Signed, &refusal.to_string(), now)
+    let (image_type, width, height) =
+        match verify(app, bucket, photo, kind.as_ref(), info.size).await {
+            Ok(v) => v,
+            Err(VerifyError::Refused(refusal)) => {
+                bucket.delete(&photo.incoming_key).await?;
+                photo_rows::mark_deleted(
+                    &app.db,
+                    photo.id,
+                    PhotoState::Signed,
+                    &refusal.to_string(),
+                    now,
+                )
                 .await?;
-            return Err(UploadError::Refused(refusal));
-        }
-        Err(VerifyError::Storage(e)) => return Err(e.into()),
-    };
+                return Err(UploadError::Refused(refusal));
+            }
+            Err(VerifyError::Storage(e)) => return Err(e.into()),
+        };
 
     let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
     let object_key = served_key(token, image_type);
@@ -302,7 +318,6 @@ pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo,
     bucket
         .copy(&photo.incoming_key, &object_key, &headers)
         .await?;
-    bucket.delete(&photo.incoming_key).await?;
     let verified = Verified {
         object_key,
         image_type,
@@ -310,9 +325,15 @@ pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo,
         width: i64::from(width),
         height: i64::from(height),
     };
-    // Losing this race means another request verified the same upload: answer with its result.
-    photo_rows::mark_ready(&app.db, id, &verified, now_millis()).await?;
-    owned_photo(app, user, id).await
+    // Marked ready before the incoming copy goes: a request racing this one that finds the
+    // incoming object gone then also finds the photo ready. Losing the update itself means
+    // another request verified the same bytes and wrote the same row.
+    photo_rows::mark_ready(&app.db, photo.id, &verified, now_millis()).await?;
+    if let Err(e) = bucket.delete(&photo.incoming_key).await {
+        // Harmless to the photo; the leftover is an unreadable orphan under incoming/.
+        tracing::warn!(photo = %photo.id, error = %e, "could not delete the incoming copy");
+    }
+    Ok(())
 }
 
 enum VerifyError {
@@ -327,6 +348,7 @@ impl From<StorageError> for VerifyError {
 }
 
 async fn verify(
+    _app: &Shoebox,
     bucket: &crate::storage::Bucket,
     photo: &Photo,
     kind: &dyn Kind,

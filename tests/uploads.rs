@@ -894,7 +894,41 @@ async fn the_upload_page_needs_a_session_and_a_known_kind(app: TestApp) {
     );
 }
 
+async fn completing_the_same_upload_at_once_from_several_requests_gives_one_photo(app: TestApp) {
+    let csrf = app.sign_up("ann@example.com").await;
+    let bytes = photo(JPEG);
+    let (id, url, fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
+    assert_eq!(
+        app.post_to_bucket(&url, &fields, bytes, "image/jpeg")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let path = format!("/api/uploads/{id}/complete");
+    let answers = futures_util::future::join_all(
+        (0..6).map(|_| app.api_post(&app.client, &csrf, &path, json!({}))),
+    )
+    .await;
+    let mut photos = Vec::new();
+    for res in answers {
+        assert_eq!(res.status(), StatusCode::OK);
+        photos.push(res.json::<Value>().await.expect("json")["photo"].clone());
+    }
+    assert!(
+        photos.windows(2).all(|w| w[0] == w[1]),
+        "every request saw the same photo"
+    );
+    let keys = app.stored_keys("shoebox-public");
+    assert_eq!(
+        keys.len(),
+        1,
+        "one served object, nothing left under incoming/: {keys:?}"
+    );
+    assert!(keys[0].starts_with("photos/"));
+}
+
 both_backends!(
+    completing_the_same_upload_at_once_from_several_requests_gives_one_photo,
     a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page,
     a_private_photo_is_streamed_only_to_its_owner,
     uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_public_bucket,

@@ -64,6 +64,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, limits: Limits) -> Self {
+        // Errors the app logs show up under a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("error")
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (
