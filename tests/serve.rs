@@ -105,7 +105,7 @@ fn spawn_binary(dir: &std::path::Path) -> (std::process::Child, u16) {
 #[tokio::test]
 async fn the_binary_serves_embedded_defaults_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut child, port) = spawn_binary(dir.path());
+    let (child, port) = spawn_binary(dir.path());
     let url = format!("http://127.0.0.1:{port}/healthz");
     let mut healthy = false;
     for _ in 0..100 {
