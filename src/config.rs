@@ -153,7 +153,7 @@ fn default_types() -> Vec<String> {
         .to_vec()
 }
 fn default_max_bytes() -> u64 {
-    15 * 1024 * 1024
+    15_000_000
 }
 fn default_max_pixels() -> u64 {
     50_000_000
@@ -317,13 +317,8 @@ pub fn example_kinds() -> Vec<KindSettings> {
         max_height: default_max_side(),
     };
     vec![
-        kind("avatar", "Profile photo", "public", 10 * 1024 * 1024),
-        kind(
-            "id_document",
-            "Identity document",
-            "private",
-            15 * 1024 * 1024,
-        ),
+        kind("avatar", "Profile photo", "public", 10_000_000),
+        kind("id_document", "Identity document", "private", 15_000_000),
     ]
 }
 

@@ -68,6 +68,15 @@ async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
     }
 }
 
+/// Save a screenshot when SHOEBOX_SCREENSHOTS names a folder, to look at the pages by eye.
+async fn screenshot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("SHOEBOX_SCREENSHOTS") {
+        let png = c.screenshot().await.expect("screenshot");
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
+            .expect("write screenshot");
+    }
+}
+
 /// Poll `check` until it returns Some, or fail after `secs`.
 async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
@@ -171,6 +180,7 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
     })
     .await;
     assert!(shown.contains("Uploaded"), "{shown}");
+    screenshot(&c, "upload-done").await;
     let progress = c
         .execute("return document.getElementById('progress').value;", vec![])
         .await
@@ -213,6 +223,7 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
     })
     .await;
     assert!(loaded > 0);
+    screenshot(&c, "home").await;
 
     // The browser shrank the 5760 × 3840 photo to 2560 px on its longer side before uploading,
     // and the server recorded it as in use.
