@@ -5,9 +5,7 @@
 //! blocking pool.
 
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
 use sha2::{Digest as _, Sha256};
 
 use crate::app::Shoebox;
@@ -46,11 +44,7 @@ pub struct NewSession {
 }
 
 /// Create an account and a session for it.
-pub async fn sign_up(
-    app: &Shoebox,
-    email: &Email,
-    password: Password,
-) -> Result<NewSession, AccountError> {
+pub async fn sign_up(app: &Shoebox, email: &Email, password: Password) -> Result<NewSession, AccountError> {
     let hash = app.run_blocking(move || hash_password(&password)).await?;
     let user = UserId::new();
     users::insert(&app.db, user, email, &hash, now_millis()).await?;
@@ -58,21 +52,12 @@ pub async fn sign_up(
 }
 
 /// Check a password and start a session.
-pub async fn log_in(
-    app: &Shoebox,
-    email: &Email,
-    password: Password,
-) -> Result<NewSession, AccountError> {
+pub async fn log_in(app: &Shoebox, email: &Email, password: Password) -> Result<NewSession, AccountError> {
     let found = users::find_by_email(&app.db, email).await?;
     // Verify against a real hash even when the address is unknown, so the answer takes as long
     // either way and does not tell which addresses have accounts.
-    let hash = found
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let ok = app
-        .run_blocking(move || verify_password(&password, &hash))
-        .await;
+    let hash = found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let ok = app.run_blocking(move || verify_password(&password, &hash)).await;
     match found {
         Some(user) if ok => start_session(app, user.id).await,
         _ => Err(AccountError::BadCredentials),
@@ -93,20 +78,8 @@ async fn start_session(app: &Shoebox, user: UserId) -> Result<NewSession, Accoun
     let now = now_millis();
     let ttl = i64::try_from(app.limits.session_ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl);
-    sessions::insert(
-        &app.db,
-        &token_hash(&token),
-        user,
-        &random_token(),
-        now,
-        expires_at,
-    )
-    .await?;
-    Ok(NewSession {
-        user_id: user,
-        token,
-        expires_at,
-    })
+    sessions::insert(&app.db, &token_hash(&token), user, &random_token(), now, expires_at).await?;
+    Ok(NewSession { user_id: user, token, expires_at })
 }
 
 fn token_hash(token: &str) -> String {
@@ -122,15 +95,13 @@ fn hash_password(password: &Password) -> Result<String, AccountError> {
 }
 
 fn verify_password(password: &Password, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(hash)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
 }
 
 /// An Argon2id hash of a random string nobody knows, with the default parameters.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2hvZWJveGR1bW15c2FsdA$WlDfNvDnVHl0BRHHtVmnpgn6mK2mA+8tDT4hXLFD4zI";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2hvZWJveGR1bW15c2FsdA$WlDfNvDnVHl0BRHHtVmnpgn6mK2mA+8tDT4hXLFD4zI";
 
 #[cfg(test)]
 mod tests {
@@ -142,10 +113,7 @@ mod tests {
         let hash = hash_password(&p).expect("hash");
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify_password(&p, &hash));
-        assert!(!verify_password(
-            &Password::parse("wrong horse battery".into()).expect("valid"),
-            &hash
-        ));
+        assert!(!verify_password(&Password::parse("wrong horse battery".into()).expect("valid"), &hash));
         assert!(!verify_password(&p, "not a hash"));
     }
 

@@ -28,13 +28,7 @@ pub struct Inner {
 impl Shoebox {
     pub fn new(db: Db, storage: Storage, kinds: Kinds, limits: Limits) -> Self {
         let permits = limits.blocking_permits.max(1);
-        Self(Arc::new(Inner {
-            db,
-            storage,
-            kinds,
-            limits,
-            blocking: Semaphore::new(permits),
-        }))
+        Self(Arc::new(Inner { db, storage, kinds, limits, blocking: Semaphore::new(permits) }))
     }
 
     /// Run CPU-heavy `f` on the blocking pool, at most `blocking_permits` at a time.

@@ -148,9 +148,7 @@ fn default_region() -> String {
     std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())
 }
 fn default_types() -> Vec<String> {
-    ["image/jpeg", "image/png", "image/webp", "image/gif"]
-        .map(String::from)
-        .to_vec()
+    ["image/jpeg", "image/png", "image/webp", "image/gif"].map(String::from).to_vec()
 }
 fn default_max_bytes() -> u64 {
     15_000_000
@@ -171,9 +169,7 @@ impl Settings {
     /// Read settings through `env`, so tests can supply their own environment.
     pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let port: u16 = match env("PORT") {
-            Some(p) => p
-                .parse()
-                .with_context(|| format!("PORT must be a port number, not {p:?}"))?,
+            Some(p) => p.parse().with_context(|| format!("PORT must be a port number, not {p:?}"))?,
             None => 3000,
         };
         let data_dir = PathBuf::from(env("SHOEBOX_DATA_DIR").unwrap_or_else(|| "data".into()));
@@ -183,31 +179,19 @@ impl Settings {
         };
         let database_url = match env("DATABASE_URL") {
             Some(url) => url,
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("shoebox.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("shoebox.db").display()),
         };
         let public_url = env("SHOEBOX_PUBLIC_URL")
-            .map(|u| {
-                url::Url::parse(&u)
-                    .with_context(|| format!("SHOEBOX_PUBLIC_URL is not a URL: {u:?}"))
-            })
+            .map(|u| url::Url::parse(&u).with_context(|| format!("SHOEBOX_PUBLIC_URL is not a URL: {u:?}")))
             .transpose()?;
 
         let (storage, buckets, kinds) = if file.buckets.is_empty() {
             let listen = env("SHOEBOX_EMBEDDED_S3_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
             let storage = StorageSettings::Embedded {
                 root: data_dir.join("s3"),
-                listen: listen
-                    .parse()
-                    .with_context(|| format!("SHOEBOX_EMBEDDED_S3_ADDR: {listen:?}"))?,
+                listen: listen.parse().with_context(|| format!("SHOEBOX_EMBEDDED_S3_ADDR: {listen:?}"))?,
             };
-            let kinds = if file.kinds.is_empty() {
-                example_kinds()
-            } else {
-                file.kinds
-            };
+            let kinds = if file.kinds.is_empty() { example_kinds() } else { file.kinds };
             (storage, embedded_buckets(), kinds)
         } else {
             (StorageSettings::External, file.buckets, file.kinds)
@@ -235,29 +219,20 @@ impl Settings {
         let mut kinds: Vec<Arc<dyn Kind>> = Vec::new();
         for k in &self.kinds {
             if !self.buckets.iter().any(|b| b.name == k.bucket) {
-                bail!(
-                    "kind {:?} names bucket {:?}, which is not configured",
-                    k.name,
-                    k.bucket
-                );
+                bail!("kind {:?} names bucket {:?}, which is not configured", k.name, k.bucket);
             }
-            if k.name.is_empty()
-                || !k
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
-                bail!(
-                    "kind name {:?} must be lowercase letters, digits and '_'",
-                    k.name
-                );
+            if k.name.is_empty() || !k.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                bail!("kind name {:?} must be lowercase letters, digits and '_'", k.name);
             }
             let accepts = k
                 .types
                 .iter()
                 .map(|t| match ImageType::from_mime(t) {
                     Some(ty @ (ImageType::Jpeg | ImageType::Png | ImageType::Webp | ImageType::Gif)) => Ok(ty),
-                    _ => Err(anyhow::anyhow!("kind {:?}: type {t:?} is not one Shoebox can verify (JPEG, PNG, WebP, GIF)", k.name)),
+                    _ => Err(anyhow::anyhow!(
+                        "kind {:?}: type {t:?} is not one Shoebox can verify (JPEG, PNG, WebP, GIF)",
+                        k.name
+                    )),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             if k.max_bytes == 0 {
@@ -269,11 +244,7 @@ impl Settings {
                 bucket: k.bucket.clone(),
                 accepts,
                 max_bytes: k.max_bytes,
-                limits: ImageLimits {
-                    max_width: k.max_width,
-                    max_height: k.max_height,
-                    max_pixels: k.max_pixels,
-                },
+                limits: ImageLimits { max_width: k.max_width, max_height: k.max_height, max_pixels: k.max_pixels },
             }));
         }
         Ok(Kinds::new(kinds))
@@ -281,8 +252,7 @@ impl Settings {
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
 }
 
@@ -298,10 +268,7 @@ pub fn embedded_buckets() -> Vec<BucketSettings> {
         access_key_id_env: None,
         secret_access_key_env: None,
     };
-    vec![
-        bucket("public", BucketAccess::Public),
-        bucket("private", BucketAccess::Private),
-    ]
+    vec![bucket("public", BucketAccess::Public), bucket("private", BucketAccess::Private)]
 }
 
 /// Example kinds for a fresh checkout: a public avatar and a private identity document.
@@ -328,10 +295,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -348,11 +312,7 @@ mod tests {
 
     #[test]
     fn port_and_database_come_from_the_environment_and_stay_out_of_debug() {
-        let s = settings(&[
-            ("PORT", "8123"),
-            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
-        ])
-        .expect("env");
+        let s = settings(&[("PORT", "8123"), ("DATABASE_URL", "postgres://u:hunter2@db/x")]).expect("env");
         assert_eq!(s.listen.port(), 8123);
         assert!(!format!("{s:?}").contains("hunter2"));
     }
@@ -398,14 +358,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[[kinds]]\nname = \"x\"\nbucket = \"nope\"\n").expect("write");
-        let err = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))])
-            .expect_err("unknown bucket");
+        let err = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))]).expect_err("unknown bucket");
         assert!(err.to_string().contains("nope"), "{err}");
-        std::fs::write(
-            &path,
-            "[[kinds]]\nname = \"x\"\nbucket = \"public\"\ntypes = [\"image/svg+xml\"]\n",
-        )
-        .expect("write");
+        std::fs::write(&path, "[[kinds]]\nname = \"x\"\nbucket = \"public\"\ntypes = [\"image/svg+xml\"]\n")
+            .expect("write");
         let err = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))]).expect_err("svg");
         assert!(err.to_string().contains("svg"), "{err}");
     }

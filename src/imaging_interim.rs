@@ -90,15 +90,10 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, ImagingError> {
         ImageType::Gif => image::ImageFormat::Gif,
         _ => return Err(ImagingError::NotAnImage),
     };
-    let (width, height) = image::ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(|e| match e {
+    let (width, height) =
+        image::ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(|e| match e {
             image::ImageError::IoError(_) => ImagingError::NeedMoreBytes,
             _ => ImagingError::Corrupt,
         })?;
-    Ok(Probe {
-        image_type,
-        width,
-        height,
-    })
+    Ok(Probe { image_type, width, height })
 }

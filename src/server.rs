@@ -28,9 +28,8 @@ pub struct Built {
 /// start the embedded endpoint if configured, connect and migrate the database, and build the
 /// router.
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let mut buckets = settings.buckets.clone();
     let mut credentials: Option<SigningCredentials> = None;
@@ -41,10 +40,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         StorageSettings::External => {}
         #[cfg(feature = "embedded-s3")]
         StorageSettings::Embedded { root, listen } => {
-            let mut origins = vec![
-                format!("http://localhost:{}", addr.port()),
-                format!("http://127.0.0.1:{}", addr.port()),
-            ];
+            let mut origins =
+                vec![format!("http://localhost:{}", addr.port()), format!("http://127.0.0.1:{}", addr.port())];
             if let Some(u) = &settings.public_url {
                 origins.push(u.origin().ascii_serialization());
             }
@@ -58,20 +55,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         }
         #[cfg(not(feature = "embedded-s3"))]
         StorageSettings::Embedded { .. } => {
-            anyhow::bail!(
-                "no buckets are configured and this build has no embedded S3 endpoint (feature embedded-s3)"
-            )
+            anyhow::bail!("no buckets are configured and this build has no embedded S3 endpoint (feature embedded-s3)")
         }
     }
 
-    let db = Db::connect(settings.database_url.expose())
-        .await
-        .context("connecting to the database")?;
+    let db = Db::connect(settings.database_url.expose()).await.context("connecting to the database")?;
     // Safe with several machines starting at once: sqlx takes a lock while migrating.
     db.migrate().await.context("migrating the database")?;
-    let storage = Storage::new(&buckets, credentials.as_ref())
-        .await
-        .context("setting up the buckets")?;
+    let storage = Storage::new(&buckets, credentials.as_ref()).await.context("setting up the buckets")?;
     let kinds = settings.build_kinds()?;
     let app = Shoebox::new(db, storage, kinds, settings.limits.clone());
     let storage_origins = app
@@ -81,10 +72,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let web = Arc::new(WebSettings {
-        public_url: settings.public_url.clone(),
-        storage_origins,
-    });
+    let web = Arc::new(WebSettings { public_url: settings.public_url.clone(), storage_origins });
     let state = AppState { app, web };
     Ok(Built {
         listener,

@@ -8,9 +8,7 @@ use crate::app::Shoebox;
 use crate::db::photos::{self, Verified};
 use crate::db::{DbError, photos as photo_rows};
 use crate::domain::photo::{incoming_key, safe_filename, served_key};
-use crate::domain::{
-    Kind, Millis, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token,
-};
+use crate::domain::{Kind, Millis, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token};
 use crate::imaging::{self, ImageType};
 use crate::storage::{ServedHeaders, StorageError, UploadForm};
 
@@ -54,13 +52,9 @@ pub enum UploadError {
     TypeNotAccepted(String),
     #[error("This file is empty. Choose a photo file.")]
     EmptyFile,
-    #[error(
-        "This file is {size}; photos of this kind can be at most {max}. Choose a smaller photo."
-    )]
+    #[error("This file is {size}; photos of this kind can be at most {max}. Choose a smaller photo.")]
     TooLarge { size: String, max: String },
-    #[error(
-        "You have asked for too many upload forms in the last minute. Wait a minute and try again."
-    )]
+    #[error("You have asked for too many upload forms in the last minute. Wait a minute and try again.")]
     RateLimited { retry_after_secs: u64 },
     #[error("There is no such photo.")]
     NotFound,
@@ -86,9 +80,7 @@ pub enum UploadError {
 /// tombstoned with this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error(
-        "This file is {size}; photos of this kind can be at most {max}. Choose a smaller photo."
-    )]
+    #[error("This file is {size}; photos of this kind can be at most {max}. Choose a smaller photo.")]
     TooLarge { size: String, max: String },
     #[error("{0}")]
     NotAnImage(String),
@@ -99,13 +91,7 @@ pub enum Refusal {
     #[error(
         "This image is {width} × {height} pixels; photos of this kind can be at most {max_width} × {max_height} and {max_megapixels} megapixels. Choose a smaller image."
     )]
-    TooManyPixels {
-        width: u32,
-        height: u32,
-        max_width: u32,
-        max_height: u32,
-        max_megapixels: u64,
-    },
+    TooManyPixels { width: u32, height: u32, max_width: u32, max_height: u32, max_megapixels: u64 },
     #[error("{0}")]
     Damaged(String),
 }
@@ -132,11 +118,7 @@ pub async fn sign(
     req: SignRequest,
     style: FormStyle,
 ) -> Result<SignedUpload, UploadError> {
-    let kind = app
-        .kinds
-        .get(&req.kind)
-        .ok_or_else(|| UploadError::UnknownKind(req.kind.clone()))?
-        .clone();
+    let kind = app.kinds.get(&req.kind).ok_or_else(|| UploadError::UnknownKind(req.kind.clone()))?.clone();
     if !kind.may_upload(user) {
         return Err(UploadError::UploadNotAllowed);
     }
@@ -148,19 +130,14 @@ pub async fn sign(
     match req.size {
         Some(0) => return Err(UploadError::EmptyFile),
         Some(size) if size > kind.max_bytes() => {
-            return Err(UploadError::TooLarge {
-                size: human_bytes(size),
-                max: human_bytes(kind.max_bytes()),
-            });
+            return Err(UploadError::TooLarge { size: human_bytes(size), max: human_bytes(kind.max_bytes()) });
         }
         _ => {}
     }
     let now = now_millis();
     let recent = photos::count_signed_since(&app.db, user, now - 60_000).await?;
     if recent >= i64::from(app.limits.forms_per_minute) {
-        return Err(UploadError::RateLimited {
-            retry_after_secs: 60,
-        });
+        return Err(UploadError::RateLimited { retry_after_secs: 60 });
     }
     let bucket = app.storage.bucket(kind.bucket())?;
     let ttl = match style {
@@ -193,30 +170,18 @@ pub async fn sign(
     };
     photo_rows::insert_signed(&app.db, &photo).await?;
     let redirect = match &style {
-        FormStyle::Page { redirect_base } => Some(format!(
-            "{}/uploads/{}/done",
-            redirect_base.trim_end_matches('/'),
-            photo.id
-        )),
+        FormStyle::Page { redirect_base } => {
+            Some(format!("{}/uploads/{}/done", redirect_base.trim_end_matches('/'), photo.id))
+        }
         FormStyle::Script => None,
     };
     // Without a declared type the form stores a neutral type; verification sniffs the real one
     // and the served copy is labelled with that.
     let content_type = declared.map_or("application/octet-stream", ImageType::mime);
     let form = bucket
-        .sign_upload(
-            &photo.incoming_key,
-            content_type,
-            kind.max_bytes(),
-            redirect.as_deref(),
-            from_millis(now),
-            ttl,
-        )
+        .sign_upload(&photo.incoming_key, content_type, kind.max_bytes(), redirect.as_deref(), from_millis(now), ttl)
         .await?;
-    Ok(SignedUpload {
-        photo_id: photo.id,
-        form,
-    })
+    Ok(SignedUpload { photo_id: photo.id, form })
 }
 
 fn accepted_type(kind: &dyn Kind, declared: &str) -> Result<ImageType, UploadError> {
@@ -226,11 +191,7 @@ fn accepted_type(kind: &dyn Kind, declared: &str) -> Result<ImageType, UploadErr
             "{} photos must be {}; this file is {}.",
             kind.label(),
             type_list(kind.accepts()),
-            if declared.is_empty() {
-                "of an unknown type".to_owned()
-            } else {
-                declared.to_owned()
-            }
+            if declared.is_empty() { "of an unknown type".to_owned() } else { declared.to_owned() }
         ))),
     }
 }
@@ -270,11 +231,7 @@ pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo,
 /// Check the uploaded object, then copy it to its served key and mark the photo ready; or
 /// delete it and tombstone the photo with the reason.
 async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadError> {
-    let kind = app
-        .kinds
-        .get(&photo.kind)
-        .ok_or_else(|| UploadError::UnknownKind(photo.kind.clone()))?
-        .clone();
+    let kind = app.kinds.get(&photo.kind).ok_or_else(|| UploadError::UnknownKind(photo.kind.clone()))?.clone();
     let bucket = app.storage.bucket(&photo.bucket)?;
     let now = now_millis();
     let Some(info) = bucket.head(&photo.incoming_key).await? else {
@@ -286,23 +243,15 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         return Err(UploadError::NotUploaded);
     };
 
-    let (image_type, width, height) =
-        match verify(app, bucket, photo, kind.as_ref(), info.size).await {
-            Ok(v) => v,
-            Err(VerifyError::Refused(refusal)) => {
-                bucket.delete(&photo.incoming_key).await?;
-                photo_rows::mark_deleted(
-                    &app.db,
-                    photo.id,
-                    PhotoState::Signed,
-                    &refusal.to_string(),
-                    now,
-                )
-                .await?;
-                return Err(UploadError::Refused(refusal));
-            }
-            Err(VerifyError::Storage(e)) => return Err(e.into()),
-        };
+    let (image_type, width, height) = match verify(app, bucket, photo, kind.as_ref(), info.size).await {
+        Ok(v) => v,
+        Err(VerifyError::Refused(refusal)) => {
+            bucket.delete(&photo.incoming_key).await?;
+            photo_rows::mark_deleted(&app.db, photo.id, PhotoState::Signed, &refusal.to_string(), now).await?;
+            return Err(UploadError::Refused(refusal));
+        }
+        Err(VerifyError::Storage(e)) => return Err(e.into()),
+    };
 
     let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
     let object_key = served_key(token, image_type);
@@ -315,9 +264,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
             crate::config::BucketAccess::Private => "private, no-store".to_owned(),
         },
     };
-    bucket
-        .copy(&photo.incoming_key, &object_key, &headers)
-        .await?;
+    bucket.copy(&photo.incoming_key, &object_key, &headers).await?;
     let verified = Verified {
         object_key,
         image_type,
@@ -354,32 +301,22 @@ async fn verify(
     kind: &dyn Kind,
     size: u64,
 ) -> Result<(ImageType, u32, u32), VerifyError> {
-    let max = u64::try_from(photo.max_bytes)
-        .unwrap_or(0)
-        .min(kind.max_bytes());
+    let max = u64::try_from(photo.max_bytes).unwrap_or(0).min(kind.max_bytes());
     if size > max {
-        return Err(VerifyError::Refused(Refusal::TooLarge {
-            size: human_bytes(size),
-            max: human_bytes(max),
-        }));
+        return Err(VerifyError::Refused(Refusal::TooLarge { size: human_bytes(size), max: human_bytes(max) }));
     }
-    let mut prefix = bucket
-        .read_prefix(&photo.incoming_key, HEADER_PREFIX)
-        .await?;
+    let mut prefix = bucket.read_prefix(&photo.incoming_key, HEADER_PREFIX).await?;
     let mut probed = imaging::probe(&prefix);
     if matches!(probed, Err(imaging::ImagingError::NeedMoreBytes)) && size > HEADER_PREFIX {
-        prefix = bucket
-            .read_prefix(&photo.incoming_key, HEADER_PREFIX_MAX)
-            .await?;
+        prefix = bucket.read_prefix(&photo.incoming_key, HEADER_PREFIX_MAX).await?;
         probed = imaging::probe(&prefix);
     }
     let probe = probed.map_err(|e| {
         VerifyError::Refused(match e {
             imaging::ImagingError::NotAnImage => Refusal::NotAnImage(e.to_string()),
-            imaging::ImagingError::NeedMoreBytes => Refusal::Damaged(
-                "This image file is incomplete: its header is cut off. Upload the file again."
-                    .into(),
-            ),
+            imaging::ImagingError::NeedMoreBytes => {
+                Refusal::Damaged("This image file is incomplete: its header is cut off. Upload the file again.".into())
+            }
             other => Refusal::Damaged(other.to_string()),
         })
     })?;
@@ -401,11 +338,7 @@ async fn verify(
     }
     let limits = kind.limits();
     let pixels = u64::from(probe.width) * u64::from(probe.height);
-    if probe.width > limits.max_width
-        || probe.height > limits.max_height
-        || pixels > limits.max_pixels
-        || pixels == 0
-    {
+    if probe.width > limits.max_width || probe.height > limits.max_height || pixels > limits.max_pixels || pixels == 0 {
         return Err(VerifyError::Refused(Refusal::TooManyPixels {
             width: probe.width,
             height: probe.height,
@@ -457,10 +390,7 @@ fn millis(d: Duration) -> i64 {
 
 /// `12.3 MB`: sizes as people read them (decimal megabytes, as phones and file managers show).
 pub fn human_bytes(n: u64) -> String {
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "display only; sizes are far below 2^52"
-    )]
+    #[expect(clippy::cast_precision_loss, reason = "display only; sizes are far below 2^52")]
     let x = n as f64;
     if n >= 1_000_000 {
         format!("{:.1} MB", x / 1e6)
@@ -505,9 +435,6 @@ mod tests {
     #[test]
     fn type_lists_read_as_a_sentence() {
         assert_eq!(type_list(&[ImageType::Jpeg]), "JPEG");
-        assert_eq!(
-            type_list(&[ImageType::Jpeg, ImageType::Png, ImageType::Webp]),
-            "JPEG, PNG or WebP"
-        );
+        assert_eq!(type_list(&[ImageType::Jpeg, ImageType::Png, ImageType::Webp]), "JPEG, PNG or WebP");
     }
 }

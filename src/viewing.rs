@@ -42,15 +42,8 @@ pub async fn viewable(
     if !matches!(photo.state, PhotoState::Ready | PhotoState::InUse) {
         return Err(ViewError::NotFound);
     }
-    let kind = app
-        .kinds
-        .get(&photo.kind)
-        .ok_or(ViewError::NotFound)?
-        .clone();
-    let bucket = app
-        .storage
-        .bucket(&photo.bucket)
-        .map_err(|_| ViewError::NotFound)?;
+    let kind = app.kinds.get(&photo.kind).ok_or(ViewError::NotFound)?.clone();
+    let bucket = app.storage.bucket(&photo.bucket).map_err(|_| ViewError::NotFound)?;
     let key = photo.object_key.clone().ok_or(ViewError::NotFound)?;
     let location = match (bucket.access(), bucket.public_url(&key)) {
         (BucketAccess::Public, Some(url)) => Location::Public(url),
@@ -59,10 +52,7 @@ pub async fn viewable(
             if !kind.may_view(viewer, &photo) {
                 return Err(ViewError::Forbidden);
             }
-            Location::Private {
-                bucket: photo.bucket.clone(),
-                key,
-            }
+            Location::Private { bucket: photo.bucket.clone(), key }
         }
     };
     Ok((photo, kind, location))
@@ -72,9 +62,5 @@ pub async fn viewable(
 pub fn original_src(app: &Shoebox, photo: &Photo) -> Option<String> {
     let key = photo.object_key.as_deref()?;
     let bucket = app.storage.bucket(&photo.bucket).ok()?;
-    Some(
-        bucket
-            .public_url(key)
-            .unwrap_or_else(|| format!("/photos/{}/original", photo.id)),
-    )
+    Some(bucket.public_url(key).unwrap_or_else(|| format!("/photos/{}/original", photo.id)))
 }

@@ -6,66 +6,28 @@ use common::{TestApp, hidden_value, meta_csrf};
 use reqwest::StatusCode;
 
 async fn form_token(app: &TestApp, client: &reqwest::Client, page: &str) -> String {
-    let html = client
-        .get(app.url(page))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let html = client.get(app.url(page)).send().await.expect("page").text().await.expect("html");
     hidden_value(&html, "csrf").expect("csrf field")
 }
 
 async fn someone_can_sign_up_log_out_and_log_in_again(app: TestApp) {
     let csrf = app.sign_up("Ann@Example.com").await;
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .expect("home")
-        .text()
-        .await
-        .expect("html");
-    assert!(
-        home.contains("ann@example.com"),
-        "signed in, email normalised"
-    );
+    let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
+    assert!(home.contains("ann@example.com"), "signed in, email normalised");
 
-    let out = app
-        .client
-        .post(app.url("/logout"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("logout");
+    let out = app.client.post(app.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.expect("logout");
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .expect("home")
-        .text()
-        .await
-        .expect("html");
+    let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
     assert!(meta_csrf(&home).is_none(), "logged out");
     // The old session cannot be used any more.
-    let res = app
-        .request_form(&app.client, &csrf, "avatar", "image/jpeg", 10)
-        .await;
+    let res = app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     let token = form_token(&app, &app.client, "/login").await;
     let res = app
         .client
         .post(app.url("/login"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("email", "ann@example.com"),
-            ("password", "correct horse battery"),
-        ])
+        .form(&[("csrf", token.as_str()), ("email", "ann@example.com"), ("password", "correct horse battery")])
         .send()
         .await
         .expect("login");
@@ -77,19 +39,8 @@ async fn someone_can_sign_up_log_out_and_log_in_again(app: TestApp) {
         .map(|v| v.to_str().expect("ascii").to_owned())
         .find(|c| c.starts_with("shoebox_session="))
         .expect("session cookie");
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
-    );
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .expect("home")
-        .text()
-        .await
-        .expect("html");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
     assert!(meta_csrf(&home).is_some(), "logged in again");
 }
 
@@ -98,68 +49,37 @@ async fn account_forms_refuse_bad_input_with_a_message_and_keep_the_email(app: T
     let other = app.new_browser();
     let mut token = form_token(&app, &other, "/signup").await;
     let cases = [
-        (
-            "ann@example.com",
-            "another good password",
-            StatusCode::CONFLICT,
-            "already has an account",
-        ),
-        (
-            "not-an-email",
-            "another good password",
-            StatusCode::BAD_REQUEST,
-            "email address",
-        ),
-        (
-            "bob@example.com",
-            "short",
-            StatusCode::BAD_REQUEST,
-            "at least 8",
-        ),
+        ("ann@example.com", "another good password", StatusCode::CONFLICT, "already has an account"),
+        ("not-an-email", "another good password", StatusCode::BAD_REQUEST, "email address"),
+        ("bob@example.com", "short", StatusCode::BAD_REQUEST, "at least 8"),
     ];
     for (email, password, status, says) in cases {
         let res = other
             .post(app.url("/signup"))
-            .form(&[
-                ("csrf", token.as_str()),
-                ("email", email),
-                ("password", password),
-            ])
+            .form(&[("csrf", token.as_str()), ("email", email), ("password", password)])
             .send()
             .await
             .expect("signup");
         assert_eq!(res.status(), status, "{email}");
         let html = res.text().await.expect("html");
         assert!(html.contains(says), "{email}: {html}");
-        assert!(
-            html.contains(&format!("value=\"{email}\"")),
-            "the email is kept"
-        );
+        assert!(html.contains(&format!("value=\"{email}\"")), "the email is kept");
         // Each page carries a fresh token for the next try.
         token = hidden_value(&html, "csrf").expect("csrf field");
     }
     let mut token = form_token(&app, &other, "/login").await;
-    for (email, password) in [
-        ("ann@example.com", "wrong password!"),
-        ("nobody@example.com", "correct horse battery"),
-        ("junk", "x"),
-    ] {
+    for (email, password) in
+        [("ann@example.com", "wrong password!"), ("nobody@example.com", "correct horse battery"), ("junk", "x")]
+    {
         let res = other
             .post(app.url("/login"))
-            .form(&[
-                ("csrf", token.as_str()),
-                ("email", email),
-                ("password", password),
-            ])
+            .form(&[("csrf", token.as_str()), ("email", email), ("password", password)])
             .send()
             .await
             .expect("login");
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{email}");
         let html = res.text().await.expect("html");
-        assert!(
-            html.contains("do not match"),
-            "same answer whether or not the account exists"
-        );
+        assert!(html.contains("do not match"), "same answer whether or not the account exists");
         token = hidden_value(&html, "csrf").expect("csrf field");
     }
 }
@@ -169,10 +89,7 @@ async fn account_forms_need_their_csrf_token(app: TestApp) {
     // No token and no cookie: a cross-site form post.
     let res = fresh
         .post(app.url("/signup"))
-        .form(&[
-            ("email", "eve@example.com"),
-            ("password", "correct horse battery"),
-        ])
+        .form(&[("email", "eve@example.com"), ("password", "correct horse battery")])
         .send()
         .await
         .expect("post");
@@ -192,36 +109,13 @@ async fn account_forms_need_their_csrf_token(app: TestApp) {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // Logging out needs the session's token.
     let csrf = app.sign_up("ann@example.com").await;
-    let res = app
-        .client
-        .post(app.url("/logout"))
-        .form(&[("csrf", "wrong")])
-        .send()
-        .await
-        .expect("logout");
+    let res = app.client.post(app.url("/logout")).form(&[("csrf", "wrong")]).send().await.expect("logout");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .expect("home")
-        .text()
-        .await
-        .expect("html");
-    assert_eq!(
-        meta_csrf(&home).as_deref(),
-        Some(csrf.as_str()),
-        "still logged in"
-    );
+    let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
+    assert_eq!(meta_csrf(&home).as_deref(), Some(csrf.as_str()), "still logged in");
     // A malformed session cookie is simply no session.
-    let res = app
-        .new_browser()
-        .get(app.url("/"))
-        .header("cookie", "shoebox_session=../../etc")
-        .send()
-        .await
-        .expect("home");
+    let res =
+        app.new_browser().get(app.url("/")).header("cookie", "shoebox_session=../../etc").send().await.expect("home");
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -231,18 +125,10 @@ async fn pages_carry_security_headers_and_health_is_checked_for_real(app: TestAp
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
     let csp = h["content-security-policy"].to_str().expect("ascii");
-    assert!(
-        csp.contains("script-src 'self'") && csp.contains(&app.s3_endpoint),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'self'") && csp.contains(&app.s3_endpoint), "{csp}");
     assert!(h.contains_key("x-request-id"));
 
-    let health = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
+    let health = app.client.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), StatusCode::OK);
     let body: serde_json::Value = health.json().await.expect("json");
     assert_eq!(body["database"], "ok");
@@ -251,17 +137,9 @@ async fn pages_carry_security_headers_and_health_is_checked_for_real(app: TestAp
 
     // With the database gone, health says so.
     app.state.app.db.close().await;
-    let health = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
+    let health = app.client.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        health.json::<serde_json::Value>().await.expect("json")["database"],
-        "unreachable"
-    );
+    assert_eq!(health.json::<serde_json::Value>().await.expect("json")["database"], "unreachable");
 }
 
 both_backends!(

@@ -26,11 +26,7 @@ impl Drop for Driver {
 }
 
 fn start_chromedriver() -> Driver {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -72,8 +68,7 @@ async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
 async fn screenshot(c: &Client, name: &str) {
     if let Ok(dir) = std::env::var("SHOEBOX_SCREENSHOTS") {
         let png = c.screenshot().await.expect("screenshot");
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
-            .expect("write screenshot");
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
     }
 }
 
@@ -102,36 +97,19 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
 
     // Sign up through the real form.
     c.goto(&app.url("/signup")).await.expect("signup page");
-    c.find(Locator::Css("input[name=email]"))
-        .await
-        .expect("email")
-        .send_keys("ann@example.com")
-        .await
-        .expect("type");
+    c.find(Locator::Css("input[name=email]")).await.expect("email").send_keys("ann@example.com").await.expect("type");
     c.find(Locator::Css("input[name=password]"))
         .await
         .expect("password")
         .send_keys("correct horse battery")
         .await
         .expect("type");
-    c.find(Locator::Css("form.account button"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("click");
-    wait_for(10, "the home page", || async {
-        c.find(Locator::Css("meta[name=csrf-token]"))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    c.find(Locator::Css("form.account button")).await.expect("submit").click().await.expect("click");
+    wait_for(10, "the home page", || async { c.find(Locator::Css("meta[name=csrf-token]")).await.ok().map(|_| ()) })
+        .await;
 
     // Choose a 22-megapixel camera JPEG on the upload page.
-    c.goto(&app.url("/upload?kind=avatar"))
-        .await
-        .expect("upload page");
+    c.goto(&app.url("/upload?kind=avatar")).await.expect("upload page");
     let camera = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/testdata/photos/camera/canon-eos-5d-mark-iii_5760x3840.jpg")
         .canonicalize()
@@ -143,36 +121,16 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
         .await
         .expect("choose file");
     wait_for(10, "the preview", || async {
-        let hidden = c
-            .find(Locator::Id("preview"))
-            .await
-            .ok()?
-            .attr("hidden")
-            .await
-            .ok()?;
+        let hidden = c.find(Locator::Id("preview")).await.ok()?.attr("hidden").await.ok()?;
         hidden.is_none().then_some(())
     })
     .await;
-    c.find(Locator::Id("upload-button"))
-        .await
-        .expect("upload button")
-        .click()
-        .await
-        .expect("click");
+    c.find(Locator::Id("upload-button")).await.expect("upload button").click().await.expect("click");
 
     // The progress bar fills, the photo is checked, and Save appears.
     let shown = wait_for(60, "the upload to finish", || async {
-        let status = c
-            .find(Locator::Id("status"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        if status.contains("refused")
-            || status.contains("Try again")
-            || status.contains("server answered")
-        {
+        let status = c.find(Locator::Id("status")).await.ok()?.text().await.ok()?;
+        if status.contains("refused") || status.contains("Try again") || status.contains("server answered") {
             panic!("the page reported an error: {status}");
         }
         let save = c.find(Locator::Id("save-button")).await.ok()?;
@@ -181,42 +139,19 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
     .await;
     assert!(shown.contains("Uploaded"), "{shown}");
     screenshot(&c, "upload-done").await;
-    let progress = c
-        .execute("return document.getElementById('progress').value;", vec![])
-        .await
-        .expect("value");
-    assert_eq!(
-        progress.as_f64(),
-        Some(100.0),
-        "the progress bar reached 100 %"
-    );
-    let text = c
-        .find(Locator::Id("progress-text"))
-        .await
-        .expect("text")
-        .text()
-        .await
-        .expect("text");
+    let progress = c.execute("return document.getElementById('progress').value;", vec![]).await.expect("value");
+    assert_eq!(progress.as_f64(), Some(100.0), "the progress bar reached 100 %");
+    let text = c.find(Locator::Id("progress-text")).await.expect("text").text().await.expect("text");
     assert_eq!(text, "100 %");
 
     // Save it, land on the home page, and see the image load from the bucket.
-    c.find(Locator::Id("save-button"))
-        .await
-        .expect("save")
-        .click()
-        .await
-        .expect("click");
+    c.find(Locator::Id("save-button")).await.expect("save").click().await.expect("click");
     let img = wait_for(10, "the photo on the home page", || async {
-        c.find(Locator::Css("section[data-kind=avatar] img"))
-            .await
-            .ok()
+        c.find(Locator::Css("section[data-kind=avatar] img")).await.ok()
     })
     .await;
     let src = img.attr("src").await.expect("src").expect("has src");
-    assert!(
-        src.starts_with(&app.s3_endpoint),
-        "public photo served straight from the bucket: {src}"
-    );
+    assert!(src.starts_with(&app.s3_endpoint), "public photo served straight from the bucket: {src}");
     let loaded = wait_for(10, "the image to load", || async {
         let v = c.execute("const i = document.querySelector('section[data-kind=avatar] img'); return i.complete ? i.naturalWidth : 0;", vec![]).await.ok()?;
         v.as_u64().filter(|w| *w > 0)
@@ -227,20 +162,9 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
 
     // The browser shrank the 5760 × 3840 photo to 2560 px on its longer side before uploading,
     // and the server recorded it as in use.
-    let id = img
-        .attr("data-photo-id")
-        .await
-        .expect("attr")
-        .expect("photo id");
-    let photo: Value = app
-        .client
-        .get(app.url(&format!("/api/photos/{id}")))
-        .send()
-        .await
-        .expect("api")
-        .json()
-        .await
-        .expect("json");
+    let id = img.attr("data-photo-id").await.expect("attr").expect("photo id");
+    let photo: Value =
+        app.client.get(app.url(&format!("/api/photos/{id}"))).send().await.expect("api").json().await.expect("json");
     assert_eq!(photo["photo"]["state"], "in_use");
     assert_eq!(photo["photo"]["width"], 2560);
     assert_eq!(photo["photo"]["height"], 1707);

@@ -12,216 +12,102 @@ const JPEG: &str = "orientation/Landscape_1.jpg";
 async fn a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page(app: TestApp) {
     let csrf = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
-    let photo = app
-        .upload_photo(&app.client, &csrf, "avatar", bytes.clone(), "image/jpeg")
-        .await;
+    let photo = app.upload_photo(&app.client, &csrf, "avatar", bytes.clone(), "image/jpeg").await;
     assert_eq!(photo["state"], "ready");
     assert_eq!(photo["type"], "image/jpeg");
-    let (w, h) = image::load_from_memory(&bytes)
-        .map(|i| (i.width(), i.height()))
-        .expect("decodes");
-    assert_eq!(
-        (photo["width"].as_u64(), photo["height"].as_u64()),
-        (Some(u64::from(w)), Some(u64::from(h)))
-    );
+    let (w, h) = image::load_from_memory(&bytes).map(|i| (i.width(), i.height())).expect("decodes");
+    assert_eq!((photo["width"].as_u64(), photo["height"].as_u64()), (Some(u64::from(w)), Some(u64::from(h))));
     assert_eq!(photo["byte_size"].as_u64(), Some(bytes.len() as u64));
     let id = photo["id"].as_str().expect("id").to_owned();
 
-    let attached = app
-        .api_post(
-            &app.client,
-            &csrf,
-            &format!("/api/photos/{id}/attach"),
-            json!({}),
-        )
-        .await;
+    let attached = app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), json!({})).await;
     assert_eq!(attached.status(), StatusCode::OK);
     let attached: Value = attached.json().await.expect("json");
     assert_eq!(attached["photo"]["state"], "in_use");
 
     // Public photos are served straight from the bucket, to anyone, with the sniffed type.
-    let public_url = attached["photo"]["urls"]["original"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let public_url = attached["photo"]["urls"]["original"].as_str().expect("url").to_owned();
     assert!(public_url.starts_with(&app.s3_endpoint), "{public_url}");
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .expect("home")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        home.contains(&format!("src=\"{public_url}\"")),
-        "home page shows the photo"
-    );
+    let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("text");
+    assert!(home.contains(&format!("src=\"{public_url}\"")), "home page shows the photo");
     let fetched = reqwest::get(&public_url).await.expect("anonymous GET");
     assert_eq!(fetched.status(), StatusCode::OK);
     assert_eq!(fetched.headers()["content-type"], "image/jpeg");
-    assert_eq!(
-        fetched.bytes().await.expect("bytes").as_ref(),
-        bytes.as_slice()
-    );
+    assert_eq!(fetched.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
 
     // The app's own URL for it redirects there.
-    let via_app = app
-        .new_browser()
-        .get(app.url(&format!("/photos/{id}/original")))
-        .send()
-        .await
-        .expect("get");
+    let via_app = app.new_browser().get(app.url(&format!("/photos/{id}/original"))).send().await.expect("get");
     assert_eq!(via_app.status(), StatusCode::SEE_OTHER);
     assert_eq!(via_app.headers()["location"], public_url.as_str());
 
     // Nothing is left under the incoming prefix.
-    assert!(
-        app.stored_keys("shoebox-public")
-            .iter()
-            .all(|k| !k.starts_with("incoming/"))
-    );
+    assert!(app.stored_keys("shoebox-public").iter().all(|k| !k.starts_with("incoming/")));
 }
 
 async fn a_private_photo_is_streamed_only_to_its_owner(app: TestApp) {
     let csrf = app.sign_up("ann@example.com").await;
     let bytes = photo("orientation/Portrait_1.jpg");
-    let photo = app
-        .upload_photo(
-            &app.client,
-            &csrf,
-            "id_document",
-            bytes.clone(),
-            "image/jpeg",
-        )
-        .await;
+    let photo = app.upload_photo(&app.client, &csrf, "id_document", bytes.clone(), "image/jpeg").await;
     let id = photo["id"].as_str().expect("id");
     let path = format!("/photos/{id}/original");
     assert_eq!(photo["urls"]["original"], path.as_str());
 
-    let mine = app
-        .client
-        .get(app.url(&path))
-        .send()
-        .await
-        .expect("owner GET");
+    let mine = app.client.get(app.url(&path)).send().await.expect("owner GET");
     assert_eq!(mine.status(), StatusCode::OK);
     assert_eq!(mine.headers()["content-type"], "image/jpeg");
     assert_eq!(mine.headers()["x-content-type-options"], "nosniff");
-    assert_eq!(
-        mine.headers()["content-disposition"],
-        "inline; filename=\"photo.jpg\""
-    );
-    assert!(
-        mine.headers()["cache-control"]
-            .to_str()
-            .expect("ascii")
-            .contains("private")
-    );
-    assert_eq!(
-        mine.bytes().await.expect("bytes").as_ref(),
-        bytes.as_slice()
-    );
+    assert_eq!(mine.headers()["content-disposition"], "inline; filename=\"photo.jpg\"");
+    assert!(mine.headers()["cache-control"].to_str().expect("ascii").contains("private"));
+    assert_eq!(mine.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
 
-    let anonymous = app
-        .new_browser()
-        .get(app.url(&path))
-        .send()
-        .await
-        .expect("anonymous GET");
+    let anonymous = app.new_browser().get(app.url(&path)).send().await.expect("anonymous GET");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     let bob = app.new_browser();
     app.sign_up_with(&bob, "bob@example.com").await;
+    assert_eq!(bob.get(app.url(&path)).send().await.expect("GET").status(), StatusCode::FORBIDDEN);
     assert_eq!(
-        bob.get(app.url(&path)).send().await.expect("GET").status(),
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        bob.get(app.url(&format!("/api/photos/{id}")))
-            .send()
-            .await
-            .expect("GET")
-            .status(),
+        bob.get(app.url(&format!("/api/photos/{id}"))).send().await.expect("GET").status(),
         StatusCode::FORBIDDEN
     );
 
-    let missing = app
-        .client
-        .get(app.url(&format!("/photos/{}/original", uuid::Uuid::new_v4())))
-        .send()
-        .await
-        .expect("GET");
+    let missing =
+        app.client.get(app.url(&format!("/photos/{}/original", uuid::Uuid::new_v4()))).send().await.expect("GET");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    let junk = app
-        .client
-        .get(app.url("/photos/not-an-id/original"))
-        .send()
-        .await
-        .expect("GET");
+    let junk = app.client.get(app.url("/photos/not-an-id/original")).send().await.expect("GET");
     assert_eq!(junk.status(), StatusCode::NOT_FOUND);
 
     // The bucket itself refuses anonymous reads of the private object.
-    let row = shoebox::db::photos::get(&app.state.app.db, id.parse().expect("id"))
-        .await
-        .expect("db")
-        .expect("row");
+    let row = shoebox::db::photos::get(&app.state.app.db, id.parse().expect("id")).await.expect("db").expect("row");
     let key = row.object_key.expect("served key");
-    let direct = reqwest::get(format!("{}/shoebox-private/{key}", app.s3_endpoint))
-        .await
-        .expect("GET");
+    let direct = reqwest::get(format!("{}/shoebox-private/{key}", app.s3_endpoint)).await.expect("GET");
     assert_eq!(direct.status(), StatusCode::FORBIDDEN);
 }
 
-async fn uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_public_bucket(
-    app: TestApp,
-) {
+async fn uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_public_bucket(app: TestApp) {
     let csrf = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
-    let signed: Value = app
-        .request_form(&app.client, &csrf, "avatar", "image/jpeg", bytes.len())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let signed: Value =
+        app.request_form(&app.client, &csrf, "avatar", "image/jpeg", bytes.len()).await.json().await.expect("json");
     let (url, fields) = form_of(&signed);
-    assert_eq!(
-        app.post_to_bucket(&url, &fields, bytes, "image/jpeg")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
     let key = field(&fields, "key");
-    assert!(
-        key.starts_with("incoming/") && key.len() == "incoming/".len() + 32,
-        "{key}"
-    );
+    assert!(key.starts_with("incoming/") && key.len() == "incoming/".len() + 32, "{key}");
     let direct = reqwest::get(format!("{url}/{key}")).await.expect("GET");
     assert_eq!(direct.status(), StatusCode::FORBIDDEN);
     // …and the app does not show it either until it is verified.
     let id = signed["photo_id"].as_str().expect("id");
     assert_eq!(
-        app.client
-            .get(app.url(&format!("/photos/{id}/original")))
-            .send()
-            .await
-            .expect("GET")
-            .status(),
+        app.client.get(app.url(&format!("/photos/{id}/original"))).send().await.expect("GET").status(),
         StatusCode::NOT_FOUND
     );
 }
 
 async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
     // Logged out.
-    let res = app
-        .request_form(&app.client, "x", "avatar", "image/jpeg", 100)
-        .await;
+    let res = app.request_form(&app.client, "x", "avatar", "image/jpeg", 100).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        res.json::<Value>().await.expect("json")["error"],
-        "unauthenticated"
-    );
+    assert_eq!(res.json::<Value>().await.expect("json")["error"], "unauthenticated");
 
     let csrf = app.sign_up("ann@example.com").await;
     let cases: &[(Value, StatusCode, &str)] = &[
@@ -245,21 +131,9 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
         ),
-        (
-            json!({"kind": "avatar", "content_type": "image/jpeg", "size": 0}),
-            StatusCode::BAD_REQUEST,
-            "empty_file",
-        ),
-        (
-            json!({"kind": "avatar", "size": 10}),
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
-        (
-            json!({"kind": "avatar", "content_type": "image/jpeg", "size": -1}),
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
+        (json!({"kind": "avatar", "content_type": "image/jpeg", "size": 0}), StatusCode::BAD_REQUEST, "empty_file"),
+        (json!({"kind": "avatar", "size": 10}), StatusCode::BAD_REQUEST, "bad_request"),
+        (json!({"kind": "avatar", "content_type": "image/jpeg", "size": -1}), StatusCode::BAD_REQUEST, "bad_request"),
         (
             json!({"kind": "avatar", "content_type": "image/jpeg", "size": 10, "acl": "public-read"}),
             StatusCode::BAD_REQUEST,
@@ -267,16 +141,11 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
         ),
     ];
     for (body, status, code) in cases {
-        let res = app
-            .api_post(&app.client, &csrf, "/api/uploads", body.clone())
-            .await;
+        let res = app.api_post(&app.client, &csrf, "/api/uploads", body.clone()).await;
         assert_eq!(res.status(), *status, "{body}");
         let answer: Value = res.json().await.expect("json error body");
         assert_eq!(answer["error"], *code, "{body}");
-        assert!(
-            answer["message"].as_str().is_some_and(|m| m.len() > 10),
-            "{answer}"
-        );
+        assert!(answer["message"].as_str().is_some_and(|m| m.len() > 10), "{answer}");
     }
 
     // Not JSON at all.
@@ -301,15 +170,7 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
         .expect("post");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(res.json::<Value>().await.expect("json")["error"], "csrf");
-    let res = app
-        .request_form(
-            &app.client,
-            "0123456789abcdef0123456789abcdef",
-            "avatar",
-            "image/jpeg",
-            10,
-        )
-        .await;
+    let res = app.request_form(&app.client, "0123456789abcdef0123456789abcdef", "avatar", "image/jpeg", 10).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // From another site, even with the token.
@@ -330,47 +191,24 @@ async fn signing_is_rate_limited_per_user(app: TestApp) {
     let limit = app.state.app.limits.forms_per_minute;
     for _ in 0..limit {
         assert_eq!(
-            app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10)
-                .await
-                .status(),
+            app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10).await.status(),
             StatusCode::CREATED
         );
     }
-    let refused = app
-        .request_form(&app.client, &csrf, "avatar", "image/jpeg", 10)
-        .await;
+    let refused = app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()["retry-after"], "60");
     // Another user is not affected.
     let bob = app.new_browser();
     let bob_csrf = app.sign_up_with(&bob, "bob@example.com").await;
-    assert_eq!(
-        app.request_form(&bob, &bob_csrf, "avatar", "image/jpeg", 10)
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.request_form(&bob, &bob_csrf, "avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED);
 }
 
 /// Sign a form for `size` bytes of JPEG and return (photo id, url, fields).
-async fn signed_form(
-    app: &TestApp,
-    csrf: &str,
-    kind: &str,
-    size: usize,
-) -> (String, String, Vec<(String, String)>) {
-    let signed: Value = app
-        .request_form(&app.client, csrf, kind, "image/jpeg", size)
-        .await
-        .json()
-        .await
-        .expect("json");
+async fn signed_form(app: &TestApp, csrf: &str, kind: &str, size: usize) -> (String, String, Vec<(String, String)>) {
+    let signed: Value = app.request_form(&app.client, csrf, kind, "image/jpeg", size).await.json().await.expect("json");
     let (url, fields) = form_of(&signed);
-    (
-        signed["photo_id"].as_str().expect("id").to_owned(),
-        url,
-        fields,
-    )
+    (signed["photo_id"].as_str().expect("id").to_owned(), url, fields)
 }
 
 async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
@@ -381,37 +219,20 @@ async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
     let (_, url, fields) = signed_form(&app, &csrf, "avatar", 1000).await;
     let big = vec![0xFFu8; 10_000_001];
     let res = app.post_to_bucket(&url, &fields, big, "image/jpeg").await;
-    assert!(
-        res.status().is_client_error(),
-        "oversized upload refused, got {}",
-        res.status()
-    );
+    assert!(res.status().is_client_error(), "oversized upload refused, got {}", res.status());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // A different Content-Type than the one signed.
     let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
     set_field(&mut fields, "Content-Type", "text/html");
-    assert!(
-        app.post_to_bucket(&url, &fields, bytes.clone(), "text/html")
-            .await
-            .status()
-            .is_client_error()
-    );
+    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "text/html").await.status().is_client_error());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // A key outside the policy: the served prefix of the public bucket.
     let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
     set_field(&mut fields, "key", "photos/evil/original.jpg");
-    assert!(
-        app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg")
-            .await
-            .status()
-            .is_client_error()
-    );
-    assert!(
-        !app.object_exists("public", "photos/evil/original.jpg")
-            .await
-    );
+    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
+    assert!(!app.object_exists("public", "photos/evil/original.jpg").await);
 
     // A policy edited to allow more, keeping the old signature.
     let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
@@ -422,36 +243,22 @@ async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
     let widened = text.replace("10000000", "1073741824");
     assert_ne!(text, widened, "the policy names the limit");
     set_field(&mut fields, "policy", &b64.encode(widened));
-    assert!(
-        app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg")
-            .await
-            .status()
-            .is_client_error()
-    );
+    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // A tampered signature.
     let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
     let sig = field(&fields, "x-amz-signature").to_owned();
-    let flipped = format!(
-        "{}{}",
-        if sig.starts_with('0') { '1' } else { '0' },
-        &sig[1..]
-    );
+    let flipped = format!("{}{}", if sig.starts_with('0') { '1' } else { '0' }, &sig[1..]);
     set_field(&mut fields, "x-amz-signature", &flipped);
-    assert!(
-        app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg")
-            .await
-            .status()
-            .is_client_error()
-    );
+    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // An expired form, signed with the bucket's real credentials.
     let now = time::OffsetDateTime::now_utc();
     let key = format!("incoming/{}", shoebox::domain::random_token());
-    let request = |signed_at: time::OffsetDateTime, expires_at: time::OffsetDateTime| {
-        shoebox::storage::PostPolicyRequest {
+    let request =
+        |signed_at: time::OffsetDateTime, expires_at: time::OffsetDateTime| shoebox::storage::PostPolicyRequest {
             bucket: "shoebox-public",
             region: "us-east-1",
             key: &key,
@@ -461,32 +268,17 @@ async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
             success_redirect: None,
             now: signed_at,
             expires_at,
-        }
-    };
+        };
     let minutes = time::Duration::minutes;
-    let expired = shoebox::storage::sign_post_policy(
-        &request(now - minutes(10), now - minutes(1)),
-        &app.s3_credentials,
-    );
-    let res = app
-        .post_to_bucket(&url, &expired.fields, bytes.clone(), "image/jpeg")
-        .await;
-    assert!(
-        res.status().is_client_error(),
-        "expired form refused, got {}",
-        res.status()
-    );
+    let expired =
+        shoebox::storage::sign_post_policy(&request(now - minutes(10), now - minutes(1)), &app.s3_credentials);
+    let res = app.post_to_bucket(&url, &expired.fields, bytes.clone(), "image/jpeg").await;
+    assert!(res.status().is_client_error(), "expired form refused, got {}", res.status());
     assert!(!app.object_exists("public", &key).await);
 
     // The same form, unexpired, is accepted: the refusals above are about what was changed.
-    let fresh =
-        shoebox::storage::sign_post_policy(&request(now, now + minutes(5)), &app.s3_credentials);
-    assert_eq!(
-        app.post_to_bucket(&url, &fresh.fields, bytes, "image/jpeg")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    let fresh = shoebox::storage::sign_post_policy(&request(now, now + minutes(5)), &app.s3_credentials);
+    assert_eq!(app.post_to_bucket(&url, &fresh.fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
     assert!(app.object_exists("public", &key).await);
 }
 
@@ -496,40 +288,21 @@ async fn completing_has_a_defined_answer_for_every_case(app: TestApp) {
     let (id, url, fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
     let complete = |client: reqwest::Client, csrf: String, id: String| {
         let app = &app;
-        async move {
-            app.api_post(
-                &client,
-                &csrf,
-                &format!("/api/uploads/{id}/complete"),
-                json!({}),
-            )
-            .await
-        }
+        async move { app.api_post(&client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await }
     };
 
     // Before the file arrived: 409, and the form stays usable.
     let early = complete(app.client.clone(), csrf.clone(), id.clone()).await;
     assert_eq!(early.status(), StatusCode::CONFLICT);
-    assert_eq!(
-        early.json::<Value>().await.expect("json")["error"],
-        "not_uploaded"
-    );
-    assert_eq!(
-        app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(early.json::<Value>().await.expect("json")["error"], "not_uploaded");
+    assert_eq!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
 
     // Someone else's upload does not exist for them.
     let bob = app.new_browser();
     let bob_csrf = app.sign_up_with(&bob, "bob@example.com").await;
     let theirs = complete(bob.clone(), bob_csrf.clone(), id.clone()).await;
     assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
-    assert!(
-        app.object_exists("public", field(&fields, "key")).await,
-        "bob's attempt removed nothing"
-    );
+    assert!(app.object_exists("public", field(&fields, "key")).await, "bob's attempt removed nothing");
 
     // The owner completes it; completing again answers the same.
     let first = complete(app.client.clone(), csrf.clone(), id.clone()).await;
@@ -541,32 +314,14 @@ async fn completing_has_a_defined_answer_for_every_case(app: TestApp) {
 
     // Unknown and malformed ids.
     assert_eq!(
-        complete(
-            app.client.clone(),
-            csrf.clone(),
-            uuid::Uuid::new_v4().to_string()
-        )
-        .await
-        .status(),
+        complete(app.client.clone(), csrf.clone(), uuid::Uuid::new_v4().to_string()).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        complete(app.client.clone(), csrf.clone(), "42".into())
-            .await
-            .status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(complete(app.client.clone(), csrf.clone(), "42".into()).await.status(), StatusCode::NOT_FOUND);
 
     // Bob cannot attach Ann's photo either; Ann can, once; attaching a form nobody used is 409.
     assert_eq!(
-        app.api_post(
-            &bob,
-            &bob_csrf,
-            &format!("/api/photos/{id}/attach"),
-            json!({})
-        )
-        .await
-        .status(),
+        app.api_post(&bob, &bob_csrf, &format!("/api/photos/{id}/attach"), json!({})).await.status(),
         StatusCode::NOT_FOUND
     );
     let past = app
@@ -578,14 +333,8 @@ async fn completing_has_a_defined_answer_for_every_case(app: TestApp) {
         )
         .await;
     assert_eq!(past.status(), StatusCode::BAD_REQUEST);
-    let junk = app
-        .api_post(
-            &app.client,
-            &csrf,
-            &format!("/api/photos/{id}/attach"),
-            json!({"keep_until": "tomorrow"}),
-        )
-        .await;
+    let junk =
+        app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), json!({"keep_until": "tomorrow"})).await;
     assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
     let kept = app
         .api_post(
@@ -596,19 +345,9 @@ async fn completing_has_a_defined_answer_for_every_case(app: TestApp) {
         )
         .await;
     assert_eq!(kept.status(), StatusCode::OK);
-    assert_eq!(
-        kept.json::<Value>().await.expect("json")["photo"]["keep_until"],
-        "2099-01-01T00:00:00Z"
-    );
+    assert_eq!(kept.json::<Value>().await.expect("json")["photo"]["keep_until"], "2099-01-01T00:00:00Z");
     let (unused, _, _) = signed_form(&app, &csrf, "avatar", 10).await;
-    let not_ready = app
-        .api_post(
-            &app.client,
-            &csrf,
-            &format!("/api/photos/{unused}/attach"),
-            json!({}),
-        )
-        .await;
+    let not_ready = app.api_post(&app.client, &csrf, &format!("/api/photos/{unused}/attach"), json!({})).await;
     assert_eq!(not_ready.status(), StatusCode::CONFLICT);
 }
 
@@ -616,61 +355,28 @@ async fn an_upload_that_is_not_what_it_claims_is_refused_and_removed(app: TestAp
     let csrf = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
     // Declared PNG, is JPEG.
-    let signed: Value = app
-        .request_form(&app.client, &csrf, "avatar", "image/png", bytes.len())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let signed: Value =
+        app.request_form(&app.client, &csrf, "avatar", "image/png", bytes.len()).await.json().await.expect("json");
     let (url, fields) = form_of(&signed);
-    assert_eq!(
-        app.post_to_bucket(&url, &fields, bytes, "image/png")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.post_to_bucket(&url, &fields, bytes, "image/png").await.status(), StatusCode::CREATED);
     let id = signed["photo_id"].as_str().expect("id");
-    let res = app
-        .api_post(
-            &app.client,
-            &csrf,
-            &format!("/api/uploads/{id}/complete"),
-            json!({}),
-        )
-        .await;
+    let res = app.api_post(&app.client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["error"], "type_mismatch");
-    assert!(
-        body["message"].as_str().expect("message").contains("JPEG"),
-        "{body}"
-    );
-    assert!(
-        !app.object_exists("public", field(&fields, "key")).await,
-        "refused object removed"
-    );
+    assert!(body["message"].as_str().expect("message").contains("JPEG"), "{body}");
+    assert!(!app.object_exists("public", field(&fields, "key")).await, "refused object removed");
     // The refusal is final and says why.
-    let again = app
-        .api_post(
-            &app.client,
-            &csrf,
-            &format!("/api/uploads/{id}/complete"),
-            json!({}),
-        )
-        .await;
+    let again = app.api_post(&app.client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
     assert_eq!(again.status(), StatusCode::GONE);
-    let row = shoebox::db::photos::get(&app.state.app.db, id.parse().expect("id"))
-        .await
-        .expect("db")
-        .expect("row");
+    let row = shoebox::db::photos::get(&app.state.app.db, id.parse().expect("id")).await.expect("db").expect("row");
     assert_eq!(row.state, shoebox::domain::PhotoState::Deleted);
     assert!(row.deleted_reason.expect("reason").contains("JPEG"));
 }
 
 async fn every_hostile_file_is_refused_removed_and_the_server_stays_healthy(app: TestApp) {
     let csrf = app.sign_up("ann@example.com").await;
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/photos/hostile");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/photos/hostile");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("hostile dir")
         .flatten()
@@ -680,51 +386,22 @@ async fn every_hostile_file_is_refused_removed_and_the_server_stays_healthy(app:
     assert!(names.len() >= 8, "the hostile set is all there: {names:?}");
     for name in names {
         let bytes = photo(&format!("hostile/{name}"));
-        let declared = if name.ends_with(".png") {
-            "image/png"
-        } else {
-            "image/jpeg"
-        };
+        let declared = if name.ends_with(".png") { "image/png" } else { "image/jpeg" };
         if bytes.is_empty() {
             // Refused before any form is issued…
-            let res = app
-                .request_form(&app.client, &csrf, "avatar", declared, 0)
-                .await;
+            let res = app.request_form(&app.client, &csrf, "avatar", declared, 0).await;
             assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{name}");
             // …and by the bucket if a client sends it anyway.
             let (_, url, fields) = signed_form(&app, &csrf, "avatar", 1).await;
-            assert!(
-                app.post_to_bucket(&url, &fields, bytes, declared)
-                    .await
-                    .status()
-                    .is_client_error(),
-                "{name}"
-            );
+            assert!(app.post_to_bucket(&url, &fields, bytes, declared).await.status().is_client_error(), "{name}");
             continue;
         }
-        let signed: Value = app
-            .request_form(&app.client, &csrf, "avatar", declared, bytes.len())
-            .await
-            .json()
-            .await
-            .expect("json");
+        let signed: Value =
+            app.request_form(&app.client, &csrf, "avatar", declared, bytes.len()).await.json().await.expect("json");
         let (url, fields) = form_of(&signed);
-        assert_eq!(
-            app.post_to_bucket(&url, &fields, bytes, declared)
-                .await
-                .status(),
-            StatusCode::CREATED,
-            "{name}"
-        );
+        assert_eq!(app.post_to_bucket(&url, &fields, bytes, declared).await.status(), StatusCode::CREATED, "{name}");
         let id = signed["photo_id"].as_str().expect("id");
-        let res = app
-            .api_post(
-                &app.client,
-                &csrf,
-                &format!("/api/uploads/{id}/complete"),
-                json!({}),
-            )
-            .await;
+        let res = app.api_post(&app.client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
         let status = res.status();
         let body: Value = res.json().await.expect("json");
         assert!(status.is_client_error(), "{name}: {status} {body}");
@@ -733,10 +410,7 @@ async fn every_hostile_file_is_refused_removed_and_the_server_stays_healthy(app:
             message.len() > 20 && !message.contains("request id"),
             "{name}: a sentence a person can act on: {body}"
         );
-        assert!(
-            !app.object_exists("public", field(&fields, "key")).await,
-            "{name}: object removed"
-        );
+        assert!(!app.object_exists("public", field(&fields, "key")).await, "{name}: object removed");
         assert_eq!(app.healthz().await, StatusCode::OK, "{name}: still healthy");
     }
     assert!(
@@ -748,96 +422,41 @@ async fn every_hostile_file_is_refused_removed_and_the_server_stays_healthy(app:
 
 async fn the_upload_page_works_without_javascript(app: TestApp) {
     app.sign_up("ann@example.com").await;
-    let page = app
-        .client
-        .get(app.url("/upload?kind=id_document"))
-        .send()
-        .await
-        .expect("page");
+    let page = app.client.get(app.url("/upload?kind=id_document")).send().await.expect("page");
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(page.headers()["cache-control"], "no-store");
     let html = page.text().await.expect("html");
-    assert!(
-        html.contains("stays valid for 60 minutes"),
-        "the page says how long the form lasts"
-    );
+    assert!(html.contains("stays valid for 60 minutes"), "the page says how long the form lasts");
     let action = {
         let form = html.find("id=\"upload-form\"").expect("upload form");
         let start = form + html[form..].find("action=\"").expect("form action") + "action=\"".len();
         html[start..start + html[start..].find('"').expect("end")].to_owned()
     };
     assert!(action.starts_with(&app.s3_endpoint), "{action}");
-    let fields: Vec<(String, String)> = common::hidden_fields(&html)
-        .into_iter()
-        .filter(|(k, _)| k != "csrf")
-        .collect();
+    let fields: Vec<(String, String)> = common::hidden_fields(&html).into_iter().filter(|(k, _)| k != "csrf").collect();
     let redirect = field(&fields, "success_action_redirect").to_owned();
-    assert!(
-        redirect.starts_with(&app.base) && redirect.ends_with("/done"),
-        "{redirect}"
-    );
+    assert!(redirect.starts_with(&app.base) && redirect.ends_with("/done"), "{redirect}");
 
     // The browser posts the form to the bucket, which sends it back to the app.
     let bytes = photo("orientation/Portrait_1.jpg");
-    let res = app
-        .post_to_bucket(&action, &fields, bytes.clone(), "image/jpeg")
-        .await;
-    assert_eq!(
-        res.status(),
-        StatusCode::SEE_OTHER,
-        "{fields:?} {:?}",
-        res.text().await
-    );
-    let back = res.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let res = app.post_to_bucket(&action, &fields, bytes.clone(), "image/jpeg").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{fields:?} {:?}", res.text().await);
+    let back = res.headers()["location"].to_str().expect("ascii").to_owned();
     assert!(back.starts_with(&redirect), "{back}");
     let done = app.client.get(&back).send().await.expect("done");
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
-    let photo_page = done.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let html = app
-        .client
-        .get(app.url(&photo_page))
-        .send()
-        .await
-        .expect("photo page")
-        .text()
-        .await
-        .expect("html");
-    assert!(
-        html.contains(" × ") && html.contains("pixels"),
-        "verified dimensions shown"
-    );
+    let photo_page = done.headers()["location"].to_str().expect("ascii").to_owned();
+    let html = app.client.get(app.url(&photo_page)).send().await.expect("photo page").text().await.expect("html");
+    assert!(html.contains(" × ") && html.contains("pixels"), "verified dimensions shown");
     let csrf = common::hidden_value(&html, "csrf").expect("save form");
 
     // Save, then find it on the home page.
     let save_action = format!("{photo_page}/save");
-    let saved = app
-        .client
-        .post(app.url(&save_action))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("save");
+    let saved = app.client.post(app.url(&save_action)).form(&[("csrf", csrf.as_str())]).send().await.expect("save");
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .expect("home")
-        .text()
-        .await
-        .expect("html");
+    let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
     let id = photo_page.trim_start_matches("/photos/");
-    assert!(
-        home.contains(&format!("src=\"/photos/{id}/original\"")),
-        "private photo shown through the proxy"
-    );
+    assert!(home.contains(&format!("src=\"/photos/{id}/original\"")), "private photo shown through the proxy");
     let bytes_back = app
         .client
         .get(app.url(&format!("/photos/{id}/original")))
@@ -850,80 +469,37 @@ async fn the_upload_page_works_without_javascript(app: TestApp) {
     assert_eq!(bytes_back.as_ref(), bytes.as_slice());
 
     // Saving without the token is refused.
-    let forged = app
-        .client
-        .post(app.url(&save_action))
-        .form(&[("csrf", "wrong")])
-        .send()
-        .await
-        .expect("save");
+    let forged = app.client.post(app.url(&save_action)).form(&[("csrf", "wrong")]).send().await.expect("save");
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 }
 
 async fn the_upload_page_needs_a_session_and_a_known_kind(app: TestApp) {
-    let res = app
-        .client
-        .get(app.url("/upload?kind=avatar"))
-        .send()
-        .await
-        .expect("page");
+    let res = app.client.get(app.url("/upload?kind=avatar")).send().await.expect("page");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()["location"], "/login");
     app.sign_up("ann@example.com").await;
-    let res = app
-        .client
-        .get(app.url("/upload?kind=nope"))
-        .send()
-        .await
-        .expect("page");
+    let res = app.client.get(app.url("/upload?kind=nope")).send().await.expect("page");
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        res.text()
-            .await
-            .expect("html")
-            .contains("no kind of photo called")
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/upload"))
-            .send()
-            .await
-            .expect("page")
-            .status(),
-        StatusCode::BAD_REQUEST
-    );
+    assert!(res.text().await.expect("html").contains("no kind of photo called"));
+    assert_eq!(app.client.get(app.url("/upload")).send().await.expect("page").status(), StatusCode::BAD_REQUEST);
 }
 
 async fn completing_the_same_upload_at_once_from_several_requests_gives_one_photo(app: TestApp) {
     let csrf = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
     let (id, url, fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
-    assert_eq!(
-        app.post_to_bucket(&url, &fields, bytes, "image/jpeg")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
     let path = format!("/api/uploads/{id}/complete");
-    let answers = futures_util::future::join_all(
-        (0..6).map(|_| app.api_post(&app.client, &csrf, &path, json!({}))),
-    )
-    .await;
+    let answers =
+        futures_util::future::join_all((0..6).map(|_| app.api_post(&app.client, &csrf, &path, json!({})))).await;
     let mut photos = Vec::new();
     for res in answers {
         assert_eq!(res.status(), StatusCode::OK);
         photos.push(res.json::<Value>().await.expect("json")["photo"].clone());
     }
-    assert!(
-        photos.windows(2).all(|w| w[0] == w[1]),
-        "every request saw the same photo"
-    );
+    assert!(photos.windows(2).all(|w| w[0] == w[1]), "every request saw the same photo");
     let keys = app.stored_keys("shoebox-public");
-    assert_eq!(
-        keys.len(),
-        1,
-        "one served object, nothing left under incoming/: {keys:?}"
-    );
+    assert_eq!(keys.len(), 1, "one served object, nothing left under incoming/: {keys:?}");
     assert!(keys[0].starts_with("photos/"));
 }
 
@@ -946,10 +522,7 @@ both_backends!(
 /// prefix. Bytes full of `\r` make that likely on every frame; all of them must arrive intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("s3s=error")
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter("s3s=error").with_test_writer().try_init();
     let app = TestApp::spawn(common::Backend::Sqlite).await;
     let csrf = app.sign_up("ann@example.com").await;
     let mut seed: u64 = 0x5eed;
@@ -957,27 +530,14 @@ async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
         let len = 200_000 + round * 37_000;
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 // One byte in four is '\r', so frames often end inside "\r\n--boundary".
-                if seed >> 62 == 0 {
-                    b'\r'
-                } else {
-                    (seed >> 33) as u8
-                }
+                if seed >> 62 == 0 { b'\r' } else { (seed >> 33) as u8 }
             })
             .collect();
         let (_, url, fields) = signed_form(&app, &csrf, "avatar", len).await;
-        let res = app
-            .post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg")
-            .await;
-        assert_eq!(
-            res.status(),
-            StatusCode::CREATED,
-            "round {round}: {:?}",
-            res.text().await
-        );
+        let res = app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await;
+        assert_eq!(res.status(), StatusCode::CREATED, "round {round}: {:?}", res.text().await);
         let stored = app
             .state
             .app
@@ -987,10 +547,6 @@ async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
             .read_prefix(field(&fields, "key"), len as u64)
             .await
             .expect("read");
-        assert_eq!(
-            stored.as_ref(),
-            bytes.as_slice(),
-            "round {round}: bytes intact"
-        );
+        assert_eq!(stored.as_ref(), bytes.as_slice(), "round {round}: bytes intact");
     }
 }

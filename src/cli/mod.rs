@@ -35,18 +35,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let built = crate::server::build(&settings).await?;
-    tracing::info!(
-        "Shoebox is running: open http://localhost:{}/",
-        built.addr.port()
-    );
-    crate::http::serve(
-        built.listener,
-        built.router,
-        shutdown_signal(),
-        Duration::from_secs(25),
-    )
-    .await
-    .context("serving")?;
+    tracing::info!("Shoebox is running: open http://localhost:{}/", built.addr.port());
+    crate::http::serve(built.listener, built.router, shutdown_signal(), Duration::from_secs(25))
+        .await
+        .context("serving")?;
     built.state.app.db.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -54,9 +46,7 @@ async fn serve() -> anyhow::Result<()> {
 
 async fn migrate() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let db = Db::connect(settings.database_url.expose())
-        .await
-        .context("connecting to the database")?;
+    let db = Db::connect(settings.database_url.expose()).await.context("connecting to the database")?;
     db.migrate().await.context("migrating")?;
     tracing::info!("migrations applied");
     Ok(())

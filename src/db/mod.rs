@@ -76,9 +76,7 @@ impl Db {
         if backend == Backend::Sqlite {
             // WAL lets readers carry on while the single writer writes; the busy timeout makes
             // a second writer wait instead of failing with "database is locked".
-            sqlx::query("pragma journal_mode = wal")
-                .execute(&pool)
-                .await?;
+            sqlx::query("pragma journal_mode = wal").execute(&pool).await?;
         }
         Ok(Self { pool, backend })
     }
@@ -86,16 +84,8 @@ impl Db {
     /// Apply the migrations for this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self.backend {
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
-            Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
-            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
         }
         Ok(())
     }
@@ -123,10 +113,7 @@ fn with_tls_default(url: &str) -> String {
     let Ok(parsed) = url::Url::parse(url) else {
         return url.to_owned();
     };
-    let local = matches!(
-        parsed.host_str(),
-        None | Some("" | "localhost" | "127.0.0.1" | "[::1]" | "::1")
-    );
+    let local = matches!(parsed.host_str(), None | Some("" | "localhost" | "127.0.0.1" | "[::1]" | "::1"));
     if local || parsed.query_pairs().any(|(k, _)| k == "sslmode") {
         return url.to_owned();
     }
@@ -136,9 +123,7 @@ fn with_tls_default(url: &str) -> String {
 }
 
 fn create_sqlite_parent_dir(url: &str) {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or("");
     if let Some(parent) = std::path::Path::new(path).parent() {
         // Best effort: if this fails, connecting reports the real problem.
@@ -152,8 +137,7 @@ where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     use sqlx::Row as _;
-    row.try_get(name)
-        .map_err(|e| DbError::Corrupt(format!("{name}: {e}")))
+    row.try_get(name).map_err(|e| DbError::Corrupt(format!("{name}: {e}")))
 }
 
 #[cfg(test)]
@@ -166,13 +150,7 @@ mod tests {
             with_tls_default("postgres://u:p@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d"),
             "postgres://u:p@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d?sslmode=require"
         );
-        assert_eq!(
-            with_tls_default("postgres://u@127.0.0.1/d"),
-            "postgres://u@127.0.0.1/d"
-        );
-        assert_eq!(
-            with_tls_default("postgres://u@db/d?sslmode=disable"),
-            "postgres://u@db/d?sslmode=disable"
-        );
+        assert_eq!(with_tls_default("postgres://u@127.0.0.1/d"), "postgres://u@127.0.0.1/d");
+        assert_eq!(with_tls_default("postgres://u@db/d?sslmode=disable"), "postgres://u@db/d?sslmode=disable");
     }
 }

@@ -44,12 +44,11 @@ pub async fn get(db: &Db, id: PhotoId) -> Result<Option<Photo>, DbError> {
 /// How many forms this user was issued since `since`: the signing rate limit counts rows, so it
 /// holds across every dyno without shared memory.
 pub async fn count_signed_since(db: &Db, user: UserId, since: Millis) -> Result<i64, DbError> {
-    let row =
-        sqlx::query("select count(*) as n from photos where uploader_id = $1 and created_at >= $2")
-            .bind(user.to_string())
-            .bind(since)
-            .fetch_one(db.pool())
-            .await?;
+    let row = sqlx::query("select count(*) as n from photos where uploader_id = $1 and created_at >= $2")
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_one(db.pool())
+        .await?;
     col(&row, "n")
 }
 
@@ -82,13 +81,7 @@ pub async fn mark_ready(db: &Db, id: PhotoId, v: &Verified, now: Millis) -> Resu
 }
 
 /// `from` → `deleted`, recording why. False when the photo was not in `from` any more.
-pub async fn mark_deleted(
-    db: &Db,
-    id: PhotoId,
-    from: PhotoState,
-    reason: &str,
-    now: Millis,
-) -> Result<bool, DbError> {
+pub async fn mark_deleted(db: &Db, id: PhotoId, from: PhotoState, reason: &str, now: Millis) -> Result<bool, DbError> {
     let done = sqlx::query(
         "update photos set state = 'deleted', deleted_at = $3, deleted_reason = $4 where photo_id = $1 and state = $2",
     )
@@ -102,12 +95,7 @@ pub async fn mark_deleted(
 }
 
 /// `ready` → `in_use`. False when the photo was not `ready`.
-pub async fn attach(
-    db: &Db,
-    id: PhotoId,
-    keep_until: Option<Millis>,
-    now: Millis,
-) -> Result<bool, DbError> {
+pub async fn attach(db: &Db, id: PhotoId, keep_until: Option<Millis>, now: Millis) -> Result<bool, DbError> {
     let done = sqlx::query(
         "update photos set state = 'in_use', attached_at = $2, keep_until = $3 where photo_id = $1 and state = 'ready'",
     )
@@ -136,20 +124,15 @@ fn from_row(r: &AnyRow) -> Result<Photo, DbError> {
     let state: String = col(r, "state")?;
     let mime = |name: &str| -> Result<Option<ImageType>, DbError> {
         col::<Option<String>>(r, name)?
-            .map(|m| {
-                ImageType::from_mime(&m).ok_or_else(|| DbError::Corrupt(format!("{name} {m:?}")))
-            })
+            .map(|m| ImageType::from_mime(&m).ok_or_else(|| DbError::Corrupt(format!("{name} {m:?}"))))
             .transpose()
     };
     Ok(Photo {
-        id: id
-            .parse()
-            .map_err(|_| DbError::Corrupt(format!("photo id {id:?}")))?,
+        id: id.parse().map_err(|_| DbError::Corrupt(format!("photo id {id:?}")))?,
         kind: col(r, "kind")?,
         bucket: col(r, "bucket")?,
         uploader: parse_id(&col::<String>(r, "uploader_id")?)?,
-        state: PhotoState::parse(&state)
-            .ok_or_else(|| DbError::Corrupt(format!("state {state:?}")))?,
+        state: PhotoState::parse(&state).ok_or_else(|| DbError::Corrupt(format!("state {state:?}")))?,
         incoming_key: col(r, "incoming_key")?,
         object_key: col(r, "object_key")?,
         declared_type: mime("declared_type")?,

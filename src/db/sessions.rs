@@ -20,23 +20,21 @@ pub async fn insert(
     now: Millis,
     expires_at: Millis,
 ) -> Result<(), DbError> {
-    sqlx::query("insert into sessions (token_hash, user_id, csrf_token, created_at, expires_at) values ($1, $2, $3, $4, $5)")
-        .bind(token_hash.to_owned())
-        .bind(user.to_string())
-        .bind(csrf.to_owned())
-        .bind(now)
-        .bind(expires_at)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "insert into sessions (token_hash, user_id, csrf_token, created_at, expires_at) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash.to_owned())
+    .bind(user.to_string())
+    .bind(csrf.to_owned())
+    .bind(now)
+    .bind(expires_at)
+    .execute(db.pool())
+    .await?;
     Ok(())
 }
 
 /// The session for a token hash, if it exists and has not expired.
-pub async fn find_live(
-    db: &Db,
-    token_hash: &str,
-    now: Millis,
-) -> Result<Option<SessionRow>, DbError> {
+pub async fn find_live(db: &Db, token_hash: &str, now: Millis) -> Result<Option<SessionRow>, DbError> {
     let row = sqlx::query(
         "select s.user_id, u.email, s.csrf_token from sessions s join users u on u.user_id = s.user_id \
          where s.token_hash = $1 and s.expires_at > $2",
@@ -56,9 +54,6 @@ pub async fn find_live(
 }
 
 pub async fn delete(db: &Db, token_hash: &str) -> Result<(), DbError> {
-    sqlx::query("delete from sessions where token_hash = $1")
-        .bind(token_hash.to_owned())
-        .execute(db.pool())
-        .await?;
+    sqlx::query("delete from sessions where token_hash = $1").bind(token_hash.to_owned()).execute(db.pool()).await?;
     Ok(())
 }

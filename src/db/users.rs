@@ -12,22 +12,14 @@ pub struct UserRow {
 }
 
 /// Create a user; [`DbError::EmailTaken`] when the address already has an account.
-pub async fn insert(
-    db: &Db,
-    id: UserId,
-    email: &Email,
-    password_hash: &str,
-    now: Millis,
-) -> Result<(), DbError> {
-    let result = sqlx::query(
-        "insert into users (user_id, email, password_hash, created_at) values ($1, $2, $3, $4)",
-    )
-    .bind(id.to_string())
-    .bind(email.as_str().to_owned())
-    .bind(password_hash.to_owned())
-    .bind(now)
-    .execute(db.pool())
-    .await;
+pub async fn insert(db: &Db, id: UserId, email: &Email, password_hash: &str, now: Millis) -> Result<(), DbError> {
+    let result = sqlx::query("insert into users (user_id, email, password_hash, created_at) values ($1, $2, $3, $4)")
+        .bind(id.to_string())
+        .bind(email.as_str().to_owned())
+        .bind(password_hash.to_owned())
+        .bind(now)
+        .execute(db.pool())
+        .await;
     match result {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::EmailTaken),
@@ -51,6 +43,5 @@ pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<UserRow>, Db
 }
 
 pub(crate) fn parse_id(s: &str) -> Result<UserId, DbError> {
-    s.parse()
-        .map_err(|_| DbError::Corrupt(format!("user id {s:?}")))
+    s.parse().map_err(|_| DbError::Corrupt(format!("user id {s:?}")))
 }

@@ -80,12 +80,7 @@ pub struct Kinds(BTreeMap<String, Arc<dyn Kind>>);
 
 impl Kinds {
     pub fn new(kinds: impl IntoIterator<Item = Arc<dyn Kind>>) -> Self {
-        Self(
-            kinds
-                .into_iter()
-                .map(|k| (k.name().to_owned(), k))
-                .collect(),
-        )
+        Self(kinds.into_iter().map(|k| (k.name().to_owned(), k)).collect())
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Kind>> {

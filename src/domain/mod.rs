@@ -29,8 +29,6 @@ pub fn from_millis(ms: Millis) -> time::OffsetDateTime {
 /// A time as people read it in a page: `2026-11-28 10:05 UTC`.
 pub fn display_time(ms: Millis) -> String {
     from_millis(ms)
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day] [hour]:[minute] UTC"
-        ))
+        .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
         .unwrap_or_default()
 }

@@ -88,11 +88,7 @@ pub fn incoming_key(token: &str) -> String {
 /// The key a verified original is served from. The prefix is the only one a public bucket lets
 /// anonymous readers see; the token keeps private keys unguessable too.
 pub fn served_key(token: &str, image_type: ImageType) -> String {
-    format!(
-        "{}{token}/original.{}",
-        SERVED_PREFIX,
-        image_type.extension()
-    )
+    format!("{}{token}/original.{}", SERVED_PREFIX, image_type.extension())
 }
 
 /// The one prefix a public bucket serves anonymously.
@@ -104,13 +100,7 @@ pub fn safe_filename(raw: &str) -> Option<String> {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
         .take(100)
         .collect();
     let cleaned = cleaned.trim_start_matches('.').to_owned();
@@ -123,12 +113,7 @@ mod tests {
 
     #[test]
     fn states_round_trip_and_unknown_text_is_refused() {
-        for s in [
-            PhotoState::Signed,
-            PhotoState::Ready,
-            PhotoState::InUse,
-            PhotoState::Deleted,
-        ] {
+        for s in [PhotoState::Signed, PhotoState::Ready, PhotoState::InUse, PhotoState::Deleted] {
             assert_eq!(PhotoState::parse(s.as_str()), Some(s));
         }
         assert_eq!(PhotoState::parse("uploaded"), None);
@@ -142,15 +127,9 @@ mod tests {
 
     #[test]
     fn filenames_are_reduced_to_a_safe_last_segment() {
-        assert_eq!(
-            safe_filename("C:\\Users\\ann\\IMG 1.JPG").as_deref(),
-            Some("IMG_1.JPG")
-        );
+        assert_eq!(safe_filename("C:\\Users\\ann\\IMG 1.JPG").as_deref(), Some("IMG_1.JPG"));
         assert_eq!(safe_filename("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(
-            safe_filename("a\"b\r\nc.jpg").as_deref(),
-            Some("a_b__c.jpg")
-        );
+        assert_eq!(safe_filename("a\"b\r\nc.jpg").as_deref(), Some("a_b__c.jpg"));
         assert_eq!(safe_filename("..."), None);
         assert_eq!(safe_filename(&"x".repeat(500)).map(|s| s.len()), Some(100));
     }

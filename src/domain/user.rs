@@ -23,16 +23,9 @@ impl Email {
         let valid = email.len() <= 254
             && !email.chars().any(char::is_whitespace)
             && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
             });
-        if valid {
-            Ok(Self(email))
-        } else {
-            Err(AccountInputError::InvalidEmail)
-        }
+        if valid { Ok(Self(email)) } else { Err(AccountInputError::InvalidEmail) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -52,13 +45,9 @@ impl Password {
     pub fn parse(raw: String) -> Result<Self, AccountInputError> {
         let n = raw.chars().count();
         if n < Self::MIN_CHARS {
-            Err(AccountInputError::PasswordTooShort {
-                min: Self::MIN_CHARS,
-            })
+            Err(AccountInputError::PasswordTooShort { min: Self::MIN_CHARS })
         } else if n > Self::MAX_CHARS {
-            Err(AccountInputError::PasswordTooLong {
-                max: Self::MAX_CHARS,
-            })
+            Err(AccountInputError::PasswordTooLong { max: Self::MAX_CHARS })
         } else {
             Ok(Self(raw))
         }
@@ -81,24 +70,9 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_junk_is_refused() {
-        assert_eq!(
-            Email::parse("  Ann@Example.COM ").expect("valid").as_str(),
-            "ann@example.com"
-        );
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@example.com",
-            "ann@example",
-            "a b@example.com",
-            "ann@.com",
-        ] {
-            assert_eq!(
-                Email::parse(bad),
-                Err(AccountInputError::InvalidEmail),
-                "{bad:?}"
-            );
+        assert_eq!(Email::parse("  Ann@Example.COM ").expect("valid").as_str(), "ann@example.com");
+        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "ann@.com"] {
+            assert_eq!(Email::parse(bad), Err(AccountInputError::InvalidEmail), "{bad:?}");
         }
     }
 

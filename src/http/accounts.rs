@@ -63,15 +63,7 @@ async fn account_page(
     if user.0.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
-    show_form(
-        &state,
-        &headers,
-        jar,
-        mode,
-        String::new(),
-        None,
-        StatusCode::OK,
-    )
+    show_form(&state, &headers, jar, mode, String::new(), None, StatusCode::OK)
 }
 
 /// The account form with a fresh double-submit CSRF token, and an error when there is one.
@@ -85,19 +77,8 @@ fn show_form(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let token = random_token();
-    let jar = jar.add(cookie(
-        FORM_CSRF_COOKIE,
-        token.clone(),
-        state.web.secure_cookies(headers),
-        None,
-    ));
-    let page = render(&AccountPage {
-        user: None,
-        mode,
-        form_csrf: token,
-        email,
-        error,
-    })?;
+    let jar = jar.add(cookie(FORM_CSRF_COOKIE, token.clone(), state.web.secure_cookies(headers), None));
+    let page = render(&AccountPage { user: None, mode, form_csrf: token, email, error })?;
     Ok((status, jar, page).into_response())
 }
 
@@ -116,15 +97,9 @@ async fn signup(
     };
     match accounts::sign_up(&state.app, &email, password).await {
         Ok(session) => Ok(signed_in(&state, &headers, jar, &session)),
-        Err(e @ AccountError::EmailTaken) => show_form(
-            &state,
-            &headers,
-            jar,
-            "signup",
-            form.email,
-            Some(e.to_string()),
-            StatusCode::CONFLICT,
-        ),
+        Err(e @ AccountError::EmailTaken) => {
+            show_form(&state, &headers, jar, "signup", form.email, Some(e.to_string()), StatusCode::CONFLICT)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -145,15 +120,9 @@ async fn login(
     };
     match result {
         Ok(session) => Ok(signed_in(&state, &headers, jar, &session)),
-        Err(e @ AccountError::BadCredentials) => show_form(
-            &state,
-            &headers,
-            jar,
-            "login",
-            form.email,
-            Some(e.to_string()),
-            StatusCode::UNAUTHORIZED,
-        ),
+        Err(e @ AccountError::BadCredentials) => {
+            show_form(&state, &headers, jar, "login", form.email, Some(e.to_string()), StatusCode::UNAUTHORIZED)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -166,32 +135,17 @@ fn input_error(
     email: String,
     e: &AccountInputError,
 ) -> Result<Response, PageError> {
-    show_form(
-        state,
-        headers,
-        jar,
-        mode,
-        email,
-        Some(e.to_string()),
-        StatusCode::BAD_REQUEST,
-    )
+    show_form(state, headers, jar, mode, email, Some(e.to_string()), StatusCode::BAD_REQUEST)
 }
 
-fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    jar: CookieJar,
-    session: &NewSession,
-) -> Response {
+fn signed_in(state: &AppState, headers: &HeaderMap, jar: CookieJar, session: &NewSession) -> Response {
     let max_age = (session.expires_at - now_millis()) / 1000;
-    let jar = jar
-        .remove(cookie(FORM_CSRF_COOKIE, String::new(), false, None))
-        .add(cookie(
-            SESSION_COOKIE,
-            session.token.clone(),
-            state.web.secure_cookies(headers),
-            Some(max_age),
-        ));
+    let jar = jar.remove(cookie(FORM_CSRF_COOKIE, String::new(), false, None)).add(cookie(
+        SESSION_COOKIE,
+        session.token.clone(),
+        state.web.secure_cookies(headers),
+        Some(max_age),
+    ));
     (jar, Redirect::to("/")).into_response()
 }
 

@@ -29,12 +29,8 @@ pub fn router() -> Router<AppState> {
 
 /// Turn a body that is not the JSON we expect into a 400 with our error shape.
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    body.map(|Json(v)| v).map_err(|e| {
-        AppError::BadInput(format!(
-            "The request body is not valid JSON for this call: {}",
-            e.body_text()
-        ))
-    })
+    body.map(|Json(v)| v)
+        .map_err(|e| AppError::BadInput(format!("The request body is not valid JSON for this call: {}", e.body_text())))
 }
 
 #[derive(Deserialize)]
@@ -68,12 +64,7 @@ async fn create_upload(
         FormStyle::Script,
     )
     .await?;
-    let fields: Map<String, Value> = signed
-        .form
-        .fields
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let fields: Map<String, Value> = signed.form.fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     let body = json!({
         "photo_id": signed.photo_id,
         "upload": { "url": signed.form.url, "fields": fields },
@@ -117,9 +108,7 @@ async fn attach_photo(
             time::OffsetDateTime::parse(&t, &Rfc3339)
                 .map(|d| i64::try_from(d.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
                 .map_err(|_| {
-                    AppError::BadInput(format!(
-                        "keep_until must be a time like 2027-01-31T12:00:00Z, not {t:?}."
-                    ))
+                    AppError::BadInput(format!("keep_until must be a time like 2027-01-31T12:00:00Z, not {t:?}."))
                 })
         })
         .transpose()?;

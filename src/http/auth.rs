@@ -41,10 +41,7 @@ impl MaybeUser {
 impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
             return Ok(Self(None));
@@ -81,26 +78,14 @@ impl CurrentUser {
 /// The double-submit check for forms shown before anyone is signed in.
 pub fn check_form_csrf(jar: &CookieJar, sent: &str) -> Result<(), AppError> {
     match jar.get(FORM_CSRF_COOKIE) {
-        Some(c) if !sent.is_empty() && constant_time_eq(c.value().as_bytes(), sent.as_bytes()) => {
-            Ok(())
-        }
+        Some(c) if !sent.is_empty() && constant_time_eq(c.value().as_bytes(), sent.as_bytes()) => Ok(()),
         _ => Err(AppError::Csrf),
     }
 }
 
 /// A cookie with the attributes every Shoebox cookie has.
-pub fn cookie(
-    name: &'static str,
-    value: String,
-    secure: bool,
-    max_age_secs: Option<i64>,
-) -> Cookie<'static> {
-    let mut c = Cookie::build((name, value))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .build();
+pub fn cookie(name: &'static str, value: String, secure: bool, max_age_secs: Option<i64>) -> Cookie<'static> {
+    let mut c = Cookie::build((name, value)).path("/").http_only(true).same_site(SameSite::Lax).secure(secure).build();
     if let Some(secs) = max_age_secs {
         c.set_max_age(time::Duration::seconds(secs));
     }

@@ -58,9 +58,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
             UploadError::UnknownKind(_) => (S::BAD_REQUEST, "unknown_kind", shown),
             UploadError::UploadNotAllowed => (S::FORBIDDEN, "forbidden", shown),
             UploadError::MissingType => (S::BAD_REQUEST, "missing_type", shown),
-            UploadError::TypeNotAccepted(_) => {
-                (S::UNSUPPORTED_MEDIA_TYPE, "type_not_accepted", shown)
-            }
+            UploadError::TypeNotAccepted(_) => (S::UNSUPPORTED_MEDIA_TYPE, "type_not_accepted", shown),
             UploadError::EmptyFile => (S::BAD_REQUEST, "empty_file", shown),
             UploadError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large", shown),
             UploadError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", shown),
@@ -71,25 +69,19 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
             UploadError::Gone(_) => (S::GONE, "upload_refused", shown),
             UploadError::NotReady => (S::CONFLICT, "not_ready", shown),
             UploadError::KeepUntilInPast => (S::BAD_REQUEST, "keep_until_in_past", shown),
-            UploadError::Db(_) | UploadError::Storage(_) => {
-                (S::INTERNAL_SERVER_ERROR, "internal", None)
-            }
+            UploadError::Db(_) | UploadError::Storage(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
         },
         AppError::Account(a) => match a {
             AccountError::EmailTaken => (S::CONFLICT, "email_taken", shown),
             AccountError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials", shown),
-            AccountError::Db(_) | AccountError::Hash(_) => {
-                (S::INTERNAL_SERVER_ERROR, "internal", None)
-            }
+            AccountError::Db(_) | AccountError::Hash(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
         },
         AppError::BadInput(_) => (S::BAD_REQUEST, "bad_request", shown),
         AppError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", shown),
         AppError::Csrf => (S::FORBIDDEN, "csrf", shown),
         AppError::Forbidden => (S::FORBIDDEN, "forbidden", shown),
         AppError::NotFound => (S::NOT_FOUND, "not_found", shown),
-        AppError::Db(_) | AppError::Storage(_) | AppError::Internal(_) => {
-            (S::INTERNAL_SERVER_ERROR, "internal", None)
-        }
+        AppError::Db(_) | AppError::Storage(_) | AppError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
     }
 }
 
@@ -97,18 +89,14 @@ fn refusal_status(r: &crate::uploads::Refusal) -> StatusCode {
     use crate::uploads::Refusal as R;
     match r {
         R::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        R::NotAnImage(_) | R::TypeNotAccepted(_) | R::TypeMismatch { .. } => {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE
-        }
+        R::NotAnImage(_) | R::TypeNotAccepted(_) | R::TypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         R::TooManyPixels { .. } | R::Damaged(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
 /// Log a 5xx once, with its cause chain, and make the sentence people see instead.
 fn internal_message(e: &AppError) -> String {
-    let id = REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "unknown".into());
+    let id = REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".into());
     let mut chain = format!("{e}");
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -117,9 +105,7 @@ fn internal_message(e: &AppError) -> String {
         source = s.source();
     }
     tracing::error!(request_id = %id, error = %chain, "request failed");
-    format!(
-        "Something went wrong on our side. Try again in a moment; if it keeps happening, quote request id {id}."
-    )
+    format!("Something went wrong on our side. Try again in a moment; if it keeps happening, quote request id {id}.")
 }
 
 fn retry_after(e: &AppError) -> Option<u64> {
@@ -167,14 +153,8 @@ impl IntoResponse for PageError {
         }
         let (status, _code, shown) = classify(&self.0);
         let message = shown.unwrap_or_else(|| internal_message(&self.0));
-        let page = crate::http::templates::ErrorPage {
-            user: None,
-            status: status.as_u16(),
-            message,
-        };
-        let body = page
-            .render()
-            .unwrap_or_else(|_| "Something went wrong.".into());
+        let page = crate::http::templates::ErrorPage { user: None, status: status.as_u16(), message };
+        let body = page.render().unwrap_or_else(|_| "Something went wrong.".into());
         let mut res = (status, Html(body)).into_response();
         finish(&mut res, &self.0);
         res
@@ -188,10 +168,7 @@ fn finish(res: &mut Response, e: &AppError) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     if matches!(e, AppError::Unauthenticated) {
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Cookie realm=\"shoebox\""),
-        );
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cookie realm=\"shoebox\""));
     }
 }
 

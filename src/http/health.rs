@@ -36,11 +36,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         };
         buckets.insert(b.name().to_owned(), Value::String(status.into()));
     }
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({ "status": if healthy { "ok" } else { "unhealthy" }, "database": database, "buckets": buckets });
     (status, Json(body)).into_response()
 }

@@ -50,15 +50,9 @@ impl WebSettings {
         if let Some(u) = &self.public_url {
             return u.origin().ascii_serialization();
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
         // Heroku's router terminates TLS and says so in X-Forwarded-Proto.
-        let proto = match headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-        {
+        let proto = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
             Some("https") => "https",
             _ => "http",
         };
@@ -89,32 +83,14 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(photos::router())
         .merge(health::router())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            refuse_cross_site_writes,
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            csp,
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_cross_site_writes))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         // Below Heroku's 30 s router limit, so the app, not the router, decides what a slow
         // request gets.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(25),
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(25)))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -129,25 +105,18 @@ async fn request_id(req: Request, next: Next) -> Response {
     let status = res.status();
     tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), ms = started.elapsed().as_millis(), "request");
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), v);
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
     }
     res
 }
 
 /// Refuse state-changing requests that a browser says came from another site. CSRF tokens are
 /// the real defence; this catches anything that forgets one.
-async fn refuse_cross_site_writes(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn refuse_cross_site_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method {
         let headers = req.headers();
-        let cross_site = headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v == "cross-site");
+        let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site");
         let foreign_origin = headers
             .get(header::ORIGIN)
             .and_then(|o| o.to_str().ok())

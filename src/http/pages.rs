@@ -30,10 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 pub(crate) fn viewer(u: &CurrentUser) -> Viewer {
-    Viewer {
-        email: u.email.clone(),
-        csrf: u.csrf.clone(),
-    }
+    Viewer { email: u.email.clone(), csrf: u.csrf.clone() }
 }
 
 pub(crate) fn render(t: &impl askama::Template) -> Result<Response, PageError> {
@@ -47,11 +44,7 @@ pub(crate) fn parse_photo_id(raw: &str) -> Result<PhotoId, AppError> {
 
 async fn index(State(state): State<AppState>, user: MaybeUser) -> Result<Response, PageError> {
     let Some(user) = user.0 else {
-        return render(&IndexPage {
-            user: None,
-            groups: vec![],
-            kinds: vec![],
-        });
+        return render(&IndexPage { user: None, groups: vec![], kinds: vec![] });
     };
     let app = &state.app;
     let mine = photos::list_live_for_user(&app.db, user.id).await?;
@@ -61,10 +54,7 @@ async fn index(State(state): State<AppState>, user: MaybeUser) -> Result<Respons
         .map(|k| KindGroup {
             label: k.label().to_owned(),
             kind: k.name().to_owned(),
-            private: app
-                .storage
-                .bucket(k.bucket())
-                .is_ok_and(|b| b.access() == BucketAccess::Private),
+            private: app.storage.bucket(k.bucket()).is_ok_and(|b| b.access() == BucketAccess::Private),
             photos: mine
                 .iter()
                 .filter(|p| p.kind == k.name())
@@ -79,19 +69,8 @@ async fn index(State(state): State<AppState>, user: MaybeUser) -> Result<Respons
                 .collect(),
         })
         .collect();
-    let kinds = app
-        .kinds
-        .iter()
-        .map(|k| KindLink {
-            name: k.name().to_owned(),
-            label: k.label().to_owned(),
-        })
-        .collect();
-    render(&IndexPage {
-        user: Some(viewer(&user)),
-        groups,
-        kinds,
-    })
+    let kinds = app.kinds.iter().map(|k| KindLink { name: k.name().to_owned(), label: k.label().to_owned() }).collect();
+    render(&IndexPage { user: Some(viewer(&user)), groups, kinds })
 }
 
 #[derive(Deserialize)]
@@ -108,42 +87,25 @@ async fn upload_page(
 ) -> Result<Response, PageError> {
     let user = user.require()?;
     let kind_name = q.kind.ok_or_else(|| {
-        AppError::BadInput(
-            "Say which kind of photo to upload, for example /upload?kind=avatar.".into(),
-        )
+        AppError::BadInput("Say which kind of photo to upload, for example /upload?kind=avatar.".into())
     })?;
     let app = &state.app;
     let signed = uploads::sign(
         app,
         user.id,
-        SignRequest {
-            kind: kind_name.clone(),
-            filename: None,
-            content_type: None,
-            size: None,
-        },
-        FormStyle::Page {
-            redirect_base: state.web.origin(&headers),
-        },
+        SignRequest { kind: kind_name.clone(), filename: None, content_type: None, size: None },
+        FormStyle::Page { redirect_base: state.web.origin(&headers) },
     )
     .await?;
     let kind = app.kinds.get(&kind_name).ok_or(AppError::NotFound)?;
-    let private = app
-        .storage
-        .bucket(kind.bucket())
-        .is_ok_and(|b| b.access() == BucketAccess::Private);
+    let private = app.storage.bucket(kind.bucket()).is_ok_and(|b| b.access() == BucketAccess::Private);
     let ttl = app.limits.page_form_ttl;
     let page = UploadPage {
         user: Some(viewer(&user)),
         kind: kind.name().to_owned(),
         kind_label: kind.label().to_owned(),
         private,
-        accept: kind
-            .accepts()
-            .iter()
-            .map(|t| t.mime())
-            .collect::<Vec<_>>()
-            .join(","),
+        accept: kind.accepts().iter().map(|t| t.mime()).collect::<Vec<_>>().join(","),
         max_bytes: kind.max_bytes(),
         max_human: human_bytes(kind.max_bytes()),
         form_url: signed.form.url,
@@ -154,10 +116,7 @@ async fn upload_page(
     };
     let mut res = render(&page)?;
     // The page holds a signed form: never cache it.
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
+    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok(res)
 }
 
@@ -189,16 +148,8 @@ async fn photo_page(
         src: viewing::original_src(&state.app, &photo),
         width: photo.width.unwrap_or(0),
         height: photo.height.unwrap_or(0),
-        size: human_bytes(
-            photo
-                .byte_size
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(0),
-        ),
-        image_type: photo
-            .image_type
-            .map(|t| t.mime().to_owned())
-            .unwrap_or_default(),
+        size: human_bytes(photo.byte_size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)),
+        image_type: photo.image_type.map(|t| t.mime().to_owned()).unwrap_or_default(),
         created_at: display_time(photo.created_at),
         keep_until: photo.keep_until.map(display_time),
         deleted_reason: photo.deleted_reason.clone(),
@@ -229,20 +180,14 @@ async fn save_photo(
 
 async fn upload_js() -> impl IntoResponse {
     (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
         include_str!("../../static/upload.js"),
     )
 }
 
 async fn style_css() -> impl IntoResponse {
     (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
         include_str!("../../static/style.css"),
     )
 }

@@ -42,9 +42,7 @@ async fn serve_variant(
         Err(e) => return Err(e.into()),
     };
     // The type comes from what verification sniffed, never from what S3 or the uploader says.
-    let mime = photo
-        .image_type
-        .map_or("application/octet-stream", |t| t.mime());
+    let mime = photo.image_type.map_or("application/octet-stream", |t| t.mime());
     let ext = photo.image_type.map_or("bin", |t| t.extension());
     let body = Body::from_stream(ReaderStream::new(stream.into_async_read()));
     let mut res = (StatusCode::OK, body).into_response();
@@ -56,15 +54,9 @@ async fn serve_variant(
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"photo.{ext}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     // Even if a browser were talked into rendering these bytes as a document, it could run
     // nothing and reach nothing.
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
     Ok(res)
 }

@@ -96,12 +96,8 @@ pub async fn start(
     cors_origins: &[String],
 ) -> anyhow::Result<EmbeddedS3> {
     for b in buckets {
-        std::fs::create_dir_all(root.join(&b.bucket)).with_context(|| {
-            format!(
-                "creating the embedded bucket folder under {}",
-                root.display()
-            )
-        })?;
+        std::fs::create_dir_all(root.join(&b.bucket))
+            .with_context(|| format!("creating the embedded bucket folder under {}", root.display()))?;
     }
     let credentials = SigningCredentials {
         access_key_id: format!("SHOEBOX{}", &random_token()[..13]).to_uppercase(),
@@ -111,16 +107,9 @@ pub async fn start(
     let fs = s3s_fs::FileSystem::new(root)
         .map_err(|e| anyhow::anyhow!("opening the embedded S3 folder {}: {e:?}", root.display()))?;
     let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(
-        credentials.access_key_id.clone(),
-        credentials.secret_access_key.clone(),
-    ));
+    builder.set_auth(SimpleAuth::from_single(credentials.access_key_id.clone(), credentials.secret_access_key.clone()));
     builder.set_access(PublicRead {
-        public_buckets: buckets
-            .iter()
-            .filter(|b| b.access == BucketAccess::Public)
-            .map(|b| b.bucket.clone())
-            .collect(),
+        public_buckets: buckets.iter().filter(|b| b.access == BucketAccess::Public).map(|b| b.bucket.clone()).collect(),
     });
     let mut config = S3Config::default();
     // The form rendered into a page lives an hour; s3s otherwise refuses a POST whose
@@ -131,33 +120,22 @@ pub async fn start(
     // body frame ends with a prefix of the boundary and the next frame is close to 64 KiB, its
     // look-ahead limit. Hyper hands over frames of any size, so that happens at random with
     // real files; frames of at most 16 KiB never reach the limit.
-    let s3 =
-        tower::ServiceExt::map_request(builder.build(), |req: http::Request<axum::body::Body>| {
-            // Only form uploads: other requests keep their exact length, which s3s checks.
-            if req.method() == Method::POST {
-                req.map(small_frames)
-            } else {
-                req
-            }
-        });
+    let s3 = tower::ServiceExt::map_request(builder.build(), |req: http::Request<axum::body::Body>| {
+        // Only form uploads: other requests keep their exact length, which s3s checks.
+        if req.method() == Method::POST { req.map(small_frames) } else { req }
+    });
 
-    let origins: Vec<HeaderValue> = cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::HEAD, Method::POST])
         .allow_headers(tower_http::cors::Any)
         .expose_headers([http::header::ETAG, http::header::LOCATION]);
     let app = Router::new()
-        .fallback_service(axum::error_handling::HandleError::new(
-            s3,
-            |e: s3s::HttpError| async move {
-                tracing::error!(error = ?e, "embedded S3 failed a request");
-                StatusCode::INTERNAL_SERVER_ERROR
-            },
-        ))
+        .fallback_service(axum::error_handling::HandleError::new(s3, |e: s3s::HttpError| async move {
+            tracing::error!(error = ?e, "embedded S3 failed a request");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }))
         .layer(cors);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -168,9 +146,5 @@ pub async fn start(
             tracing::error!(error = %e, "embedded S3 endpoint stopped");
         }
     });
-    Ok(EmbeddedS3 {
-        endpoint: format!("http://{addr}"),
-        credentials,
-        task,
-    })
+    Ok(EmbeddedS3 { endpoint: format!("http://{addr}"), credentials, task })
 }

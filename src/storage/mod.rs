@@ -10,9 +10,7 @@ pub mod post_policy;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, ProvideCredentials as _, Region, SharedCredentialsProvider,
-};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, ProvideCredentials as _, Region, SharedCredentialsProvider};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -78,9 +76,7 @@ impl Storage {
     }
 
     pub fn bucket(&self, name: &str) -> Result<&Bucket, StorageError> {
-        self.buckets
-            .get(name)
-            .ok_or_else(|| StorageError::UnknownBucket(name.to_owned()))
+        self.buckets.get(name).ok_or_else(|| StorageError::UnknownBucket(name.to_owned()))
     }
 
     pub fn buckets(&self) -> impl Iterator<Item = &Bucket> {
@@ -115,12 +111,8 @@ impl std::fmt::Debug for Bucket {
 }
 
 impl Bucket {
-    async fn new(
-        s: &BucketSettings,
-        override_credentials: Option<&SigningCredentials>,
-    ) -> Result<Self, StorageError> {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(s.region.clone()));
+    async fn new(s: &BucketSettings, override_credentials: Option<&SigningCredentials>) -> Result<Self, StorageError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(s.region.clone()));
         if let Some(c) = override_credentials {
             loader = loader.credentials_provider(Credentials::new(
                 c.access_key_id.clone(),
@@ -129,30 +121,18 @@ impl Bucket {
                 None,
                 "shoebox-embedded",
             ));
-        } else if let (Some(id_var), Some(secret_var)) =
-            (&s.access_key_id_env, &s.secret_access_key_env)
-        {
-            let id = std::env::var(id_var)
-                .map_err(|_| StorageError::Credentials(format!("{id_var} is not set")))?;
-            let secret = std::env::var(secret_var)
-                .map_err(|_| StorageError::Credentials(format!("{secret_var} is not set")))?;
-            loader = loader.credentials_provider(Credentials::new(
-                id,
-                secret,
-                None,
-                None,
-                "shoebox-config",
-            ));
+        } else if let (Some(id_var), Some(secret_var)) = (&s.access_key_id_env, &s.secret_access_key_env) {
+            let id = std::env::var(id_var).map_err(|_| StorageError::Credentials(format!("{id_var} is not set")))?;
+            let secret =
+                std::env::var(secret_var).map_err(|_| StorageError::Credentials(format!("{secret_var} is not set")))?;
+            loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "shoebox-config"));
         }
         let sdk = loader.load().await;
-        let credentials = sdk.credentials_provider().ok_or_else(|| {
-            StorageError::Credentials("no AWS credentials found in the environment".into())
-        })?;
+        let credentials = sdk
+            .credentials_provider()
+            .ok_or_else(|| StorageError::Credentials("no AWS credentials found in the environment".into()))?;
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk);
-        let endpoint = s
-            .endpoint
-            .as_deref()
-            .map(|e| e.trim_end_matches('/').to_owned());
+        let endpoint = s.endpoint.as_deref().map(|e| e.trim_end_matches('/').to_owned());
         if let Some(ep) = &endpoint {
             builder = builder.endpoint_url(ep.clone()).force_path_style(true);
         }
@@ -221,11 +201,8 @@ impl Bucket {
         now: OffsetDateTime,
         ttl: Duration,
     ) -> Result<UploadForm, StorageError> {
-        let creds = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| StorageError::Credentials(e.to_string()))?;
+        let creds =
+            self.credentials.provide_credentials().await.map_err(|e| StorageError::Credentials(e.to_string()))?;
         let creds = SigningCredentials {
             access_key_id: creds.access_key_id().to_owned(),
             secret_access_key: creds.secret_access_key().to_owned(),
@@ -246,28 +223,14 @@ impl Bucket {
             },
             &creds,
         );
-        Ok(UploadForm {
-            url: self.form_url.clone(),
-            fields: form.fields,
-            expires_at,
-        })
+        Ok(UploadForm { url: self.form_url.clone(), fields: form.fields, expires_at })
     }
 
     /// HEAD an object; `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.s3_name)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.head_object().bucket(&self.s3_name).key(key).send().await {
             Ok(out) => Ok(Some(ObjectInfo {
-                size: out
-                    .content_length()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0),
+                size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                 content_type: out.content_type().map(str::to_owned),
                 etag: out.e_tag().map(str::to_owned),
             })),
@@ -290,32 +253,20 @@ impl Bucket {
                 Some(s) if s.is_no_such_key() => StorageError::NotFound,
                 _ => service_error(e),
             })?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StorageError::Service(e.to_string()))?;
+        let data = out.body.collect().await.map_err(|e| StorageError::Service(e.to_string()))?;
         Ok(data.into_bytes())
     }
 
     /// Stream a whole object.
     pub async fn get_stream(&self, key: &str) -> Result<(ObjectInfo, ByteStream), StorageError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.s3_name)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
+        let out = self.client.get_object().bucket(&self.s3_name).key(key).send().await.map_err(|e| {
+            match e.as_service_error() {
                 Some(s) if s.is_no_such_key() => StorageError::NotFound,
                 _ => service_error(e),
-            })?;
+            }
+        })?;
         let info = ObjectInfo {
-            size: out
-                .content_length()
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(0),
+            size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
             content_type: out.content_type().map(str::to_owned),
             etag: out.e_tag().map(str::to_owned),
         };
@@ -324,12 +275,7 @@ impl Bucket {
 
     /// Copy `from` to `to` inside this bucket, replacing the stored headers with `headers`:
     /// what the browser declared is never what gets served.
-    pub async fn copy(
-        &self,
-        from: &str,
-        to: &str,
-        headers: &ServedHeaders,
-    ) -> Result<(), StorageError> {
+    pub async fn copy(&self, from: &str, to: &str, headers: &ServedHeaders) -> Result<(), StorageError> {
         self.client
             .copy_object()
             .bucket(&self.s3_name)
@@ -347,24 +293,13 @@ impl Bucket {
 
     /// Delete an object. Deleting a missing object succeeds, as in S3.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.client
-            .delete_object()
-            .bucket(&self.s3_name)
-            .key(key)
-            .send()
-            .await
-            .map_err(service_error)?;
+        self.client.delete_object().bucket(&self.s3_name).key(key).send().await.map_err(service_error)?;
         Ok(())
     }
 
     /// HEAD the bucket: reachable, exists, and our credentials are accepted.
     pub async fn health_check(&self) -> Result<(), StorageError> {
-        self.client
-            .head_bucket()
-            .bucket(&self.s3_name)
-            .send()
-            .await
-            .map_err(service_error)?;
+        self.client.head_bucket().bucket(&self.s3_name).send().await.map_err(service_error)?;
         Ok(())
     }
 }

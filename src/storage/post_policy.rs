@@ -28,10 +28,7 @@ impl std::fmt::Debug for SigningCredentials {
         f.debug_struct("SigningCredentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -64,26 +61,14 @@ pub struct SignedPostForm {
 
 /// Build and sign the policy for one upload form.
 pub fn sign_post_policy(req: &PostPolicyRequest<'_>, creds: &SigningCredentials) -> SignedPostForm {
-    let date = req
-        .now
-        .format(format_description!("[year][month][day]"))
-        .unwrap_or_default();
-    let amz_date = req
-        .now
-        .format(format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .unwrap_or_default();
-    let credential = format!(
-        "{}/{date}/{}/s3/aws4_request",
-        creds.access_key_id, req.region
-    );
+    let date = req.now.format(format_description!("[year][month][day]")).unwrap_or_default();
+    let amz_date =
+        req.now.format(format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap_or_default();
+    let credential = format!("{}/{date}/{}/s3/aws4_request", creds.access_key_id, req.region);
 
     // The fields the browser sends, in order; every one is pinned by an `eq` condition below.
-    let mut fields: Vec<(String, String)> = vec![
-        ("key".into(), req.key.into()),
-        ("Content-Type".into(), req.content_type.into()),
-    ];
+    let mut fields: Vec<(String, String)> =
+        vec![("key".into(), req.key.into()), ("Content-Type".into(), req.content_type.into())];
     match req.success_redirect {
         Some(url) => fields.push(("success_action_redirect".into(), url.into())),
         None => fields.push(("success_action_status".into(), "201".into())),
@@ -96,16 +81,8 @@ pub fn sign_post_policy(req: &PostPolicyRequest<'_>, creds: &SigningCredentials)
     }
 
     let mut conditions: Vec<Value> = vec![json!({ "bucket": req.bucket })];
-    conditions.extend(
-        fields
-            .iter()
-            .map(|(name, value)| json!(["eq", format!("${name}"), value])),
-    );
-    conditions.push(json!([
-        "content-length-range",
-        req.min_bytes,
-        req.max_bytes
-    ]));
+    conditions.extend(fields.iter().map(|(name, value)| json!(["eq", format!("${name}"), value])));
+    conditions.push(json!(["content-length-range", req.min_bytes, req.max_bytes]));
     let policy = json!({
         "expiration": iso8601_millis(req.expires_at),
         "conditions": conditions,
@@ -137,9 +114,7 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 fn iso8601_millis(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
-        .format(format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        ))
+        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
         .unwrap_or_default()
 }
 
@@ -156,12 +131,7 @@ mod tests {
 
     #[test]
     fn signature_matches_the_published_aws_post_example() {
-        let sig = signature_for(
-            AWS_POLICY_B64,
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "20151229",
-            "us-east-1",
-        );
+        let sig = signature_for(AWS_POLICY_B64, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20151229", "us-east-1");
         assert_eq!(sig, AWS_SIGNATURE);
     }
 
@@ -169,9 +139,7 @@ mod tests {
     fn the_published_policy_decodes_to_the_documented_conditions() {
         // Guards the constant above against a copy error: the signature test alone would pass
         // on any string if the signature were copied from the same wrong source.
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(AWS_POLICY_B64)
-            .expect("base64");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(AWS_POLICY_B64).expect("base64");
         let text = String::from_utf8(bytes).expect("utf8");
         assert!(text.starts_with("{ \"expiration\": \"2015-12-30T12:00:00.000Z\",\r\n"));
         assert!(text.contains("AKIAIOSFODNN7EXAMPLE/20151229/us-east-1/s3/aws4_request"));
@@ -200,18 +168,8 @@ mod tests {
     }
 
     fn decoded_policy(form: &SignedPostForm) -> Value {
-        let b64 = &form
-            .fields
-            .iter()
-            .find(|(k, _)| k == "policy")
-            .expect("policy")
-            .1;
-        serde_json::from_slice(
-            &base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .expect("b64"),
-        )
-        .expect("json")
+        let b64 = &form.fields.iter().find(|(k, _)| k == "policy").expect("policy").1;
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b64).expect("b64")).expect("json")
     }
 
     #[test]
@@ -224,48 +182,25 @@ mod tests {
         assert!(conditions.contains(&json!(["eq", "$key", "incoming/abc"])));
         assert!(conditions.contains(&json!(["eq", "$Content-Type", "image/jpeg"])));
         assert!(conditions.contains(&json!(["content-length-range", 1, 1000])));
-        assert!(conditions.contains(&json!([
-            "eq",
-            "$x-amz-credential",
-            "AKID/20261128/eu-west-1/s3/aws4_request"
-        ])));
+        assert!(conditions.contains(&json!(["eq", "$x-amz-credential", "AKID/20261128/eu-west-1/s3/aws4_request"])));
         assert!(conditions.contains(&json!(["eq", "$x-amz-date", "20261128T100000Z"])));
         for (name, value) in &form.fields {
             if name == "policy" || name == "x-amz-signature" {
                 continue;
             }
-            assert!(
-                conditions.contains(&json!(["eq", format!("${name}"), value])),
-                "{name} not pinned"
-            );
+            assert!(conditions.contains(&json!(["eq", format!("${name}"), value])), "{name} not pinned");
         }
-        assert_eq!(
-            form.fields.last().map(|(k, _)| k.as_str()),
-            Some("x-amz-signature")
-        );
+        assert_eq!(form.fields.last().map(|(k, _)| k.as_str()), Some("x-amz-signature"));
     }
 
     #[test]
     fn temporary_credentials_add_a_pinned_security_token() {
         let form = sign_post_policy(&example_request(), &creds(Some("TOKEN")));
         let policy = decoded_policy(&form);
-        assert!(
-            policy["conditions"]
-                .as_array()
-                .expect("c")
-                .contains(&json!(["eq", "$x-amz-security-token", "TOKEN"]))
-        );
-        assert!(
-            form.fields
-                .contains(&("x-amz-security-token".into(), "TOKEN".into()))
-        );
+        assert!(policy["conditions"].as_array().expect("c").contains(&json!(["eq", "$x-amz-security-token", "TOKEN"])));
+        assert!(form.fields.contains(&("x-amz-security-token".into(), "TOKEN".into())));
         let without = sign_post_policy(&example_request(), &creds(None));
-        assert!(
-            !without
-                .fields
-                .iter()
-                .any(|(k, _)| k == "x-amz-security-token")
-        );
+        assert!(!without.fields.iter().any(|(k, _)| k == "x-amz-security-token"));
     }
 
     #[test]
@@ -273,16 +208,8 @@ mod tests {
         let mut req = example_request();
         req.success_redirect = Some("https://app.example/uploads/1/done");
         let form = sign_post_policy(&req, &creds(None));
-        assert!(form.fields.contains(&(
-            "success_action_redirect".into(),
-            "https://app.example/uploads/1/done".into()
-        )));
-        assert!(
-            !form
-                .fields
-                .iter()
-                .any(|(k, _)| k == "success_action_status")
-        );
+        assert!(form.fields.contains(&("success_action_redirect".into(), "https://app.example/uploads/1/done".into())));
+        assert!(!form.fields.iter().any(|(k, _)| k == "success_action_status"));
     }
 
     #[test]

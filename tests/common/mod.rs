@@ -1,10 +1,7 @@
 //! The test harness: a real Shoebox on 127.0.0.1:0 against a fresh database (its own Postgres
 //! database or SQLite file) and its own embedded S3 endpoint, with request helpers so each
 //! test reads like a story.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 use std::path::PathBuf;
 
@@ -65,16 +62,10 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, limits: Limits) -> Self {
         // Errors the app logs show up under a failing test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("error")
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
-                None,
-            ),
+            Backend::Sqlite => (format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()), None),
             Backend::Postgres => {
                 let name = format!("shoebox_test_{}", &random_token()[..16]);
                 let admin = sqlx::postgres::PgPoolOptions::new()
@@ -82,10 +73,7 @@ impl TestApp {
                     .connect(&format!("{}/postgres", postgres_server()))
                     .await
                     .expect("Postgres must be running on 127.0.0.1:5432 (see .ci/run)");
-                sqlx::query(&format!("create database {name}"))
-                    .execute(&admin)
-                    .await
-                    .expect("create database");
+                sqlx::query(&format!("create database {name}")).execute(&admin).await.expect("create database");
                 admin.close().await;
                 (format!("{}/{name}", postgres_server()), Some(name))
             }
@@ -102,9 +90,7 @@ impl TestApp {
             kinds: example_kinds(),
             limits,
         };
-        let mut built = shoebox::server::build(&settings)
-            .await
-            .expect("build the app");
+        let mut built = shoebox::server::build(&settings).await.expect("build the app");
         let embedded = built.embedded.take().expect("embedded S3");
         let base = format!("http://127.0.0.1:{}", built.addr.port());
         let router = built.router.clone();
@@ -146,30 +132,15 @@ impl TestApp {
 
     /// Sign up with `client` and return the session's CSRF token.
     pub async fn sign_up_with(&self, client: &reqwest::Client, email: &str) -> String {
-        let page = client
-            .get(self.url("/signup"))
-            .send()
-            .await
-            .expect("signup page")
-            .text()
-            .await
-            .expect("text");
+        let page = client.get(self.url("/signup")).send().await.expect("signup page").text().await.expect("text");
         let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
         let res = client
             .post(self.url("/signup"))
-            .form(&[
-                ("csrf", form_csrf.as_str()),
-                ("email", email),
-                ("password", "correct horse battery"),
-            ])
+            .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
             .send()
             .await
             .expect("signup");
-        assert_eq!(
-            res.status(),
-            StatusCode::SEE_OTHER,
-            "signup should redirect home"
-        );
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
         self.csrf_of(client).await
     }
 
@@ -179,31 +150,12 @@ impl TestApp {
 
     /// The CSRF token the home page gives this client's session.
     pub async fn csrf_of(&self, client: &reqwest::Client) -> String {
-        let home = client
-            .get(self.url("/"))
-            .send()
-            .await
-            .expect("home")
-            .text()
-            .await
-            .expect("text");
+        let home = client.get(self.url("/")).send().await.expect("home").text().await.expect("text");
         meta_csrf(&home).expect("signed in: home page has a csrf meta tag")
     }
 
-    pub async fn api_post(
-        &self,
-        client: &reqwest::Client,
-        csrf: &str,
-        path: &str,
-        body: Value,
-    ) -> Response {
-        client
-            .post(self.url(path))
-            .header("x-csrf-token", csrf)
-            .json(&body)
-            .send()
-            .await
-            .expect("api call")
+    pub async fn api_post(&self, client: &reqwest::Client, csrf: &str, path: &str, body: Value) -> Response {
+        client.post(self.url(path)).header("x-csrf-token", csrf).json(&body).send().await.expect("api call")
     }
 
     /// Ask for an upload form through the API.
@@ -215,8 +167,13 @@ impl TestApp {
         content_type: &str,
         size: usize,
     ) -> Response {
-        self.api_post(client, csrf, "/api/uploads", json!({"kind": kind, "filename": "photo.jpg", "content_type": content_type, "size": size}))
-            .await
+        self.api_post(
+            client,
+            csrf,
+            "/api/uploads",
+            json!({"kind": kind, "filename": "photo.jpg", "content_type": content_type, "size": size}),
+        )
+        .await
     }
 
     /// POST a signed form and a file to the bucket, as a browser would.
@@ -231,13 +188,7 @@ impl TestApp {
         for (k, v) in fields {
             form = form.text(k.clone(), v.clone());
         }
-        form = form.part(
-            "file",
-            Part::bytes(file)
-                .file_name("photo")
-                .mime_str(content_type)
-                .expect("mime"),
-        );
+        form = form.part("file", Part::bytes(file).file_name("photo").mime_str(content_type).expect("mime"));
         // A client of its own, as the bucket is another origin; redirects are the test's to follow.
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -259,15 +210,11 @@ impl TestApp {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Value {
-        let signed = self
-            .request_form(client, csrf, kind, content_type, bytes.len())
-            .await;
+        let signed = self.request_form(client, csrf, kind, content_type, bytes.len()).await;
         assert_eq!(signed.status(), StatusCode::CREATED);
         let signed: Value = signed.json().await.expect("json");
         let (url, fields) = form_of(&signed);
-        let res = self
-            .post_to_bucket(&url, &fields, bytes, content_type)
-            .await;
+        let res = self.post_to_bucket(&url, &fields, bytes, content_type).await;
         assert_eq!(
             res.status(),
             StatusCode::CREATED,
@@ -275,29 +222,14 @@ impl TestApp {
             res.text().await.unwrap_or_default()
         );
         let id = signed["photo_id"].as_str().expect("id");
-        let done = self
-            .api_post(
-                client,
-                csrf,
-                &format!("/api/uploads/{id}/complete"),
-                json!({}),
-            )
-            .await;
+        let done = self.api_post(client, csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
         assert_eq!(done.status(), StatusCode::OK);
         done.json::<Value>().await.expect("json")["photo"].clone()
     }
 
     /// Whether an object exists in a configured bucket, asked with the app's own credentials.
     pub async fn object_exists(&self, bucket: &str, key: &str) -> bool {
-        self.state
-            .app
-            .storage
-            .bucket(bucket)
-            .expect("bucket")
-            .head(key)
-            .await
-            .expect("head")
-            .is_some()
+        self.state.app.storage.bucket(bucket).expect("bucket").head(key).await.expect("head").is_some()
     }
 
     /// Every object key in the embedded bucket's folder (sidecar metadata files excluded).
@@ -321,12 +253,7 @@ impl TestApp {
     }
 
     pub async fn healthz(&self) -> StatusCode {
-        self.client
-            .get(self.url("/healthz"))
-            .send()
-            .await
-            .expect("healthz")
-            .status()
+        self.client.get(self.url("/healthz")).send().await.expect("healthz").status()
     }
 }
 
@@ -336,10 +263,7 @@ impl Drop for TestApp {
         if let Some(name) = self.pg_database.take() {
             // Dropping needs async I/O and Drop is sync: do it on a thread with its own runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async {
                     if let Ok(admin) = sqlx::postgres::PgPoolOptions::new()
                         .max_connections(1)
@@ -347,9 +271,7 @@ impl Drop for TestApp {
                         .await
                     {
                         let _ =
-                            sqlx::query(&format!("drop database if exists {name} with (force)"))
-                                .execute(&admin)
-                                .await;
+                            sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&admin).await;
                         admin.close().await;
                     }
                 });
@@ -380,11 +302,7 @@ pub fn set_field(fields: &mut [(String, String)], name: &str, value: &str) {
 }
 
 pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .expect("field present")
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).expect("field present")
 }
 
 /// The value of the first hidden input called `name` in a page.
@@ -434,8 +352,6 @@ pub fn meta_csrf(html: &str) -> Option<String> {
 
 /// A file from the shared photo set beside the repository.
 pub fn photo(rel: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/testdata/photos")
-        .join(rel);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/photos").join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
