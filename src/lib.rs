@@ -18,7 +18,6 @@ pub mod domain;
 /// Routes, pages, the JSON API, the private proxy and error mapping.
 pub mod http;
 /// Decoding with limits, orientation, resizing and encoding: bytes in, bytes out.
-#[path = "imaging_interim.rs"]
 pub mod imaging;
 /// Building a ready-to-serve service from settings.
 pub mod server;

@@ -64,6 +64,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     db.migrate().await.context("migrating the database")?;
     let storage = Storage::new(&buckets, credentials.as_ref()).await.context("setting up the buckets")?;
     let kinds = settings.build_kinds()?;
+    crate::imaging::set_max_concurrent_images(settings.limits.blocking_permits);
     let app = Shoebox::new(db, storage, kinds, settings.limits.clone());
     let storage_origins = app
         .storage

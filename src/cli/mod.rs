@@ -1,5 +1,7 @@
 //! Subcommands: parse, then call one library function each.
 
+pub mod resize;
+
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +24,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations, then exit (Heroku's release phase runs this).
     Migrate,
+    /// Resize one image with the server's engine, limits and errors: `resize IN --fit 1280x1280 -o OUT.jpg`.
+    Resize(resize::ResizeArgs),
 }
 
 /// Run the chosen subcommand.
@@ -29,6 +33,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
+        // Image work is CPU-bound: keep it off the async workers.
+        Command::Resize(args) => tokio::task::spawn_blocking(move || resize::run(&args)).await?,
     }
 }
 

@@ -89,8 +89,9 @@ fn refusal_status(r: &crate::uploads::Refusal) -> StatusCode {
     use crate::uploads::Refusal as R;
     match r {
         R::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        R::NotAnImage(_) | R::TypeNotAccepted(_) | R::TypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        R::TooManyPixels { .. } | R::Damaged(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        R::TypeNotAccepted(_) | R::TypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        R::Image { code: "not_an_image" | "unsupported_type" | "empty_file", .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        R::TooManyPixels { .. } | R::Image { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

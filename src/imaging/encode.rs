@@ -1,0 +1,121 @@
+//! Writing the variant: JPEG, PNG or WebP, with no metadata at all.
+//!
+//! No encoder here is given EXIF, XMP, GPS or a thumbnail, so none can leak from the
+//! upload. The only thing ever embedded is an ICC profile the colour step could not
+//! convert (see `colour`).
+
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::codecs::webp::WebPEncoder;
+use image::{ExtendedColorType, ImageEncoder};
+use jpeg_encoder::{ColorType as JpegColor, SamplingFactor};
+
+use super::error::ImagingError;
+use super::image_type::OutputFormat;
+use super::pixels::{Layout, Pixels};
+
+/// The largest side each format can store.
+pub(crate) fn max_side(format: OutputFormat) -> u32 {
+    match format {
+        OutputFormat::Jpeg => u32::from(u16::MAX),
+        OutputFormat::Png => i32::MAX.unsigned_abs(),
+        OutputFormat::Webp => 16_383,
+    }
+}
+
+/// Encodes `pixels` (already without alpha for JPEG) in `format`.
+pub(crate) fn encode(
+    pixels: &Pixels,
+    format: OutputFormat,
+    quality: u8,
+    icc_profile: Option<&[u8]>,
+) -> Result<Vec<u8>, ImagingError> {
+    let failed = |reason: String| ImagingError::Encode { format: format.image_type(), reason };
+    match format {
+        OutputFormat::Jpeg => encode_jpeg(pixels, quality, icc_profile).map_err(failed),
+        OutputFormat::Png => {
+            let mut out = Vec::new();
+            let mut encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
+            if let Some(icc) = icc_profile {
+                encoder.set_icc_profile(icc.to_vec()).map_err(|e| failed(e.to_string()))?;
+            }
+            encoder
+                .write_image(&pixels.data, pixels.width, pixels.height, color_type(pixels.layout))
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(out)
+        }
+        OutputFormat::Webp => {
+            let mut out = Vec::new();
+            let mut encoder = WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = icc_profile {
+                encoder.set_icc_profile(icc.to_vec()).map_err(|e| failed(e.to_string()))?;
+            }
+            encoder
+                .write_image(&pixels.data, pixels.width, pixels.height, color_type(pixels.layout))
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(out)
+        }
+    }
+}
+
+fn encode_jpeg(pixels: &Pixels, quality: u8, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let color = match pixels.layout {
+        Layout::Gray => JpegColor::Luma,
+        Layout::Rgb => JpegColor::Rgb,
+        Layout::GrayAlpha | Layout::Rgba => {
+            return Err("alpha must be composited before JPEG encoding".to_owned());
+        }
+    };
+    let too_big = |_| format!("{}x{} is too large for JPEG", pixels.width, pixels.height);
+    let width = u16::try_from(pixels.width).map_err(too_big)?;
+    let height = u16::try_from(pixels.height).map_err(too_big)?;
+    // Roughly the size of a photo at quality 80, to avoid regrowing the buffer.
+    let mut out = Vec::with_capacity(pixels.data.len() / 8);
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    // 4:2:0 halves the chroma, as libjpeg does by default; at 90 and above, the caller
+    // asked for fidelity, so keep full chroma.
+    encoder.set_sampling_factor(if quality >= 90 { SamplingFactor::F_1_1 } else { SamplingFactor::F_2_2 });
+    encoder.set_optimized_huffman_tables(true);
+    if let Some(icc) = icc_profile {
+        encoder.add_icc_profile(icc).map_err(|e| e.to_string())?;
+    }
+    encoder.encode(&pixels.data, width, height, color).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn color_type(layout: Layout) -> ExtendedColorType {
+    match layout {
+        Layout::Gray => ExtendedColorType::L8,
+        Layout::GrayAlpha => ExtendedColorType::La8,
+        Layout::Rgb => ExtendedColorType::Rgb8,
+        Layout::Rgba => ExtendedColorType::Rgba8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_output_starts_with_jfif_and_has_no_exif() {
+        let pixels = Pixels::new(16, 8, Layout::Rgb, vec![90; 16 * 8 * 3]);
+        let jpeg = encode(&pixels, OutputFormat::Jpeg, 82, None).expect("encode");
+        assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(!jpeg.windows(6).any(|w| w == b"Exif\0\0"));
+    }
+
+    #[test]
+    fn jpeg_refuses_pixels_that_still_have_alpha() {
+        let pixels = Pixels::new(1, 1, Layout::Rgba, vec![0; 4]);
+        assert!(matches!(encode(&pixels, OutputFormat::Jpeg, 82, None), Err(ImagingError::Encode { .. })));
+    }
+
+    #[test]
+    fn png_and_webp_keep_grey_and_alpha_layouts() {
+        let pixels = Pixels::new(2, 2, Layout::GrayAlpha, vec![10, 0, 20, 255, 30, 128, 40, 255]);
+        for format in [OutputFormat::Png, OutputFormat::Webp] {
+            let bytes = encode(&pixels, format, 82, None).expect("encode");
+            let decoded = image::load_from_memory(&bytes).expect("decode");
+            assert!(decoded.color().has_alpha(), "{format:?}");
+        }
+    }
+}

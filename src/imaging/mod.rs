@@ -1,0 +1,211 @@
+//! The imaging engine: bytes of an upload in, bytes of a resized variant out.
+//!
+//! Pure and synchronous: no file or network I/O, no async. Callers run it on the blocking
+//! pool; [`make_variant`] takes one of a small number of process-wide permits (see
+//! [`set_max_concurrent_images`]) so that memory stays bounded.
+//!
+//! What happens to an upload, in order:
+//!
+//! 1. [`sniff`]: the format comes from the magic bytes, never from a name or a declared
+//!    type. HEIC and AVIF are recognised and refused with advice.
+//! 2. [`probe`]: the header gives the size and EXIF orientation without decoding; it also
+//!    works on a prefix of the file. [`Limits`] are checked here, before any allocation.
+//! 3. Decode (`decode`): JPEG is shrunk while decoding (IDCT scaling to 1/2, 1/4 or 1/8,
+//!    the smallest that still covers the target), on two threads when it has restart
+//!    markers (`jpeg_strips`); other formats decode at full size within the memory
+//!    limit. Animations give their first frame.
+//! 4. Resize (`resize`): Lanczos3 with SIMD, on premultiplied alpha.
+//! 5. Colour (`colour`): an ICC profile is converted to sRGB.
+//! 6. Orientation (`orient`): applied to the small image, so the output is upright.
+//! 7. Encode (`encode`): JPEG (quality 82 by default), PNG or WebP, with no metadata.
+//!
+//! Alpha: kept by PNG and WebP; composited on white for JPEG (see `pixels`).
+
+mod colour;
+mod decode;
+mod encode;
+mod error;
+mod geometry;
+mod image_type;
+mod jpeg_strips;
+mod limits;
+mod orient;
+mod permits;
+mod pixels;
+mod probe;
+mod resize;
+mod sniff;
+
+pub use error::{ImagingError, NotImage};
+pub use geometry::fit_within;
+pub use image_type::{ImageType, OutputFormat};
+pub use limits::Limits;
+pub use orient::Orientation;
+pub use permits::{DEFAULT_MAX_CONCURRENT_IMAGES, max_concurrent_images, set_max_concurrent_images};
+pub use probe::{ImageInfo, probe};
+pub use sniff::sniff;
+
+use colour::ColourPlan;
+use pixels::Pixels;
+
+/// What variant to make: fit within a box (never upscaling), in a format and quality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recipe {
+    /// The widest the variant may be, in displayed (upright) pixels. At least 1.
+    pub max_width: u32,
+    /// The tallest the variant may be, in displayed (upright) pixels. At least 1.
+    pub max_height: u32,
+    /// The format to write.
+    pub format: OutputFormat,
+    /// JPEG quality, 1 to 100 (ignored by the lossless PNG and WebP encoders).
+    pub quality: u8,
+}
+
+impl Recipe {
+    /// The JPEG quality used unless a recipe says otherwise.
+    pub const DEFAULT_QUALITY: u8 = 82;
+
+    /// A JPEG at [`Recipe::DEFAULT_QUALITY`] that fits within `max_width`×`max_height`.
+    pub fn fit(max_width: u32, max_height: u32) -> Recipe {
+        Recipe { max_width, max_height, format: OutputFormat::Jpeg, quality: Self::DEFAULT_QUALITY }
+    }
+
+    /// The same recipe in another format.
+    pub fn with_format(self, format: OutputFormat) -> Recipe {
+        Recipe { format, ..self }
+    }
+
+    /// The same recipe at another quality.
+    pub fn with_quality(self, quality: u8) -> Recipe {
+        Recipe { quality, ..self }
+    }
+
+    fn validate(&self) -> Result<(), ImagingError> {
+        if self.max_width == 0 || self.max_height == 0 {
+            return Err(ImagingError::InvalidRecipe(format!(
+                "the box {}x{} is empty",
+                self.max_width, self.max_height
+            )));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(ImagingError::InvalidRecipe(format!("quality {} is not between 1 and 100", self.quality)));
+        }
+        Ok(())
+    }
+
+    /// The displayed size of the variant of a `width`×`height` (displayed) source.
+    fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
+        let side = encode::max_side(self.format);
+        fit_within(width, height, self.max_width.min(side), self.max_height.min(side))
+    }
+}
+
+/// An encoded variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variant {
+    /// The encoded file.
+    pub bytes: Vec<u8>,
+    /// Its width in pixels (upright).
+    pub width: u32,
+    /// Its height in pixels (upright).
+    pub height: u32,
+    /// Its format (that of the recipe).
+    pub image_type: ImageType,
+    /// What the probe found in the source.
+    pub source: ImageInfo,
+}
+
+/// Makes one variant of an uploaded image, with the default [`Limits`].
+///
+/// See [`make_variants`].
+pub fn make_variant(bytes: &[u8], recipe: &Recipe) -> Result<Variant, ImagingError> {
+    make_variant_with_limits(bytes, recipe, &Limits::default())
+}
+
+/// Makes one variant of an uploaded image within `limits`.
+///
+/// See [`make_variants`].
+pub fn make_variant_with_limits(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Variant, ImagingError> {
+    let mut variants = make_variants(bytes, std::slice::from_ref(recipe), limits)?;
+    variants.pop().ok_or_else(|| ImagingError::InvalidRecipe("no variant was produced".to_owned()))
+}
+
+/// Makes several variants of one uploaded image, decoding it once (at the scale the
+/// largest variant needs).
+///
+/// `bytes` must be the whole file. The type is sniffed from the bytes, the header checked
+/// against `limits` before anything large is allocated, and the decode holds one of the
+/// process-wide permits (blocking until one is free). Each variant is upright, in sRGB,
+/// and carries no metadata. Errors are the same as the server's and the CLI's: see
+/// [`ImagingError`].
+pub fn make_variants(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<Vec<Variant>, ImagingError> {
+    for recipe in recipes {
+        recipe.validate()?;
+    }
+    let header = probe::read_header(bytes).map_err(|err| match err {
+        // The whole file is here, so a header that runs past it is a cut-off file.
+        ImagingError::NeedMoreBytes { .. } => {
+            sniff::sniff_whole_file(bytes).map_or_else(|e| e, ImagingError::Truncated)
+        }
+        other => other,
+    })?;
+    let info = header.info;
+    limits.check(&info)?;
+    if recipes.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    // Sizes in stored orientation: that is what is decoded and resized.
+    let sizes: Vec<(u32, u32)> = recipes
+        .iter()
+        .map(|r| {
+            let (w, h) = r.output_size(info.width, info.height);
+            info.orientation.display_size(w, h)
+        })
+        .collect();
+
+    let _permit = permits::acquire();
+    let decoded = decode::decode(bytes, &header, &sizes, limits)?;
+    let colour = ColourPlan::new(decoded.icc_profile);
+    let mut source = decoded.pixels;
+    if source.is_opaque() {
+        source = source.drop_alpha();
+    } else {
+        source.premultiply()?;
+    }
+
+    let jobs: Vec<(&Recipe, (u32, u32))> = recipes.iter().zip(sizes).collect();
+    let Some((&(last, (last_w, last_h)), others)) = jobs.split_last() else {
+        return Ok(Vec::new());
+    };
+    let mut variants = Vec::with_capacity(jobs.len());
+    for &(recipe, (w, h)) in others {
+        let small = resize::resize(&source, w, h)?;
+        variants.push(finish(small, recipe, &colour, info)?);
+    }
+    // The last variant takes the decoded image, so it is freed before encoding.
+    let small = resize::resize_owned(source, last_w, last_h)?;
+    variants.push(finish(small, last, &colour, info)?);
+    Ok(variants)
+}
+
+/// Alpha, colour, orientation and encoding of one resized image.
+fn finish(small: Pixels, recipe: &Recipe, colour: &ColourPlan, source: ImageInfo) -> Result<Variant, ImagingError> {
+    let small = finish_alpha(small, recipe.format)?;
+    let (small, embed_profile) = colour.to_srgb(small);
+    let channels = small.layout.channels();
+    let (data, width, height) = orient::apply(source.orientation, small.data, small.width, small.height, channels);
+    let upright = Pixels::new(width, height, small.layout, data);
+    let bytes = encode::encode(&upright, recipe.format, recipe.quality, embed_profile)?;
+    Ok(Variant { bytes, width, height, image_type: recipe.format.image_type(), source })
+}
+
+/// Undoes the premultiplication, or composites on white where the format has no alpha.
+fn finish_alpha(mut pixels: Pixels, format: OutputFormat) -> Result<Pixels, ImagingError> {
+    if format.supports_alpha() {
+        pixels.unpremultiply()?;
+        Ok(pixels)
+    } else {
+        Ok(pixels.composite_premultiplied_on_white())
+    }
+}
