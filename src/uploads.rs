@@ -376,7 +376,9 @@ async fn verify(
         ..imaging::Limits::default()
     };
     let decoded = app
-        .run_blocking(move || imaging::make_variant_with_limits(&bytes, &Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE), &engine_limits))
+        .run_blocking(move || {
+            imaging::make_variant_with_limits(&bytes, &Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE), &engine_limits)
+        })
         .await;
     if let Err(e) = decoded {
         return refuse(Refusal::from_imaging(&e));

@@ -504,7 +504,36 @@ async fn completing_the_same_upload_at_once_from_several_requests_gives_one_phot
     assert!(keys[0].starts_with("photos/"));
 }
 
+async fn a_form_yields_at_most_one_photo_even_when_posted_again(app: TestApp) {
+    let csrf = app.sign_up("ann@example.com").await;
+    let bytes = photo(JPEG);
+    let (id, url, fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
+    assert_eq!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
+    let path = format!("/api/uploads/{id}/complete");
+    let first: Value = app.api_post(&app.client, &csrf, &path, json!({})).await.json().await.expect("json");
+    // The same form again, with other bytes: it can only write the same incoming key, and the
+    // photo it made is already verified, so nothing new is counted or served.
+    let other = photo("orientation/Portrait_1.jpg");
+    assert_eq!(app.post_to_bucket(&url, &fields, other, "image/jpeg").await.status(), StatusCode::CREATED);
+    let again: Value = app.api_post(&app.client, &csrf, &path, json!({})).await.json().await.expect("json");
+    assert_eq!(again, first);
+    let mine = shoebox::db::photos::list_live_for_user(&app.state.app.db, first_user(&app).await).await.expect("db");
+    assert_eq!(mine.len(), 1);
+    let served = app.client.get(first["photo"]["urls"]["original"].as_str().expect("url")).send().await.expect("get");
+    assert_eq!(
+        served.bytes().await.expect("bytes").as_ref(),
+        bytes.as_slice(),
+        "the verified bytes are what is served"
+    );
+}
+
+async fn first_user(app: &TestApp) -> shoebox::domain::UserId {
+    let email = shoebox::domain::Email::parse("ann@example.com").expect("email");
+    shoebox::db::users::find_by_email(&app.state.app.db, &email).await.expect("db").expect("user").id
+}
+
 both_backends!(
+    a_form_yields_at_most_one_photo_even_when_posted_again,
     completing_the_same_upload_at_once_from_several_requests_gives_one_photo,
     a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page,
     a_private_photo_is_streamed_only_to_its_owner,

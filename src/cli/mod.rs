@@ -28,14 +28,30 @@ pub enum Command {
     Resize(resize::ResizeArgs),
 }
 
-/// Run the chosen subcommand.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Run the chosen subcommand. Only the commands that do I/O start an async runtime: `resize`
+/// runs on this thread, so a one-off resize pays for no worker threads (its peak memory is
+/// what the benchmark compares with vipsthumbnail).
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime =
+        || tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime");
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve().await,
-        Command::Migrate => migrate().await,
-        // Image work is CPU-bound: keep it off the async workers.
-        Command::Resize(args) => tokio::task::spawn_blocking(move || resize::run(&args)).await?,
+        Command::Serve => {
+            start_logging();
+            runtime()?.block_on(serve())
+        }
+        Command::Migrate => {
+            start_logging();
+            runtime()?.block_on(migrate())
+        }
+        Command::Resize(args) => resize::run(&args),
     }
+}
+
+/// Log lines to stderr, filtered by `RUST_LOG` (default: info, with the SDKs' chatter off).
+fn start_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,aws_config=warn,s3s=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
 }
 
 async fn serve() -> anyhow::Result<()> {

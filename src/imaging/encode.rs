@@ -34,27 +34,24 @@ pub(crate) fn encode(
         OutputFormat::Jpeg => encode_jpeg(pixels, quality, icc_profile).map_err(failed),
         OutputFormat::Png => {
             let mut out = Vec::new();
-            let mut encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
-            if let Some(icc) = icc_profile {
-                encoder.set_icc_profile(icc.to_vec()).map_err(|e| failed(e.to_string()))?;
-            }
-            encoder
-                .write_image(&pixels.data, pixels.width, pixels.height, color_type(pixels.layout))
-                .map_err(|e| failed(e.to_string()))?;
+            let encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
+            write_image(encoder, pixels, icc_profile).map_err(failed)?;
             Ok(out)
         }
         OutputFormat::Webp => {
             let mut out = Vec::new();
-            let mut encoder = WebPEncoder::new_lossless(&mut out);
-            if let Some(icc) = icc_profile {
-                encoder.set_icc_profile(icc.to_vec()).map_err(|e| failed(e.to_string()))?;
-            }
-            encoder
-                .write_image(&pixels.data, pixels.width, pixels.height, color_type(pixels.layout))
-                .map_err(|e| failed(e.to_string()))?;
+            write_image(WebPEncoder::new_lossless(&mut out), pixels, icc_profile).map_err(failed)?;
             Ok(out)
         }
     }
+}
+
+/// PNG and WebP through the image crate's common encoder interface.
+fn write_image(mut encoder: impl ImageEncoder, pixels: &Pixels, icc_profile: Option<&[u8]>) -> Result<(), String> {
+    if let Some(icc) = icc_profile {
+        encoder.set_icc_profile(icc.to_vec()).map_err(|e| e.to_string())?;
+    }
+    encoder.write_image(&pixels.data, pixels.width, pixels.height, color_type(pixels.layout)).map_err(|e| e.to_string())
 }
 
 fn encode_jpeg(pixels: &Pixels, quality: u8, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, String> {
