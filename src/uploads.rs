@@ -247,16 +247,13 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         return Err(UploadError::NotUploaded);
     };
 
-    let (image_type, width, height) = match verify(app, bucket, photo, kind.as_ref(), info.size).await {
+    let checked = match verify(app, bucket, photo, kind.as_ref(), info.size).await {
         Ok(v) => v,
-        Err(VerifyError::Refused(refusal)) => {
-            bucket.delete(&photo.incoming_key).await?;
-            photo_rows::mark_deleted(&app.db, photo.id, PhotoState::Signed, &refusal.to_string(), now).await?;
-            return Err(UploadError::Refused(refusal));
-        }
+        Err(VerifyError::Refused(refusal)) => return refuse_after_check(app, bucket, photo, refusal, now).await,
         Err(VerifyError::Storage(e)) => return Err(e.into()),
     };
 
+    let image_type = checked.info.image_type;
     let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
     let object_key = served_key(token, image_type);
     let headers = ServedHeaders {
@@ -268,13 +265,30 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
             crate::config::BucketAccess::Private => "private, no-store".to_owned(),
         },
     };
-    bucket.copy(&photo.incoming_key, &object_key, &headers).await?;
+    // A JPEG is served without its metadata (location, camera serials, embedded thumbnail):
+    // filtered losslessly, keeping the colour profile and orientation. Other types are served
+    // as uploaded until server-side variants sanitise them too.
+    let served_size = if image_type == ImageType::Jpeg {
+        let orientation = checked.info.orientation;
+        let stripped = app.run_blocking(move || imaging::strip_jpeg_metadata(&checked.bytes, orientation)).await;
+        let stripped = match stripped {
+            Ok(b) => b,
+            // The file decoded, so this cannot happen; refusing is still the safe answer.
+            Err(e) => return refuse_after_check(app, bucket, photo, Refusal::from_imaging(&e), now).await,
+        };
+        let len = stripped.len();
+        bucket.put(&object_key, stripped.into(), &headers).await?;
+        len as u64
+    } else {
+        bucket.copy(&photo.incoming_key, &object_key, &headers).await?;
+        info.size
+    };
     let verified = Verified {
         object_key,
         image_type,
-        byte_size: i64::try_from(info.size).unwrap_or(i64::MAX),
-        width: i64::from(width),
-        height: i64::from(height),
+        byte_size: i64::try_from(served_size).unwrap_or(i64::MAX),
+        width: i64::from(checked.info.width),
+        height: i64::from(checked.info.height),
     };
     // Marked ready before the incoming copy goes: a request racing this one that finds the
     // incoming object gone then also finds the photo ready. Losing the update itself means
@@ -285,6 +299,25 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         tracing::warn!(photo = %photo.id, error = %e, "could not delete the incoming copy");
     }
     Ok(())
+}
+
+/// Remove a refused upload and tombstone its row with the reason.
+async fn refuse_after_check(
+    app: &Shoebox,
+    bucket: &crate::storage::Bucket,
+    photo: &Photo,
+    refusal: Refusal,
+    now: Millis,
+) -> Result<(), UploadError> {
+    bucket.delete(&photo.incoming_key).await?;
+    photo_rows::mark_deleted(&app.db, photo.id, PhotoState::Signed, &refusal.to_string(), now).await?;
+    Err(UploadError::Refused(refusal))
+}
+
+/// What verification learnt: the header, and the whole file it decoded.
+struct Checked {
+    info: imaging::ImageInfo,
+    bytes: bytes::Bytes,
 }
 
 enum VerifyError {
@@ -304,7 +337,7 @@ async fn verify(
     photo: &Photo,
     kind: &dyn Kind,
     size: u64,
-) -> Result<(ImageType, u32, u32), VerifyError> {
+) -> Result<Checked, VerifyError> {
     let refuse = |r: Refusal| Err(VerifyError::Refused(r));
     let max = u64::try_from(photo.max_bytes).unwrap_or(0).min(kind.max_bytes());
     if size > max {
@@ -375,15 +408,16 @@ async fn verify(
         max_height: limits.max_height,
         ..imaging::Limits::default()
     };
+    let whole = bytes.clone(); // Bytes: a reference count, not a copy
     let decoded = app
         .run_blocking(move || {
-            imaging::make_variant_with_limits(&bytes, &Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE), &engine_limits)
+            imaging::make_variant_with_limits(&whole, &Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE), &engine_limits)
         })
         .await;
     if let Err(e) = decoded {
         return refuse(Refusal::from_imaging(&e));
     }
-    Ok((info.image_type, width, height))
+    Ok(Checked { info, bytes })
 }
 
 /// The size the validation decode renders to; small, so JPEGs take the 1/8-scale path.

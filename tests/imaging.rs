@@ -708,3 +708,16 @@ fn the_resize_command_writes_the_format_of_the_output_extension() {
     assert!(!dir.join("never.jpg").exists());
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[test]
+fn stripping_a_jpeg_keeps_its_colour_profile_and_pixels_and_drops_the_rest() {
+    let source = photo("camera/canon-eos-5d-mark-iii_5760x3840.jpg");
+    let has_icc = |b: &[u8]| b.windows(12).any(|w| w == b"ICC_PROFILE\0");
+    assert!(has_icc(&source), "the Canon file carries an ICC profile");
+    let stripped = shoebox::imaging::strip_jpeg_metadata(&source, Orientation::Normal).expect("strips");
+    assert!(has_icc(&stripped), "the profile is kept");
+    assert!(!contains(&stripped, b"Exif\0\0") && !contains(&stripped, b"Canon"), "camera data removed");
+    let (before, after) = (decode(&source), decode(&stripped));
+    assert_eq!((after.width, after.height), (before.width, before.height));
+    assert!(after.data == before.data, "the same pixels");
+}

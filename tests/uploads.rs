@@ -18,7 +18,7 @@ async fn a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page(
     let info = shoebox::imaging::probe(&bytes).expect("a JPEG");
     let (w, h) = (info.width, info.height);
     assert_eq!((photo["width"].as_u64(), photo["height"].as_u64()), (Some(u64::from(w)), Some(u64::from(h))));
-    assert_eq!(photo["byte_size"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(photo["byte_size"].as_u64(), Some(common::as_served(&bytes).len() as u64), "the size served");
     let id = photo["id"].as_str().expect("id").to_owned();
 
     let attached = app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), json!({})).await;
@@ -34,7 +34,7 @@ async fn a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page(
     let fetched = reqwest::get(&public_url).await.expect("anonymous GET");
     assert_eq!(fetched.status(), StatusCode::OK);
     assert_eq!(fetched.headers()["content-type"], "image/jpeg");
-    assert_eq!(fetched.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
+    assert_eq!(fetched.bytes().await.expect("bytes").as_ref(), common::as_served(&bytes).as_slice());
 
     // The app's own URL for it redirects there.
     let via_app = app.new_browser().get(app.url(&format!("/photos/{id}/original"))).send().await.expect("get");
@@ -59,7 +59,7 @@ async fn a_private_photo_is_streamed_only_to_its_owner(app: TestApp) {
     assert_eq!(mine.headers()["x-content-type-options"], "nosniff");
     assert_eq!(mine.headers()["content-disposition"], "inline; filename=\"photo.jpg\"");
     assert!(mine.headers()["cache-control"].to_str().expect("ascii").contains("private"));
-    assert_eq!(mine.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
+    assert_eq!(mine.bytes().await.expect("bytes").as_ref(), common::as_served(&bytes).as_slice());
 
     let anonymous = app.new_browser().get(app.url(&path)).send().await.expect("anonymous GET");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
@@ -467,7 +467,7 @@ async fn the_upload_page_works_without_javascript(app: TestApp) {
         .bytes()
         .await
         .expect("bytes");
-    assert_eq!(bytes_back.as_ref(), bytes.as_slice());
+    assert_eq!(bytes_back.as_ref(), common::as_served(&bytes).as_slice());
 
     // Saving without the token is refused.
     let forged = app.client.post(app.url(&save_action)).form(&[("csrf", "wrong")]).send().await.expect("save");
@@ -522,7 +522,7 @@ async fn a_form_yields_at_most_one_photo_even_when_posted_again(app: TestApp) {
     let served = app.client.get(first["photo"]["urls"]["original"].as_str().expect("url")).send().await.expect("get");
     assert_eq!(
         served.bytes().await.expect("bytes").as_ref(),
-        bytes.as_slice(),
+        common::as_served(&bytes).as_slice(),
         "the verified bytes are what is served"
     );
 }
@@ -532,7 +532,55 @@ async fn first_user(app: &TestApp) -> shoebox::domain::UserId {
     shoebox::db::users::find_by_email(&app.state.app.db, &email).await.expect("db").expect("user").id
 }
 
+async fn served_jpegs_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour(app: TestApp) {
+    let csrf = app.sign_up("ann@example.com").await;
+    let read_exif = |bytes: &[u8]| exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes));
+    for (name, kind) in [
+        ("camera/oppo-r7-plus_3120x4160_420.jpg", "avatar"),
+        ("camera/leica-t-typ701_4928x3264_orient8.jpg", "id_document"),
+    ] {
+        let original = photo(name);
+        assert!(read_exif(&original).is_ok_and(|e| e.fields().count() > 10), "{name}: the upload has EXIF");
+        let uploaded = app.upload_photo(&app.client, &csrf, kind, original.clone(), "image/jpeg").await;
+        let src = uploaded["urls"]["original"].as_str().expect("url").to_owned();
+        let url = if src.starts_with('/') { app.url(&src) } else { src };
+        let served = app.client.get(&url).send().await.expect("get").bytes().await.expect("bytes").to_vec();
+        assert_eq!(
+            uploaded["byte_size"].as_u64(),
+            Some(served.len() as u64),
+            "{name}: the recorded size is the served one"
+        );
+        assert!(served.len() < original.len(), "{name}: metadata removed");
+        let before = shoebox::imaging::probe(&original).expect("probe");
+        let after = shoebox::imaging::probe(&served).expect("probe");
+        assert_eq!(
+            (after.width, after.height, after.orientation),
+            (before.width, before.height, before.orientation),
+            "{name}"
+        );
+        // Only the orientation survives, and only when the photo needs turning.
+        match read_exif(&served) {
+            Ok(e) => {
+                assert!(e.fields().all(|f| f.tag == exif::Tag::Orientation), "{name}: only the orientation is left");
+                assert_ne!(before.orientation, shoebox::imaging::Orientation::Normal);
+            }
+            Err(_) => assert_eq!(before.orientation, shoebox::imaging::Orientation::Normal, "{name}"),
+        }
+        for needle in [&b"GPS"[..], b"OPPO", b"LEICA", b"http://ns.adobe.com"] {
+            assert!(!served.windows(needle.len()).any(|w| w == needle), "{name}: {needle:?} left in the served file");
+        }
+        // The pixels are the very same: nothing was re-encoded.
+        let recipe = shoebox::imaging::Recipe::fit(200, 200);
+        assert_eq!(
+            shoebox::imaging::make_variant(&served, &recipe).expect("decodes").bytes,
+            shoebox::imaging::make_variant(&original, &recipe).expect("decodes").bytes,
+            "{name}"
+        );
+    }
+}
+
 both_backends!(
+    served_jpegs_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour,
     a_form_yields_at_most_one_photo_even_when_posted_again,
     completing_the_same_upload_at_once_from_several_requests_gives_one_photo,
     a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page,

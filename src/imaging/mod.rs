@@ -35,6 +35,7 @@ mod pixels;
 mod probe;
 mod resize;
 mod sniff;
+mod strip;
 
 pub use error::{ImagingError, NotImage};
 pub use geometry::fit_within;
@@ -44,6 +45,7 @@ pub use orient::Orientation;
 pub use permits::{DEFAULT_MAX_CONCURRENT_IMAGES, max_concurrent_images, set_max_concurrent_images};
 pub use probe::{ImageInfo, probe};
 pub use sniff::sniff;
+pub use strip::strip_jpeg_metadata;
 
 use colour::ColourPlan;
 use pixels::Pixels;

@@ -291,6 +291,22 @@ impl Bucket {
         Ok(())
     }
 
+    /// Write `body` to `key` with the given headers.
+    pub async fn put(&self, key: &str, body: Bytes, headers: &ServedHeaders) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.s3_name)
+            .key(key)
+            .body(ByteStream::from(body))
+            .content_type(&headers.content_type)
+            .content_disposition(&headers.content_disposition)
+            .cache_control(&headers.cache_control)
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
+    }
+
     /// Delete an object. Deleting a missing object succeeds, as in S3.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.client.delete_object().bucket(&self.s3_name).key(key).send().await.map_err(service_error)?;

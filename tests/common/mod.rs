@@ -355,3 +355,9 @@ pub fn photo(rel: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/photos").join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
+
+/// What Shoebox serves for an uploaded JPEG: the same image data without its metadata.
+pub fn as_served(jpeg: &[u8]) -> Vec<u8> {
+    let orientation = shoebox::imaging::probe(jpeg).expect("a JPEG").orientation;
+    shoebox::imaging::strip_jpeg_metadata(jpeg, orientation).expect("strips")
+}
