@@ -63,6 +63,7 @@
       uploadButton.disabled = true;
       return;
     }
+    preview.onerror = () => { preview.hidden = true; };
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
     say(file.name + " (" + humanBytes(file.size) + ") is ready to upload.");
@@ -111,9 +112,17 @@
     try { data = await res.json(); } catch (_) { /* not JSON */ }
     if (!res.ok) {
       const message = (data && data.message) || "The server answered " + res.status + ". Try again.";
-      throw new Error(message);
+      // A 4xx is a verdict on this file or request (retrying the same file gives the same
+      // answer), except 409 (not there yet) and 429 (too many requests), which pass.
+      throw refusal(message, res.status >= 400 && res.status < 500 && res.status !== 409 && res.status !== 429);
     }
     return data;
+  }
+
+  function refusal(message, final) {
+    const err = new Error(message);
+    err.final = final;
+    return err;
   }
 
   // What S3 says when it refuses a form, in words a person can act on.
@@ -135,7 +144,7 @@
       xhr.open("POST", upload.url);
       xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) setProgress(e.loaded / e.total); });
       xhr.addEventListener("load", () => {
-        if (xhr.status >= 200 && xhr.status < 300) { setProgress(1); resolve(); } else reject(new Error(storageRefusal(xhr)));
+        if (xhr.status >= 200 && xhr.status < 300) { setProgress(1); resolve(); } else reject(refusal(storageRefusal(xhr), /EntityTooLarge/.test(xhr.responseText || "")));
       });
       xhr.addEventListener("error", () => reject(new Error(storageRefusal(xhr))));
       xhr.addEventListener("abort", () => reject(new Error("The upload was cancelled.")));
@@ -153,7 +162,7 @@
     try {
       say("Preparing…");
       const file = await maybeShrink(chosen);
-      if (file.size > maxBytes) throw new Error("This photo is " + humanBytes(file.size) + "; the most allowed is " + humanBytes(maxBytes) + ".");
+      if (file.size > maxBytes) throw refusal("This photo is " + humanBytes(file.size) + "; the most allowed is " + humanBytes(maxBytes) + ". Choose a smaller one.", true);
       const signed = await api("/api/uploads", { kind: kind, filename: file.name, content_type: file.type, size: file.size });
       photoId = signed.photo_id;
       say("Uploading…");
@@ -165,8 +174,14 @@
       saveButton.hidden = false;
     } catch (err) {
       say(err.message || String(err), "error");
-      retryButton.hidden = false;
-      uploadButton.disabled = false;
+      if (err.final) {
+        // Nothing to retry: another file is needed.
+        progressRow.hidden = true;
+        chosen = null;
+      } else {
+        retryButton.hidden = false;
+        uploadButton.hidden = true;
+      }
     } finally {
       busy = false;
     }

@@ -125,7 +125,27 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
         hidden.is_none().then_some(())
     })
     .await;
+    // The first send to the bucket fails as a dropped connection would (a fault a real server
+    // cannot produce on demand): the page says so and offers a retry, which then works.
+    c.execute(
+        "const send = XMLHttpRequest.prototype.send; let failed = false;\
+         XMLHttpRequest.prototype.send = function (body) {\
+           if (failed) return send.call(this, body);\
+           failed = true; setTimeout(() => this.dispatchEvent(new ProgressEvent('error')), 10);\
+         };",
+        vec![],
+    )
+    .await
+    .expect("inject the fault");
     c.find(Locator::Id("upload-button")).await.expect("upload button").click().await.expect("click");
+    let dropped = wait_for(30, "the retry button", || async {
+        let retry = c.find(Locator::Id("retry-button")).await.ok()?;
+        retry.is_displayed().await.ok()?.then_some(())?;
+        c.find(Locator::Id("status")).await.ok()?.text().await.ok()
+    })
+    .await;
+    assert!(dropped.contains("interrupted"), "{dropped}");
+    c.find(Locator::Id("retry-button")).await.expect("retry").click().await.expect("click");
 
     // The progress bar fills, the photo is checked, and Save appears.
     let shown = wait_for(60, "the upload to finish", || async {
@@ -168,6 +188,34 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
     assert_eq!(photo["photo"]["state"], "in_use");
     assert_eq!(photo["photo"]["width"], 2560);
     assert_eq!(photo["photo"]["height"], 1707);
+
+    // A file that is not a photo: the page says why in plain words and offers a retry.
+    c.goto(&app.url("/upload?kind=avatar")).await.expect("upload page");
+    let disguised = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/photos/hostile/svg-with-script.jpg")
+        .canonicalize()
+        .expect("hostile file");
+    c.find(Locator::Id("file"))
+        .await
+        .expect("file input")
+        .send_keys(&disguised.to_string_lossy())
+        .await
+        .expect("choose");
+    c.find(Locator::Id("upload-button")).await.expect("upload button").click().await.expect("click");
+    let message = wait_for(30, "the refusal", || async {
+        let status = c.find(Locator::Id("status")).await.ok()?;
+        (status.attr("class").await.ok()?? == "error").then_some(())?;
+        status.text().await.ok()
+    })
+    .await;
+    assert!(message.contains("SVG drawing, not a photo"), "{message}");
+    let shown = |id: &'static str| {
+        let c = c.clone();
+        async move { c.find(Locator::Id(id)).await.expect("element").is_displayed().await.expect("displayed?") }
+    };
+    // Retrying the same file would get the same answer: the page asks for another file instead.
+    assert!(!shown("save-button").await && !shown("retry-button").await && !shown("preview").await);
+    screenshot(&c, "upload-refused").await;
 
     c.close().await.expect("close browser");
 }
