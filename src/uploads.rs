@@ -254,6 +254,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
     };
 
     let image_type = checked.info.image_type;
+    let (width, height) = (checked.info.width, checked.info.height);
     let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
     let object_key = served_key(token, image_type);
     let headers = ServedHeaders {
@@ -265,30 +266,23 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
             crate::config::BucketAccess::Private => "private, no-store".to_owned(),
         },
     };
-    // A JPEG is served without its metadata (location, camera serials, embedded thumbnail):
-    // filtered losslessly, keeping the colour profile and orientation. Other types are served
-    // as uploaded until server-side variants sanitise them too.
-    let served_size = if image_type == ImageType::Jpeg {
-        let orientation = checked.info.orientation;
-        let stripped = app.run_blocking(move || imaging::strip_jpeg_metadata(&checked.bytes, orientation)).await;
-        let stripped = match stripped {
-            Ok(b) => b,
-            // The file decoded, so this cannot happen; refusing is still the safe answer.
-            Err(e) => return refuse_after_check(app, bucket, photo, Refusal::from_imaging(&e), now).await,
-        };
-        let len = stripped.len();
-        bucket.put(&object_key, stripped.into(), &headers).await?;
-        len as u64
-    } else {
-        bucket.copy(&photo.incoming_key, &object_key, &headers).await?;
-        info.size
+    // What is served carries no metadata (location, camera serials, embedded thumbnails):
+    // filtered losslessly, keeping the pixels, colour profile and orientation.
+    let orientation = checked.info.orientation;
+    let stripped = app.run_blocking(move || imaging::strip_metadata(&checked.bytes, image_type, orientation)).await;
+    let stripped = match stripped {
+        Ok(b) => b,
+        // The file decoded, so its structure is sound; refusing is still the safe answer.
+        Err(e) => return refuse_after_check(app, bucket, photo, Refusal::from_imaging(&e), now).await,
     };
+    let served_size = stripped.len();
+    bucket.put(&object_key, stripped.into(), &headers).await?;
     let verified = Verified {
         object_key,
         image_type,
         byte_size: i64::try_from(served_size).unwrap_or(i64::MAX),
-        width: i64::from(checked.info.width),
-        height: i64::from(checked.info.height),
+        width: i64::from(width),
+        height: i64::from(height),
     };
     // Marked ready before the incoming copy goes: a request racing this one that finds the
     // incoming object gone then also finds the photo ready. Losing the update itself means

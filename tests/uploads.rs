@@ -532,16 +532,18 @@ async fn first_user(app: &TestApp) -> shoebox::domain::UserId {
     shoebox::db::users::find_by_email(&app.state.app.db, &email).await.expect("db").expect("user").id
 }
 
-async fn served_jpegs_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour(app: TestApp) {
+async fn served_photos_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour(app: TestApp) {
     let csrf = app.sign_up("ann@example.com").await;
     let read_exif = |bytes: &[u8]| exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes));
-    for (name, kind) in [
-        ("camera/oppo-r7-plus_3120x4160_420.jpg", "avatar"),
-        ("camera/leica-t-typ701_4928x3264_orient8.jpg", "id_document"),
-    ] {
+    let cases = [
+        ("camera/oppo-r7-plus_3120x4160_420.jpg", "avatar", "image/jpeg"),
+        ("camera/leica-t-typ701_4928x3264_orient8.jpg", "id_document", "image/jpeg"),
+        ("formats/nikon-p7000_3648x2736_orient6_badxmp.webp", "avatar", "image/webp"),
+    ];
+    for (name, kind, mime) in cases {
         let original = photo(name);
         assert!(read_exif(&original).is_ok_and(|e| e.fields().count() > 10), "{name}: the upload has EXIF");
-        let uploaded = app.upload_photo(&app.client, &csrf, kind, original.clone(), "image/jpeg").await;
+        let uploaded = app.upload_photo(&app.client, &csrf, kind, original.clone(), mime).await;
         let src = uploaded["urls"]["original"].as_str().expect("url").to_owned();
         let url = if src.starts_with('/') { app.url(&src) } else { src };
         let served = app.client.get(&url).send().await.expect("get").bytes().await.expect("bytes").to_vec();
@@ -566,7 +568,7 @@ async fn served_jpegs_carry_no_location_or_camera_metadata_but_keep_orientation_
             }
             Err(_) => assert_eq!(before.orientation, shoebox::imaging::Orientation::Normal, "{name}"),
         }
-        for needle in [&b"GPS"[..], b"OPPO", b"LEICA", b"http://ns.adobe.com"] {
+        for needle in [&b"GPS"[..], b"OPPO", b"LEICA", b"NIKON", b"http://ns.adobe.com", b"XMP "] {
             assert!(!served.windows(needle.len()).any(|w| w == needle), "{name}: {needle:?} left in the served file");
         }
         // The pixels are the very same: nothing was re-encoded.
@@ -580,7 +582,7 @@ async fn served_jpegs_carry_no_location_or_camera_metadata_but_keep_orientation_
 }
 
 both_backends!(
-    served_jpegs_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour,
+    served_photos_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour,
     a_form_yields_at_most_one_photo_even_when_posted_again,
     completing_the_same_upload_at_once_from_several_requests_gives_one_photo,
     a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page,

@@ -45,7 +45,7 @@ pub use orient::Orientation;
 pub use permits::{DEFAULT_MAX_CONCURRENT_IMAGES, max_concurrent_images, set_max_concurrent_images};
 pub use probe::{ImageInfo, probe};
 pub use sniff::sniff;
-pub use strip::strip_jpeg_metadata;
+pub use strip::{strip_jpeg_metadata, strip_metadata, strip_png_metadata, strip_webp_metadata};
 
 use colour::ColourPlan;
 use pixels::Pixels;

@@ -1,12 +1,18 @@
-//! Removing metadata from a JPEG without re-encoding it.
+//! Removing metadata from an image without re-encoding it.
 //!
 //! The served original of an upload must not carry the uploader's location, camera serial
 //! numbers or an embedded thumbnail (which can show what was cropped out). Re-encoding would
-//! cost quality and a full decode; instead the marker segments are filtered: the image data,
-//! tables, ICC profile (colours) and Adobe segment (colour transform) are kept byte for byte,
-//! everything else before the scan is dropped, and so is anything after the end-of-image
-//! marker (phones append extra images there). The EXIF orientation is the one fact worth
-//! keeping, so a one-tag EXIF block is written back when the photo is not upright.
+//! cost quality and a full decode; instead the container is filtered, and what draws the
+//! picture (image data, tables, palette, transparency, colour profile, animation) is kept
+//! byte for byte. The EXIF orientation is the one fact worth keeping, so a one-tag EXIF block
+//! is written back when the photo is not upright.
+//!
+//! - JPEG: marker segments before the scan other than JFIF, ICC and Adobe go, and so does
+//!   anything after the end-of-image marker (phones append extra images there).
+//! - PNG: ancillary chunks other than those that affect rendering go (`eXIf`, text, time,
+//!   private chunks).
+//! - WebP: the `EXIF` and `XMP ` chunks go, and the header's flags say so.
+//! - GIF carries no location or camera data and is returned unchanged.
 
 use super::error::ImagingError;
 use super::image_type::ImageType;
@@ -18,6 +24,18 @@ const SOS: u8 = 0xDA;
 const APP0: u8 = 0xE0;
 const APP2: u8 = 0xE2;
 const APP14: u8 = 0xEE;
+
+/// `bytes` without metadata, in the same format; see the module documentation for what each
+/// format keeps.
+pub fn strip_metadata(bytes: &[u8], image_type: ImageType, orientation: Orientation) -> Result<Vec<u8>, ImagingError> {
+    match image_type {
+        ImageType::Jpeg => strip_jpeg_metadata(bytes, orientation),
+        ImageType::Png => strip_png_metadata(bytes, orientation),
+        ImageType::Webp => strip_webp_metadata(bytes, orientation),
+        ImageType::Gif => Ok(bytes.to_vec()),
+        other => Err(ImagingError::UnsupportedType(other)),
+    }
+}
 
 /// The JPEG `bytes` with every metadata segment removed but the ICC profile, and a minimal EXIF
 /// block holding only `orientation` when it is not [`Orientation::Normal`].
@@ -131,17 +149,127 @@ fn end_of_image(bytes: &[u8], sos: usize) -> Option<usize> {
     None
 }
 
-/// A minimal APP1 EXIF block: a big-endian TIFF header and one IFD with the Orientation tag.
+/// A minimal APP1 EXIF block for JPEG: the marker, its length, `Exif\0\0` and [`orientation_tiff`].
 fn orientation_exif(orientation: Orientation) -> [u8; 36] {
     let mut b = [0u8; 36];
     b[..4].copy_from_slice(&[0xFF, 0xE1, 0x00, 34]);
     b[4..10].copy_from_slice(b"Exif\0\0");
-    b[10..18].copy_from_slice(&[b'M', b'M', 0x00, 0x2A, 0x00, 0x00, 0x00, 0x08]);
-    b[18..20].copy_from_slice(&[0x00, 0x01]); // one entry
-    // Tag 0x0112 (Orientation), type 3 (SHORT), count 1, value in the first two bytes.
-    b[20..32].copy_from_slice(&[0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, orientation.exif_value(), 0, 0]);
-    // b[32..36]: no next IFD.
+    b[10..].copy_from_slice(&orientation_tiff(orientation));
     b
+}
+
+/// A TIFF structure (as EXIF is stored) with one IFD holding only the Orientation tag.
+fn orientation_tiff(orientation: Orientation) -> [u8; 26] {
+    let mut b = [0u8; 26];
+    b[..8].copy_from_slice(&[b'M', b'M', 0x00, 0x2A, 0x00, 0x00, 0x00, 0x08]);
+    b[8..10].copy_from_slice(&[0x00, 0x01]); // one entry
+    // Tag 0x0112 (Orientation), type 3 (SHORT), count 1, value in the first two bytes.
+    b[10..22].copy_from_slice(&[0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, orientation.exif_value(), 0, 0]);
+    // b[22..26]: no next IFD.
+    b
+}
+
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// Chunks that change how a PNG is drawn, kept with the critical ones (upper-case first letter).
+const PNG_RENDERING_CHUNKS: [&[u8; 4]; 11] =
+    [b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs", b"acTL", b"fcTL", b"fdAT"];
+
+/// The PNG `bytes` with only the chunks that draw the picture, plus an `eXIf` chunk holding the
+/// orientation when it is not upright.
+pub fn strip_png_metadata(bytes: &[u8], orientation: Orientation) -> Result<Vec<u8>, ImagingError> {
+    let truncated = || ImagingError::Truncated(ImageType::Png);
+    let rest = bytes.strip_prefix(PNG_SIGNATURE).ok_or(ImagingError::Corrupt {
+        image_type: ImageType::Png,
+        reason: "it does not start with the PNG signature".to_owned(),
+    })?;
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(PNG_SIGNATURE);
+    let mut at = 0;
+    let mut pending_orientation = orientation != Orientation::Normal;
+    loop {
+        let header = rest.get(at..at + 8).ok_or_else(truncated)?;
+        let len = usize::try_from(u32::from_be_bytes([header[0], header[1], header[2], header[3]]))
+            .map_err(|_| truncated())?;
+        let kind: [u8; 4] = [header[4], header[5], header[6], header[7]];
+        let end = at.checked_add(12).and_then(|n| n.checked_add(len)).ok_or_else(truncated)?;
+        let chunk = rest.get(at..end).ok_or_else(truncated)?;
+        // The orientation goes just before the image data, where eXIf must be.
+        if &kind == b"IDAT" && pending_orientation {
+            push_png_chunk(&mut out, b"eXIf", &orientation_tiff(orientation));
+            pending_orientation = false;
+        }
+        let critical = kind[0].is_ascii_uppercase();
+        if critical || PNG_RENDERING_CHUNKS.contains(&&kind) {
+            out.extend_from_slice(chunk);
+        }
+        if &kind == b"IEND" {
+            return Ok(out);
+        }
+        at = end;
+    }
+}
+
+fn push_png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+}
+
+/// The WebP `bytes` without `EXIF` and `XMP ` chunks (an `EXIF` chunk holding only the
+/// orientation is written back when it is not upright), with the header's flags to match.
+pub fn strip_webp_metadata(bytes: &[u8], orientation: Orientation) -> Result<Vec<u8>, ImagingError> {
+    let truncated = || ImagingError::Truncated(ImageType::Webp);
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WEBP" {
+        return Err(ImagingError::Corrupt {
+            image_type: ImageType::Webp,
+            reason: "it is not a RIFF WebP file".to_owned(),
+        });
+    }
+    let mut chunks: Vec<([u8; 4], Vec<u8>)> = Vec::new();
+    let mut at = 12;
+    while at < bytes.len() {
+        let header = bytes.get(at..at + 8).ok_or_else(truncated)?;
+        let kind = [header[0], header[1], header[2], header[3]];
+        let len = usize::try_from(u32::from_le_bytes([header[4], header[5], header[6], header[7]]))
+            .map_err(|_| truncated())?;
+        let data = bytes.get(at + 8..at + 8 + len).ok_or_else(truncated)?;
+        if &kind != b"EXIF" && &kind != b"XMP " {
+            chunks.push((kind, data.to_vec()));
+        }
+        // Chunks are padded to an even length.
+        at += 8 + len + (len & 1);
+    }
+    let keep_exif = orientation != Orientation::Normal;
+    match chunks.first_mut() {
+        Some((kind, data)) if kind == b"VP8X" && !data.is_empty() => {
+            // Flags: 0x08 EXIF present, 0x04 XMP present.
+            data[0] = (data[0] & !0x0C) | if keep_exif { 0x08 } else { 0 };
+            if keep_exif {
+                chunks.push((*b"EXIF", orientation_tiff(orientation).to_vec()));
+            }
+        }
+        // A simple (VP8 or VP8L only) file has no place for metadata and had none to drop.
+        _ => {}
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(b"RIFF\0\0\0\0WEBP");
+    for (kind, data) in &chunks {
+        out.extend_from_slice(kind);
+        out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+    }
+    let riff_size = u32::try_from(out.len() - 8).unwrap_or(u32::MAX);
+    out[4..8].copy_from_slice(&riff_size.to_le_bytes());
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -200,6 +328,93 @@ mod tests {
         let clean_len = input.len();
         input.extend_from_slice(&[0xFF, SOI, 0xFF, 0xE1, 0, 4, 9, 9, 0xFF, EOI]);
         assert_eq!(strip_jpeg_metadata(&input, Orientation::Normal).expect("strips").len(), clean_len);
+    }
+
+    fn png_with(chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+        let mut v = PNG_SIGNATURE.to_vec();
+        for (kind, data) in chunks {
+            push_png_chunk(&mut v, kind, data);
+        }
+        v
+    }
+
+    #[test]
+    fn png_text_exif_and_private_chunks_go_and_drawing_chunks_stay() {
+        let ihdr: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0];
+        let input = png_with(&[
+            (b"IHDR", ihdr),
+            (b"iCCP", b"profile"),
+            (b"tEXt", b"GPS\0somewhere"),
+            (b"eXIf", b"MM\0*lots"),
+            (b"caBX", b"provenance"),
+            (b"IDAT", b"pixels"),
+            (b"tIME", b"0000000"),
+            (b"IEND", b""),
+        ]);
+        let expected = png_with(&[(b"IHDR", ihdr), (b"iCCP", b"profile"), (b"IDAT", b"pixels"), (b"IEND", b"")]);
+        assert_eq!(strip_png_metadata(&input, Orientation::Normal).expect("strips"), expected);
+        let turned = strip_png_metadata(&input, Orientation::Rotate90).expect("strips");
+        let with_orientation = png_with(&[
+            (b"IHDR", ihdr),
+            (b"iCCP", b"profile"),
+            (b"eXIf", &orientation_tiff(Orientation::Rotate90)),
+            (b"IDAT", b"pixels"),
+            (b"IEND", b""),
+        ]);
+        assert_eq!(turned, with_orientation);
+    }
+
+    fn webp_with(chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+        let mut v = b"RIFF\0\0\0\0WEBP".to_vec();
+        for (kind, data) in chunks {
+            v.extend_from_slice(*kind);
+            v.extend_from_slice(&u32::try_from(data.len()).expect("small").to_le_bytes());
+            v.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                v.push(0);
+            }
+        }
+        let size = u32::try_from(v.len() - 8).expect("small").to_le_bytes();
+        v[4..8].copy_from_slice(&size);
+        v
+    }
+
+    #[test]
+    fn webp_exif_and_xmp_go_and_the_flags_follow() {
+        let vp8x = |flags: u8| [flags, 0, 0, 0, 9, 0, 0, 9, 0, 0];
+        let input = webp_with(&[
+            (b"VP8X", &vp8x(0x2C)),
+            (b"ICCP", b"icc"),
+            (b"VP8 ", b"frame"),
+            (b"EXIF", b"MM\0*gps"),
+            (b"XMP ", b"<x/>"),
+        ]);
+        let expected = webp_with(&[(b"VP8X", &vp8x(0x20)), (b"ICCP", b"icc"), (b"VP8 ", b"frame")]);
+        assert_eq!(strip_webp_metadata(&input, Orientation::Normal).expect("strips"), expected);
+        let turned = webp_with(&[
+            (b"VP8X", &vp8x(0x28)),
+            (b"ICCP", b"icc"),
+            (b"VP8 ", b"frame"),
+            (b"EXIF", &orientation_tiff(Orientation::Rotate90)),
+        ]);
+        assert_eq!(strip_webp_metadata(&input, Orientation::Rotate90).expect("strips"), turned);
+        let simple = webp_with(&[(b"VP8L", b"pixels")]);
+        assert_eq!(strip_webp_metadata(&simple, Orientation::Normal).expect("strips"), simple);
+    }
+
+    #[test]
+    fn broken_png_and_webp_structures_are_errors_not_panics() {
+        for bad in [
+            &b""[..],
+            b"\x89PNG\r\n\x1a\n",
+            b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR",
+            b"\x89PNG\r\n\x1a\n\xff\xff\xff\xffIHDR",
+        ] {
+            assert!(strip_png_metadata(bad, Orientation::Normal).is_err(), "{bad:?}");
+        }
+        for bad in [&b"RIFF"[..], b"RIFF\0\0\0\0WEBPVP8 \xff\xff\0\0ab", b"RIFF\0\0\0\0WEBPVP8"] {
+            assert!(strip_webp_metadata(bad, Orientation::Normal).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

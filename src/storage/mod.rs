@@ -273,25 +273,8 @@ impl Bucket {
         Ok((info, out.body))
     }
 
-    /// Copy `from` to `to` inside this bucket, replacing the stored headers with `headers`:
-    /// what the browser declared is never what gets served.
-    pub async fn copy(&self, from: &str, to: &str, headers: &ServedHeaders) -> Result<(), StorageError> {
-        self.client
-            .copy_object()
-            .bucket(&self.s3_name)
-            .key(to)
-            .copy_source(format!("{}/{from}", self.s3_name))
-            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-            .content_type(&headers.content_type)
-            .content_disposition(&headers.content_disposition)
-            .cache_control(&headers.cache_control)
-            .send()
-            .await
-            .map_err(service_error)?;
-        Ok(())
-    }
-
-    /// Write `body` to `key` with the given headers.
+    /// Write `body` to `key` with the given headers: what the browser declared is never what
+    /// gets served.
     pub async fn put(&self, key: &str, body: Bytes, headers: &ServedHeaders) -> Result<(), StorageError> {
         self.client
             .put_object()

@@ -356,8 +356,8 @@ pub fn photo(rel: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// What Shoebox serves for an uploaded JPEG: the same image data without its metadata.
-pub fn as_served(jpeg: &[u8]) -> Vec<u8> {
-    let orientation = shoebox::imaging::probe(jpeg).expect("a JPEG").orientation;
-    shoebox::imaging::strip_jpeg_metadata(jpeg, orientation).expect("strips")
+/// What Shoebox serves for an uploaded image: the same image data without its metadata.
+pub fn as_served(upload: &[u8]) -> Vec<u8> {
+    let info = shoebox::imaging::probe(upload).expect("an image");
+    shoebox::imaging::strip_metadata(upload, info.image_type, info.orientation).expect("strips")
 }
