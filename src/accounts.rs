@@ -36,11 +36,21 @@ impl From<DbError> for AccountError {
 }
 
 /// A session just created: the token goes in the cookie, the CSRF token in pages.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSession {
     pub user_id: UserId,
     pub token: String,
     pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession")
+            .field("user_id", &self.user_id)
+            .field("token", &crate::domain::Redacted)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Create an account and a session for it.

@@ -23,12 +23,21 @@ pub struct Inner {
     /// Bounds CPU-heavy work on the blocking pool (password hashing, image work): a burst of
     /// logins must not starve the pool or the dyno's two cores.
     pub blocking: Semaphore,
+    /// Bounds how many upload verifications hold a whole upload in memory at once.
+    pub verifying: Semaphore,
 }
 
 impl Shoebox {
     pub fn new(db: Db, storage: Storage, kinds: Kinds, limits: Limits) -> Self {
         let permits = limits.blocking_permits.max(1);
-        Self(Arc::new(Inner { db, storage, kinds, limits, blocking: Semaphore::new(permits) }))
+        Self(Arc::new(Inner {
+            db,
+            storage,
+            kinds,
+            limits,
+            blocking: Semaphore::new(permits),
+            verifying: Semaphore::new(permits),
+        }))
     }
 
     /// Run CPU-heavy `f` on the blocking pool, at most `blocking_permits` at a time.

@@ -68,6 +68,8 @@ pub enum UploadError {
     Gone(String),
     #[error("This photo has not finished uploading yet.")]
     NotReady,
+    #[error("The file was replaced while it was being checked. Upload it once, then try again.")]
+    Changed,
     #[error("The keep-until time must be in the future.")]
     KeepUntilInPast,
     #[error(transparent)]
@@ -137,7 +139,8 @@ pub async fn sign(
         _ => {}
     }
     let now = now_millis();
-    let recent = photos::count_signed_since(&app.db, user, now - 60_000).await?;
+    let page_form = matches!(style, FormStyle::Page { .. });
+    let recent = photos::count_signed_since(&app.db, user, now - 60_000, page_form).await?;
     if recent >= i64::from(app.limits.forms_per_minute) {
         return Err(UploadError::RateLimited { retry_after_secs: 60 });
     }
@@ -219,8 +222,29 @@ pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo,
         }
         PhotoState::Signed => {}
     }
-    match verify_and_promote(app, &photo).await {
-        Ok(()) => owned_photo(app, user, id).await,
+    // Verification runs in its own task: a client that gives up, or the request timeout, must
+    // not stop it between writing the served object and recording it.
+    let task = tokio::spawn({
+        let app = app.clone();
+        async move {
+            // At most a few verifications hold a whole upload in memory at once.
+            let _permit = app.verifying.acquire().await.ok();
+            // Another request for the same photo may have finished it while this one waited.
+            match photo_rows::get(&app.db, id).await? {
+                Some(p) if p.state == PhotoState::Signed => verify_and_promote(&app, &p).await,
+                _ => Ok(()),
+            }
+        }
+    });
+    let outcome = match task.await {
+        Ok(outcome) => outcome,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    match outcome {
+        Ok(()) => match owned_photo(app, user, id).await? {
+            p if matches!(p.state, PhotoState::Ready | PhotoState::InUse) => Ok(p),
+            p => Err(UploadError::Gone(p.deleted_reason.unwrap_or_default())),
+        },
         Err(e) => {
             // A request racing this one may have promoted the object (so it was gone from the
             // incoming key when this one looked): its success is this one's answer too.
@@ -250,6 +274,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
     let checked = match verify(app, bucket, photo, kind.as_ref(), info.size).await {
         Ok(v) => v,
         Err(VerifyError::Refused(refusal)) => return refuse_after_check(app, bucket, photo, refusal, now).await,
+        Err(VerifyError::Changed) => return Err(UploadError::Changed),
         Err(VerifyError::Storage(e)) => return Err(e.into()),
     };
 
@@ -285,9 +310,15 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         height: i64::from(height),
     };
     // Marked ready before the incoming copy goes: a request racing this one that finds the
-    // incoming object gone then also finds the photo ready. Losing the update itself means
-    // another request verified the same bytes and wrote the same row.
-    photo_rows::mark_ready(&app.db, photo.id, &verified, now_millis()).await?;
+    // incoming object gone then also finds the photo ready.
+    if !photo_rows::mark_ready(&app.db, photo.id, &verified, now_millis()).await? {
+        let now_state = photo_rows::get(&app.db, photo.id).await?.map(|p| p.state);
+        if !matches!(now_state, Some(PhotoState::Ready | PhotoState::InUse)) {
+            // The photo was refused or removed meanwhile: what was just written must not stay.
+            bucket.delete(&verified.object_key).await?;
+            return Err(UploadError::Gone("The upload was withdrawn while it was being checked.".into()));
+        }
+    }
     if let Err(e) = bucket.delete(&photo.incoming_key).await {
         // Harmless to the photo; the leftover is an unreadable orphan under incoming/.
         tracing::warn!(photo = %photo.id, error = %e, "could not delete the incoming copy");
@@ -316,6 +347,8 @@ struct Checked {
 
 enum VerifyError {
     Refused(Refusal),
+    /// The object changed between two reads; nothing is decided.
+    Changed,
     Storage(StorageError),
 }
 
@@ -345,7 +378,7 @@ async fn verify(
     if let Err(ImagingError::NeedMoreBytes { needed, .. }) = &probed
         && size > u64::try_from(prefix.len()).unwrap_or(u64::MAX)
     {
-        let want = needed.unwrap_or(HEADER_PREFIX_MAX).clamp(HEADER_PREFIX, size);
+        let want = needed.unwrap_or(HEADER_PREFIX_MAX).max(HEADER_PREFIX).min(size);
         prefix = bucket.read_prefix(&photo.incoming_key, want).await?;
         probed = imaging::probe(&prefix);
     }
@@ -396,6 +429,11 @@ async fn verify(
     } else {
         bucket.read_prefix(&photo.incoming_key, size).await?
     };
+    // The form stays usable until it expires, so the object can be replaced between reads:
+    // what gets decoded and served must be what the header checks passed.
+    if u64::try_from(bytes.len()).ok() != Some(size) || imaging::probe(&bytes).ok() != Some(info) {
+        return Err(VerifyError::Changed);
+    }
     let engine_limits = imaging::Limits {
         max_pixels: limits.max_pixels,
         max_width: limits.max_width,

@@ -96,6 +96,16 @@ async fn uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_p
     assert!(key.starts_with("incoming/") && key.len() == "incoming/".len() + 32, "{key}");
     let direct = reqwest::get(format!("{url}/{key}")).await.expect("GET");
     assert_eq!(direct.status(), StatusCode::FORBIDDEN);
+    // Nor by walking out of the served prefix with dot segments (sent raw: URL libraries
+    // would resolve them before sending).
+    let endpoint = app.s3_endpoint.trim_start_matches("http://").to_owned();
+    let raw = format!("GET /shoebox-public/photos/../{key} HTTP/1.1\r\nHost: {endpoint}\r\nConnection: close\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(&endpoint).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, raw.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await.expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{}", answer.lines().next().unwrap_or_default());
     // …and the app does not show it either until it is verified.
     let id = signed["photo_id"].as_str().expect("id");
     assert_eq!(
@@ -190,6 +200,10 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
 async fn signing_is_rate_limited_per_user(app: TestApp) {
     let csrf = app.sign_up("ann@example.com").await;
     let limit = app.state.app.limits.forms_per_minute;
+    // Page views sign forms too, but are counted apart: they cannot use up the uploads' allowance.
+    for _ in 0..3 {
+        assert_eq!(app.client.get(app.url("/upload?kind=avatar")).send().await.expect("page").status(), StatusCode::OK);
+    }
     for _ in 0..limit {
         assert_eq!(
             app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10).await.status(),
@@ -337,6 +351,11 @@ async fn completing_has_a_defined_answer_for_every_case(app: TestApp) {
     let junk =
         app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), json!({"keep_until": "tomorrow"})).await;
     assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
+    for body in [json!({"acl": "public-read"}), json!([1, 2])] {
+        let res = app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), body.clone()).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(res.json::<Value>().await.expect("json error shape")["error"], "bad_request");
+    }
     let kept = app
         .api_post(
             &app.client,

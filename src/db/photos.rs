@@ -41,14 +41,19 @@ pub async fn get(db: &Db, id: PhotoId) -> Result<Option<Photo>, DbError> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// How many forms this user was issued since `since`: the signing rate limit counts rows, so it
-/// holds across every dyno without shared memory.
-pub async fn count_signed_since(db: &Db, user: UserId, since: Millis) -> Result<i64, DbError> {
-    let row = sqlx::query("select count(*) as n from photos where uploader_id = $1 and created_at >= $2")
-        .bind(user.to_string())
-        .bind(since)
-        .fetch_one(db.pool())
-        .await?;
+/// How many forms of one style this user was issued since `since`: forms rendered into pages
+/// (no declared type) or asked for by a script (a declared type). The signing rate limit counts
+/// rows, so it holds across every dyno without shared memory, and the two styles are counted
+/// apart so that page views cannot use up the uploads' allowance.
+pub async fn count_signed_since(db: &Db, user: UserId, since: Millis, page_forms: bool) -> Result<i64, DbError> {
+    let style = if page_forms { "declared_type is null" } else { "declared_type is not null" };
+    let row = sqlx::query(&format!(
+        "select count(*) as n from photos where uploader_id = $1 and created_at >= $2 and {style}"
+    ))
+    .bind(user.to_string())
+    .bind(since)
+    .fetch_one(db.pool())
+    .await?;
     col(&row, "n")
 }
 

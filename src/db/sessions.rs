@@ -5,11 +5,22 @@ use super::{Db, DbError, col};
 use crate::domain::{Millis, UserId};
 
 /// A live session, joined with its user.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionRow {
     pub user_id: UserId,
     pub email: String,
     pub csrf_token: String,
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = crate::domain::Redacted;
+        f.debug_struct("SessionRow")
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("csrf_token", &redacted)
+            .finish()
+    }
 }
 
 pub async fn insert(

@@ -4,11 +4,22 @@ use super::{Db, DbError, col};
 use crate::domain::{Email, Millis, UserId};
 
 /// A user as the login check needs it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UserRow {
     pub id: UserId,
     pub email: String,
     pub password_hash: String,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = crate::domain::Redacted;
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &redacted)
+            .finish()
+    }
 }
 
 /// Create a user; [`DbError::EmailTaken`] when the address already has an account.

@@ -10,6 +10,15 @@ pub use kind::{ConfiguredKind, ImageLimits, Kind, Kinds};
 pub use photo::{Photo, PhotoState};
 pub use user::{Email, Password};
 
+/// Stands in for a secret in hand-written `Debug` output: tokens and hashes never reach a log.
+pub(crate) struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Milliseconds since the Unix epoch: how every time is stored, so that the same SQL works on
 /// Postgres and SQLite without timestamp types that differ between the two.
 pub type Millis = i64;

@@ -97,11 +97,11 @@ async fn attach_photo(
     user: MaybeUser,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Option<Json<Attach>>,
+    body: Result<Option<Json<Attach>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user = user.require()?;
     user.check_csrf_header(&headers)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body = json_body(body.map(|b| Json(b.map(|Json(a)| a).unwrap_or_default())))?;
     let keep_until = body
         .keep_until
         .map(|t| {

@@ -13,7 +13,7 @@ use subtle_eq::constant_time_eq;
 use super::AppState;
 use super::error::{ApiError, AppError};
 use crate::accounts;
-use crate::domain::UserId;
+use crate::domain::{Redacted, UserId};
 
 pub const SESSION_COOKIE: &str = "shoebox_session";
 pub const FORM_CSRF_COOKIE: &str = "shoebox_form_csrf";
@@ -24,12 +24,23 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct MaybeUser(pub Option<CurrentUser>);
 
 /// A signed-in user and their session's CSRF token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CurrentUser {
     pub id: UserId,
     pub email: String,
     pub csrf: String,
     pub session_token: String,
+}
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("csrf", &Redacted)
+            .field("session_token", &Redacted)
+            .finish()
+    }
 }
 
 impl MaybeUser {

@@ -68,6 +68,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
             UploadError::Refused(r) => (refusal_status(r), r.code(), shown),
             UploadError::Gone(_) => (S::GONE, "upload_refused", shown),
             UploadError::NotReady => (S::CONFLICT, "not_ready", shown),
+            UploadError::Changed => (S::CONFLICT, "upload_changed", shown),
             UploadError::KeepUntilInPast => (S::BAD_REQUEST, "keep_until_in_past", shown),
             UploadError::Db(_) | UploadError::Storage(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
         },

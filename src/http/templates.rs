@@ -4,10 +4,16 @@
 use askama::Template;
 
 /// The layout's view of who is signed in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Viewer {
     pub email: String,
     pub csrf: String,
+}
+
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer").field("email", &self.email).field("csrf", &crate::domain::Redacted).finish()
+    }
 }
 
 #[derive(Template)]

@@ -58,11 +58,19 @@ impl S3Access for PublicRead {
             && let S3Path::Object { bucket, key } = cx.s3_path()
             && self.public_buckets.contains(bucket.as_ref())
             && key.starts_with(SERVED_PREFIX)
+            && plain_key(key)
         {
             return Ok(());
         }
         Err(s3_error!(AccessDenied, "Access Denied"))
     }
+}
+
+/// A key without `.`/`..` segments, empty segments or backslashes. The file-system backend
+/// resolves `photos/../incoming/x` inside its root, so a prefix check alone would let an
+/// anonymous reader walk out of the served prefix.
+fn plain_key(key: &str) -> bool {
+    !key.contains('\\') && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// The same bytes, in frames of at most 16 KiB.
@@ -147,4 +155,17 @@ pub async fn start(
         }
     });
     Ok(EmbeddedS3 { endpoint: format!("http://{addr}"), credentials, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_key;
+
+    #[test]
+    fn keys_that_could_leave_the_served_prefix_are_not_plain() {
+        assert!(plain_key("photos/abc/original.jpg"));
+        for bad in ["photos/../incoming/abc", "photos/./x", "photos//x", "photos/x/", "photos\\..\\x", "photos/.."] {
+            assert!(!plain_key(bad), "{bad}");
+        }
+    }
 }
