@@ -112,3 +112,31 @@ mod subtle_eq {
         a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_session_or_csrf_token() {
+        let user = CurrentUser {
+            id: UserId::new(),
+            email: "ann@example.com".into(),
+            csrf: "csrf-secret-value".into(),
+            session_token: "session-secret-value".into(),
+        };
+        let text = format!("{user:?} {:?}", MaybeUser(Some(user.clone())));
+        assert!(text.contains("ann@example.com"));
+        assert!(!text.contains("secret-value"), "{text}");
+    }
+
+    #[test]
+    fn csrf_tokens_must_match_exactly() {
+        let user =
+            CurrentUser { id: UserId::new(), email: String::new(), csrf: "abc".into(), session_token: String::new() };
+        assert!(user.check_csrf(Some("abc")).is_ok());
+        for bad in [None, Some(""), Some("ab"), Some("abcd"), Some("ABC")] {
+            assert!(user.check_csrf(bad).is_err(), "{bad:?}");
+        }
+    }
+}
