@@ -256,7 +256,8 @@ pub async fn complete(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo,
     }
 }
 
-/// Check the uploaded object, then copy it to its served key and mark the photo ready; or
+/// Check the uploaded object, then write the checked bytes (without metadata) to the served
+/// key and mark the photo ready; or
 /// delete it and tombstone the photo with the reason.
 async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadError> {
     let kind = app.kinds.get(&photo.kind).ok_or_else(|| UploadError::UnknownKind(photo.kind.clone()))?.clone();
