@@ -119,6 +119,17 @@ async fn account_forms_need_their_csrf_token(app: TestApp) {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+async fn health_names_the_buckets_it_cannot_reach(mut app: TestApp) {
+    assert_eq!(app.healthz().await, StatusCode::OK);
+    app.stop_s3();
+    let health = app.client.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = health.json().await.expect("json");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["buckets"]["public"], "unreachable");
+    assert_eq!(body["buckets"]["private"], "unreachable");
+}
+
 async fn pages_carry_security_headers_and_health_is_checked_for_real(app: TestApp) {
     let res = app.client.get(app.url("/")).send().await.expect("home");
     let h = res.headers();
@@ -143,6 +154,7 @@ async fn pages_carry_security_headers_and_health_is_checked_for_real(app: TestAp
 }
 
 both_backends!(
+    health_names_the_buckets_it_cannot_reach,
     someone_can_sign_up_log_out_and_log_in_again,
     account_forms_refuse_bad_input_with_a_message_and_keep_the_email,
     account_forms_need_their_csrf_token,

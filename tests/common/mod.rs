@@ -252,6 +252,11 @@ impl TestApp {
         out
     }
 
+    /// Stop the embedded S3 endpoint, as if the storage service went away.
+    pub fn stop_s3(&mut self) {
+        self._embedded = None;
+    }
+
     pub async fn healthz(&self) -> StatusCode {
         self.client.get(self.url("/healthz")).send().await.expect("healthz").status()
     }
