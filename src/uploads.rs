@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::app::Shoebox;
 use crate::db::photos::{self, Verified};
 use crate::db::{DbError, photos as photo_rows};
 use crate::domain::photo::{incoming_key, safe_filename, served_key};
 use crate::domain::{Kind, Millis, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token};
 use crate::imaging::{self, ImageType, ImagingError, Recipe};
-use crate::storage::{ServedHeaders, StorageError, UploadForm};
+use crate::storage::{ObjectInfo, ServedHeaders, StorageError, UploadForm};
 
 /// What the client says about the file it is about to upload.
 #[derive(Debug, Clone)]
@@ -272,7 +274,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         return Err(UploadError::NotUploaded);
     };
 
-    let checked = match verify(app, bucket, photo, kind.as_ref(), info.size).await {
+    let checked = match verify(app, bucket, photo, kind.as_ref(), &info).await {
         Ok(v) => v,
         Err(VerifyError::Refused(refusal)) => return refuse_after_check(app, bucket, photo, refusal, now).await,
         Err(VerifyError::Changed) => return Err(UploadError::Changed),
@@ -364,8 +366,9 @@ async fn verify(
     bucket: &crate::storage::Bucket,
     photo: &Photo,
     kind: &dyn Kind,
-    size: u64,
+    object: &ObjectInfo,
 ) -> Result<Checked, VerifyError> {
+    let size = object.size;
     let refuse = |r: Refusal| Err(VerifyError::Refused(r));
     let max = u64::try_from(photo.max_bytes).unwrap_or(0).min(kind.max_bytes());
     if size > max {
@@ -374,13 +377,13 @@ async fn verify(
 
     // The header first, from the first bytes only: a decompression bomb or a disguised file is
     // refused before the rest is fetched.
-    let mut prefix = bucket.read_prefix(&photo.incoming_key, HEADER_PREFIX).await?;
+    let mut prefix = read_more(bucket, photo, object, Bytes::new(), HEADER_PREFIX.min(size)).await?;
     let mut probed = imaging::probe(&prefix);
     if let Err(ImagingError::NeedMoreBytes { needed, .. }) = &probed
         && size > u64::try_from(prefix.len()).unwrap_or(u64::MAX)
     {
         let want = needed.unwrap_or(HEADER_PREFIX_MAX).max(HEADER_PREFIX).min(size);
-        prefix = bucket.read_prefix(&photo.incoming_key, want).await?;
+        prefix = read_more(bucket, photo, object, prefix, want).await?;
         probed = imaging::probe(&prefix);
     }
     let info = match probed {
@@ -425,16 +428,7 @@ async fn verify(
     // Then the whole image, decoded at a small size under the engine's limits: a truncated or
     // damaged file has a good header, and only decoding finds it out. JPEGs decode at 1/8 scale
     // here, so this costs a fraction of a full decode.
-    let bytes = if u64::try_from(prefix.len()).unwrap_or(0) >= size {
-        prefix
-    } else {
-        bucket.read_prefix(&photo.incoming_key, size).await?
-    };
-    // The form stays usable until it expires, so the object can be replaced between reads:
-    // what gets decoded and served must be what the header checks passed.
-    if u64::try_from(bytes.len()).ok() != Some(size) || imaging::probe(&bytes).ok() != Some(info) {
-        return Err(VerifyError::Changed);
-    }
+    let bytes = read_more(bucket, photo, object, prefix, size).await?;
     let engine_limits = imaging::Limits {
         max_pixels: limits.max_pixels,
         max_width: limits.max_width,
@@ -451,6 +445,36 @@ async fn verify(
         return refuse(Refusal::from_imaging(&e));
     }
     Ok(Checked { info, bytes })
+}
+
+/// `have` (the object's first bytes) extended to its first `upto` bytes, fetching only what is
+/// missing.
+///
+/// The form stays usable until it expires, so the object can be replaced between reads: every
+/// read must come from the object the HEAD saw (same ETag), and the whole must come out exactly
+/// `upto` long, or what gets decoded and served would not be what the checks passed.
+async fn read_more(
+    bucket: &crate::storage::Bucket,
+    photo: &Photo,
+    object: &ObjectInfo,
+    have: Bytes,
+    upto: u64,
+) -> Result<Bytes, VerifyError> {
+    let have_len = u64::try_from(have.len()).unwrap_or(u64::MAX);
+    if have_len >= upto {
+        return Ok(have);
+    }
+    let (rest, etag) = bucket.read_range(&photo.incoming_key, have_len, upto - have_len).await?;
+    if etag != object.etag || have_len + u64::try_from(rest.len()).unwrap_or(0) != upto {
+        return Err(VerifyError::Changed);
+    }
+    if have.is_empty() {
+        return Ok(rest);
+    }
+    let mut all = bytes::BytesMut::with_capacity(have.len() + rest.len());
+    all.extend_from_slice(&have);
+    all.extend_from_slice(&rest);
+    Ok(all.freeze())
 }
 
 /// The size the validation decode renders to; small, so JPEGs take the 1/8-scale path.

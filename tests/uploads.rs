@@ -649,3 +649,28 @@ async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
         assert_eq!(stored.as_ref(), bytes.as_slice(), "round {round}: bytes intact");
     }
 }
+
+/// Verification reads an upload in pieces and refuses to mix objects: every ranged read carries
+/// the ETag of the object it came from, and a second POST of the same form changes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranged_reads_say_which_object_they_came_from() {
+    let app = TestApp::spawn(common::Backend::Sqlite).await;
+    let csrf = app.sign_up("ann@example.com").await;
+    let first = photo(JPEG);
+    let (_, url, fields) = signed_form(&app, &csrf, "avatar", first.len()).await;
+    assert_eq!(app.post_to_bucket(&url, &fields, first.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
+    let bucket = app.state.app.storage.bucket("public").expect("bucket");
+    let key = field(&fields, "key");
+    let head = bucket.head(key).await.expect("head").expect("exists");
+    assert!(head.etag.is_some());
+    let (start, etag) = bucket.read_range(key, 0, 100).await.expect("read");
+    assert_eq!(start.as_ref(), &first[..100]);
+    assert_eq!(etag, head.etag, "same object, same ETag");
+    let (tail, _) = bucket.read_range(key, 100, 50).await.expect("read");
+    assert_eq!(tail.as_ref(), &first[100..150]);
+
+    let second = photo("orientation/Portrait_1.jpg");
+    assert_eq!(app.post_to_bucket(&url, &fields, second, "image/jpeg").await.status(), StatusCode::CREATED);
+    let (_, replaced) = bucket.read_range(key, 100, 50).await.expect("read");
+    assert_ne!(replaced, head.etag, "a replaced object is noticed");
+}

@@ -241,20 +241,27 @@ impl Bucket {
 
     /// The first `len` bytes of an object (fewer if it is shorter), by a ranged GET.
     pub async fn read_prefix(&self, key: &str, len: u64) -> Result<Bytes, StorageError> {
+        self.read_range(key, 0, len).await.map(|(bytes, _etag)| bytes)
+    }
+
+    /// `len` bytes of an object from `start` (fewer at its end), by a ranged GET, with the
+    /// ETag of the object they were read from.
+    pub async fn read_range(&self, key: &str, start: u64, len: u64) -> Result<(Bytes, Option<String>), StorageError> {
         let out = self
             .client
             .get_object()
             .bucket(&self.s3_name)
             .key(key)
-            .range(format!("bytes=0-{}", len.saturating_sub(1)))
+            .range(format!("bytes={start}-{}", (start + len).saturating_sub(1)))
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
                 Some(s) if s.is_no_such_key() => StorageError::NotFound,
                 _ => service_error(e),
             })?;
+        let etag = out.e_tag().map(str::to_owned);
         let data = out.body.collect().await.map_err(|e| StorageError::Service(e.to_string()))?;
-        Ok(data.into_bytes())
+        Ok((data.into_bytes(), etag))
     }
 
     /// Stream a whole object.

@@ -215,7 +215,6 @@ mod tests {
     #[test]
     fn debug_output_hides_the_secret_and_token() {
         let text = format!("{:?}", creds(Some("TOKEN")));
-        assert!(!text.contains("secret") || text.contains("secret_access_key"));
         assert!(!text.contains("\"secret\""));
         assert!(!text.contains("TOKEN"));
     }
