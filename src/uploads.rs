@@ -438,7 +438,7 @@ async fn verify(
     let whole = bytes.clone(); // Bytes: a reference count, not a copy
     let decoded = app
         .run_blocking(move || {
-            imaging::make_variant_with_limits(&whole, &Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE), &engine_limits)
+            imaging::render_with_limits(&whole, &Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE), &engine_limits)
         })
         .await;
     if let Err(e) = decoded {

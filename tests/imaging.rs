@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use image::{AnimationDecoder, ExtendedColorType, ImageEncoder};
 use shoebox::cli::resize::{ResizeArgs, run};
 use shoebox::imaging::{
-    self, ImageType, ImagingError, Limits, NotImage, Orientation, OutputFormat, Recipe, fit_within, make_variant,
-    make_variant_with_limits, make_variants, probe, sniff,
+    self, ImageType, ImagingError, Limits, NotImage, Orientation, OutputFormat, Recipe, fit_within, render,
+    render_with_limits, render_all, probe, sniff,
 };
 
 const PHOTOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/photos");
@@ -96,7 +96,7 @@ fn png_bytes(width: u32, height: u32, color: ExtendedColorType, data: &[u8], icc
 }
 
 fn refusal(name: &str) -> ImagingError {
-    make_variant(&photo(name), &Recipe::fit(320, 320)).expect_err("must be refused")
+    render(&photo(name), &Recipe::fit(320, 320)).expect_err("must be refused")
 }
 
 // --- Geometry ---
@@ -104,7 +104,7 @@ fn refusal(name: &str) -> ImagingError {
 #[test]
 fn a_camera_jpeg_fits_the_box_by_its_longer_side() {
     let variant =
-        make_variant(&photo("camera/canon-eos-5d-mark-iii_5760x3840.jpg"), &Recipe::fit(320, 320)).expect("resize");
+        render(&photo("camera/canon-eos-5d-mark-iii_5760x3840.jpg"), &Recipe::fit(320, 320)).expect("resize");
     assert_eq!((variant.width, variant.height), (320, 213));
     assert_eq!(variant.image_type, ImageType::Jpeg);
     let out = decode(&variant.bytes);
@@ -115,7 +115,7 @@ fn a_camera_jpeg_fits_the_box_by_its_longer_side() {
 
 #[test]
 fn an_image_smaller_than_the_box_is_never_upscaled() {
-    let variant = make_variant(
+    let variant = render(
         &photo("formats/alpha-lossy_400x301.webp"),
         &Recipe::fit(1280, 1280).with_format(OutputFormat::Png),
     )
@@ -128,7 +128,7 @@ fn one_pixel_and_odd_boxes_are_met_exactly() {
     let bytes = photo("orientation/Landscape_1.jpg");
     // Landscape_1 is stored as 1800x1200.
     for ((box_w, box_h), expected) in [((1, 1), (1, 1)), ((333, 77), (116, 77)), ((101, 99), (101, 67))] {
-        let variant = make_variant(&bytes, &Recipe::fit(box_w, box_h)).expect("resize");
+        let variant = render(&bytes, &Recipe::fit(box_w, box_h)).expect("resize");
         let out = decode(&variant.bytes);
         assert_eq!((out.width, out.height), expected, "box {box_w}x{box_h}");
         assert_eq!((variant.width, variant.height), expected);
@@ -141,7 +141,7 @@ fn extreme_aspect_ratios_within_the_limits_keep_at_least_one_pixel() {
     for (width, height, expected) in [(10_000, 1, (320, 1)), (1, 10_000, (1, 320))] {
         let png = png_bytes(width, height, ExtendedColorType::L8, &line, None);
         for format in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp] {
-            let variant = make_variant(&png, &Recipe::fit(320, 320).with_format(format)).expect("resize");
+            let variant = render(&png, &Recipe::fit(320, 320).with_format(format)).expect("resize");
             assert_eq!((variant.width, variant.height), expected, "{format:?}");
             let out = decode(&variant.bytes);
             assert_eq!((out.width, out.height), expected, "{format:?}");
@@ -156,7 +156,7 @@ fn several_variants_come_from_one_upload() {
         Recipe::fit(1280, 1280).with_format(OutputFormat::Webp),
         Recipe::fit(64, 64).with_format(OutputFormat::Png),
     ];
-    let variants = make_variants(&photo("camera/leica-t-typ701_4928x3264_orient8.jpg"), &recipes, &Limits::default())
+    let variants = render_all(&photo("camera/leica-t-typ701_4928x3264_orient8.jpg"), &recipes, &Limits::default())
         .expect("resize");
     let summary: Vec<_> = variants.iter().map(|v| (v.width, v.height, v.image_type)).collect();
     assert_eq!(summary, vec![(212, 320, ImageType::Jpeg), (848, 1280, ImageType::Webp), (42, 64, ImageType::Png)]);
@@ -174,10 +174,10 @@ fn jpeg_output_is_quality_82_unless_the_recipe_says_otherwise() {
         let at = jpeg.windows(2).position(|w| w == [0xFF, 0xDB]).expect("a DQT segment");
         jpeg[at + 5]
     };
-    let default = make_variant(&bytes, &Recipe::fit(300, 300)).expect("resize");
+    let default = render(&bytes, &Recipe::fit(300, 300)).expect("resize");
     // IJG scaling of the Annex K table: DC 16 at quality 82 is 16 × 36% ≈ 6.
     assert_eq!(first_luma_quantiser(&default.bytes), 6);
-    let fine = make_variant(&bytes, &Recipe::fit(300, 300).with_quality(95)).expect("resize");
+    let fine = render(&bytes, &Recipe::fit(300, 300).with_quality(95)).expect("resize");
     assert_eq!(first_luma_quantiser(&fine.bytes), 2);
     assert!(fine.bytes.len() > default.bytes.len());
 }
@@ -186,7 +186,7 @@ fn jpeg_output_is_quality_82_unless_the_recipe_says_otherwise() {
 fn an_empty_box_or_a_quality_of_zero_is_a_caller_error() {
     let bytes = photo("orientation/Landscape_1.jpg");
     for recipe in [Recipe::fit(0, 10), Recipe::fit(10, 0), Recipe::fit(10, 10).with_quality(0)] {
-        let err = make_variant(&bytes, &recipe).expect_err("invalid");
+        let err = render(&bytes, &recipe).expect_err("invalid");
         assert!(matches!(err, ImagingError::InvalidRecipe(_)), "{err:?}");
         assert!(!err.is_caused_by_input());
     }
@@ -198,21 +198,21 @@ fn an_empty_box_or_a_quality_of_zero_is_a_caller_error() {
 fn every_orientation_file_comes_out_looking_like_orientation_1() {
     for shape in ["Landscape", "Portrait"] {
         let recipe = Recipe::fit(240, 240).with_format(OutputFormat::Png);
-        let upright = make_variant(&photo(&format!("orientation/{shape}_1.jpg")), &recipe).expect("resize _1");
+        let upright = render(&photo(&format!("orientation/{shape}_1.jpg")), &recipe).expect("resize _1");
         let reference = decode(&upright.bytes);
         for n in 1..=8u32 {
             let bytes = photo(&format!("orientation/{shape}_{n}.jpg"));
             let info = probe(&bytes).expect("probe");
             assert_eq!(info.orientation, Orientation::from_exif(n), "{shape}_{n}");
             assert_eq!(info.orientation.swaps_dimensions(), n >= 5, "{shape}_{n}");
-            let variant = make_variant(&bytes, &recipe).expect("resize");
+            let variant = render(&bytes, &recipe).expect("resize");
             let out = decode(&variant.bytes);
             assert_eq!((out.width, out.height), (reference.width, reference.height), "{shape}_{n}");
             let diff = mean_abs_diff(&out, &reference);
             assert!(diff < 4.0, "{shape}_{n} differs from {shape}_1 by {diff:.2} on average");
         }
         // The comparison can tell orientations apart: _1 against itself mirrored is far off.
-        let mirrored = make_variant(&photo(&format!("orientation/{shape}_1.jpg")), &recipe)
+        let mirrored = render(&photo(&format!("orientation/{shape}_1.jpg")), &recipe)
             .map(|v| decode(&v.bytes))
             .map(|mut rgba| {
                 let row = rgba.width as usize * 4;
@@ -230,9 +230,9 @@ fn every_orientation_file_comes_out_looking_like_orientation_1() {
 #[test]
 fn a_camera_orientation_tag_turns_the_photo_upright() {
     let variant =
-        make_variant(&photo("camera/leica-t-typ701_4928x3264_orient8.jpg"), &Recipe::fit(320, 320)).expect("resize");
+        render(&photo("camera/leica-t-typ701_4928x3264_orient8.jpg"), &Recipe::fit(320, 320)).expect("resize");
     assert_eq!((variant.width, variant.height), (212, 320));
-    let webp = make_variant(&photo("formats/nikon-p7000_3648x2736_orient6_badxmp.webp"), &Recipe::fit(320, 320))
+    let webp = render(&photo("formats/nikon-p7000_3648x2736_orient6_badxmp.webp"), &Recipe::fit(320, 320))
         .expect("resize");
     assert_eq!((webp.width, webp.height), (240, 320));
 }
@@ -246,7 +246,7 @@ fn no_exif_gps_xmp_or_thumbnail_survives_in_any_output_format() {
     let source_exif = read_exif(&source).expect("the source has EXIF");
     assert!(source_exif.get_field(exif::Tag::GPSLatitude, exif::In::PRIMARY).is_some());
     for format in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp] {
-        let variant = make_variant(&source, &Recipe::fit(640, 640).with_format(format)).expect("resize");
+        let variant = render(&source, &Recipe::fit(640, 640).with_format(format)).expect("resize");
         let out = &variant.bytes;
         assert!(read_exif(out).is_err(), "{format:?} output has EXIF");
         for needle in [&b"Exif\0\0"[..], b"eXIf", b"EXIF", b"http://ns.adobe.com", b"XMP"] {
@@ -256,7 +256,7 @@ fn no_exif_gps_xmp_or_thumbnail_survives_in_any_output_format() {
         let sois = out.windows(3).filter(|w| *w == [0xFF, 0xD8, 0xFF]).count();
         assert!(sois <= 1, "{format:?}: {sois} JPEG images inside");
     }
-    let jpeg = make_variant(&source, &Recipe::fit(640, 640)).expect("resize").bytes;
+    let jpeg = render(&source, &Recipe::fit(640, 640)).expect("resize").bytes;
     assert!(jpeg_segments(&jpeg).iter().all(|&m| m != 0xE1), "an APP1 segment");
 }
 
@@ -291,7 +291,7 @@ fn a_transparent_png_keeps_its_alpha_in_png_and_webp() {
     };
     assert!(clear(&original) > 0.1);
     for format in [OutputFormat::Png, OutputFormat::Webp] {
-        let variant = make_variant(&source, &Recipe::fit(256, 256).with_format(format)).expect("resize");
+        let variant = render(&source, &Recipe::fit(256, 256).with_format(format)).expect("resize");
         let out = decode(&variant.bytes);
         assert!(out.has_alpha, "{format:?}");
         let (want, got) = (clear(&original), clear(&out));
@@ -311,7 +311,7 @@ fn transparent_areas_turn_white_not_black_in_jpeg() {
     for name in ["formats/alpha-lossy_400x301.webp", "formats/plum-blossom_2048x2048_rgba.png"] {
         let source = photo(name);
         let original = decode(&source);
-        let variant = make_variant(&source, &Recipe::fit(original.width, original.height)).expect("resize");
+        let variant = render(&source, &Recipe::fit(original.width, original.height)).expect("resize");
         let out = decode(&variant.bytes);
         assert_eq!((out.width, out.height), (original.width, original.height));
         let clear: Vec<usize> =
@@ -326,7 +326,7 @@ fn transparent_areas_turn_white_not_black_in_jpeg() {
 fn a_webp_with_alpha_keeps_it_in_webp_and_png() {
     let source = photo("formats/alpha-lossy_400x301.webp");
     for format in [OutputFormat::Png, OutputFormat::Webp] {
-        let variant = make_variant(&source, &Recipe::fit(200, 200).with_format(format)).expect("resize");
+        let variant = render(&source, &Recipe::fit(200, 200).with_format(format)).expect("resize");
         let out = decode(&variant.bytes);
         assert!(out.has_alpha && out.data.chunks_exact(4).any(|p| p[3] < 255), "{format:?}");
     }
@@ -336,7 +336,7 @@ fn a_webp_with_alpha_keeps_it_in_webp_and_png() {
 fn an_alpha_channel_that_is_fully_opaque_is_dropped() {
     let rgba: Vec<u8> = (0..16 * 16).flat_map(|i| [i as u8, 50, 100, 255]).collect();
     let png = png_bytes(16, 16, ExtendedColorType::Rgba8, &rgba, None);
-    let variant = make_variant(&png, &Recipe::fit(8, 8).with_format(OutputFormat::Png)).expect("resize");
+    let variant = render(&png, &Recipe::fit(8, 8).with_format(OutputFormat::Png)).expect("resize");
     assert!(!decode(&variant.bytes).has_alpha);
 }
 
@@ -376,7 +376,7 @@ fn a_display_p3_png_is_converted_to_srgb() {
     let expected = p3_to_srgb(colour);
     assert!(expected[0] > colour[0] + 8, "the test colour must move: {expected:?}");
     for format in [OutputFormat::Png, OutputFormat::Webp] {
-        let variant = make_variant(&png, &Recipe::fit(32, 32).with_format(format)).expect("resize");
+        let variant = render(&png, &Recipe::fit(32, 32).with_format(format)).expect("resize");
         assert!(!contains(&variant.bytes, b"iCCP") && !contains(&variant.bytes, b"ICCP"));
         let out = decode(&variant.bytes);
         assert_close(&out.data[..3], expected, 2, &format!("{format:?}"));
@@ -391,7 +391,7 @@ fn a_display_p3_jpeg_is_converted_to_srgb() {
     let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 100);
     encoder.add_icc_profile(&p3).expect("ICC fits");
     encoder.encode(&colour.repeat(64 * 64), 64, 64, jpeg_encoder::ColorType::Rgb).expect("JPEG encodes");
-    let variant = make_variant(&jpeg, &Recipe::fit(32, 32).with_quality(100)).expect("resize");
+    let variant = render(&jpeg, &Recipe::fit(32, 32).with_quality(100)).expect("resize");
     assert!(!contains(&variant.bytes, b"ICC_PROFILE"));
     let out = decode(&variant.bytes);
     assert_close(&out.data[..3], p3_to_srgb(colour), 4, "JPEG");
@@ -403,7 +403,7 @@ fn colours_without_a_profile_or_with_srgb_are_left_alone() {
     let srgb = moxcms::ColorProfile::new_srgb().encode().expect("sRGB profile");
     for icc in [None, Some(srgb)] {
         let png = png_bytes(8, 8, ExtendedColorType::Rgb8, &colour.repeat(64), icc);
-        let variant = make_variant(&png, &Recipe::fit(8, 8).with_format(OutputFormat::Png)).expect("resize");
+        let variant = render(&png, &Recipe::fit(8, 8).with_format(OutputFormat::Png)).expect("resize");
         assert_eq!(&decode(&variant.bytes).data[..3], &colour[..]);
     }
 }
@@ -427,7 +427,7 @@ fn animated_gif_and_webp_give_their_first_frame() {
         let first = frames.take(1).collect::<Result<Vec<_>, _>>().expect("frames").remove(0).into_buffer();
         let info = probe(&bytes).expect("probe");
         let recipe = Recipe::fit(info.width, info.height).with_format(OutputFormat::Png);
-        let out = decode(&make_variant(&bytes, &recipe).expect("resize").bytes);
+        let out = decode(&render(&bytes, &recipe).expect("resize").bytes);
         assert_eq!((out.width, out.height), first.dimensions(), "{name}");
         let first = Rgba { width: first.width(), height: first.height(), data: first.into_raw(), has_alpha: true };
         // Transparent pixels may differ in colour; compare the visible ones.
@@ -477,7 +477,7 @@ fn a_jpeg_with_damaged_entropy_data_is_refused_not_rendered_half_grey() {
     // At every scale, so every variant of an upload agrees.
     let bytes = photo("hostile/olympus-corrupted-entropy_3648x2736.jpg");
     for size in [64, 1000, 4000] {
-        let err = make_variant(&bytes, &Recipe::fit(size, size)).expect_err("refused");
+        let err = render(&bytes, &Recipe::fit(size, size)).expect_err("refused");
         assert_eq!(err.code(), "corrupt", "at {size}");
     }
 }
@@ -504,7 +504,7 @@ fn an_empty_file_is_refused_as_empty() {
 #[test]
 fn a_file_of_a_few_bytes_is_not_an_image() {
     for bytes in [&b"hi"[..], b"\xFF", b"\x89PN"] {
-        let err = make_variant(bytes, &Recipe::fit(64, 64)).expect_err("refused");
+        let err = render(bytes, &Recipe::fit(64, 64)).expect_err("refused");
         assert_eq!(err.code(), "not_an_image", "{bytes:?}");
     }
 }
@@ -512,10 +512,10 @@ fn a_file_of_a_few_bytes_is_not_an_image() {
 #[test]
 fn cut_off_pngs_and_headers_are_refused_as_incomplete() {
     let png = photo("formats/scanned-photo_1412x2077_rgb.png");
-    let err = make_variant(&png[..png.len() / 2], &Recipe::fit(64, 64)).expect_err("cut");
+    let err = render(&png[..png.len() / 2], &Recipe::fit(64, 64)).expect_err("cut");
     assert!(matches!(err, ImagingError::Truncated(ImageType::Png)), "{err:?}");
     let jpeg = photo("camera/nikon-d3100_4608x3072.jpg");
-    let err = make_variant(&jpeg[..2000], &Recipe::fit(64, 64)).expect_err("cut");
+    let err = render(&jpeg[..2000], &Recipe::fit(64, 64)).expect_err("cut");
     assert!(matches!(err, ImagingError::Truncated(ImageType::Jpeg)), "{err:?}");
 }
 
@@ -523,14 +523,14 @@ fn cut_off_pngs_and_headers_are_refused_as_incomplete() {
 fn the_memory_limit_is_checked_before_decoding() {
     let tight = Limits { max_alloc_bytes: 1 << 20, ..Limits::default() };
     let png = photo("formats/plum-blossom_2048x2048_rgba.png");
-    let err = make_variant_with_limits(&png, &Recipe::fit(64, 64), &tight).expect_err("limit");
+    let err = render_with_limits(&png, &Recipe::fit(64, 64), &tight).expect_err("limit");
     assert!(matches!(err, ImagingError::TooMuchMemory { .. }), "{err:?}");
     // JPEG shrinks on load, so a small variant of a 22 MP photo fits in a few MiB.
     let jpeg = photo("camera/canon-eos-5d-mark-iii_5760x3840.jpg");
     let small = Limits { max_alloc_bytes: 8 << 20, ..Limits::default() };
-    make_variant_with_limits(&jpeg, &Recipe::fit(320, 320), &small).expect("fits");
+    render_with_limits(&jpeg, &Recipe::fit(320, 320), &small).expect("fits");
     let err =
-        make_variant_with_limits(&jpeg, &Recipe::fit(2000, 2000), &small).expect_err("a bigger variant does not fit");
+        render_with_limits(&jpeg, &Recipe::fit(2000, 2000), &small).expect_err("a bigger variant does not fit");
     assert_eq!(err.code(), "too_much_memory");
 }
 
@@ -540,7 +540,7 @@ fn heic_and_avif_are_identified_and_refused_with_advice() {
         let bytes = photo(name);
         assert_eq!(sniff(&bytes).expect("sniff"), kind, "{name}");
         assert!(matches!(probe(&bytes), Err(ImagingError::UnsupportedType(k)) if k == kind));
-        let err = make_variant(&bytes, &Recipe::fit(320, 320)).expect_err("refused");
+        let err = render(&bytes, &Recipe::fit(320, 320)).expect_err("refused");
         assert!(matches!(err, ImagingError::UnsupportedType(k) if k == kind), "{name}");
         assert!(err.to_string().contains("JPEG"), "{err}");
     }
@@ -586,7 +586,7 @@ fn assert_probe_matches_full_decode(names: impl IntoIterator<Item = String>) {
         assert_eq!((info.stored_width, info.stored_height), stored, "{name}");
         assert_eq!((info.width, info.height), info.orientation.display_size(stored.0, stored.1), "{name}");
         assert_eq!(info.pixel_count(), u64::from(stored.0) * u64::from(stored.1));
-        let variant = make_variant(&bytes, &Recipe::fit(256, 256)).expect("resize");
+        let variant = render(&bytes, &Recipe::fit(256, 256)).expect("resize");
         assert_eq!((variant.width, variant.height), fit_within(info.width, info.height, 256, 256), "{name}");
     }
 }
@@ -672,7 +672,7 @@ fn the_format_comes_from_the_bytes_not_the_name() {
     // A PNG saved as .jpg is a PNG.
     let png = photo("formats/plum-blossom_2048x2048_rgba.png");
     assert_eq!(sniff(&png).expect("sniff"), ImageType::Png);
-    assert_eq!(make_variant(&png, &Recipe::fit(16, 16)).expect("resize").source.image_type, ImageType::Png);
+    assert_eq!(render(&png, &Recipe::fit(16, 16)).expect("resize").source.image_type, ImageType::Png);
 }
 
 #[test]

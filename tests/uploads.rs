@@ -593,8 +593,8 @@ async fn served_photos_carry_no_location_or_camera_metadata_but_keep_orientation
         // The pixels are the very same: nothing was re-encoded.
         let recipe = shoebox::imaging::Recipe::fit(200, 200);
         assert_eq!(
-            shoebox::imaging::make_variant(&served, &recipe).expect("decodes").bytes,
-            shoebox::imaging::make_variant(&original, &recipe).expect("decodes").bytes,
+            shoebox::imaging::render(&served, &recipe).expect("decodes").bytes,
+            shoebox::imaging::render(&original, &recipe).expect("decodes").bytes,
             "{name}"
         );
     }

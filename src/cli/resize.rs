@@ -38,7 +38,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<()> {
     }
     let input = std::fs::read(&args.input).with_context(|| format!("could not read {}", args.input.display()))?;
     let variant =
-        imaging::make_variant(&input, &recipe).with_context(|| format!("could not resize {}", args.input.display()))?;
+        imaging::render(&input, &recipe).with_context(|| format!("could not resize {}", args.input.display()))?;
     std::fs::write(&args.output, &variant.bytes)
         .with_context(|| format!("could not write {}", args.output.display()))?;
     let source = variant.source;

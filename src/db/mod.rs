@@ -81,12 +81,13 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
-    /// Apply the migrations for this backend that have not run yet.
+    /// Apply the migrations that have not run yet. One set of files serves both backends: the
+    /// schema uses only what Postgres and SQLite share (text, bigint, named constraints).
     pub async fn migrate(&self) -> Result<(), DbError> {
-        match self.backend {
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
+        if self.backend == Backend::Sqlite {
+            adopt_sqlite_twin_checksum(&self.pool).await?;
         }
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
         Ok(())
     }
 
@@ -107,6 +108,33 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Until the two backends shared one set of migrations, SQLite databases were created from a
+/// twin of the first migration that differed from the Postgres file only in its comments.
+/// sqlx refuses to run when an applied migration's checksum changed, so such a database is told
+/// that it applied the shared file: the schema it holds is the same.
+async fn adopt_sqlite_twin_checksum(pool: &AnyPool) -> Result<(), DbError> {
+    const TWIN_SHA384: &str = "3577882a84f1b09e078b2983c76fb1d124be681ce367995d4840c42fb39b14d44f974d129fd34a4bba0f35a969e8baef";
+    const VERSION: i64 = 20_261_128_000_001;
+    let has_table = sqlx::query("select 1 from sqlite_master where type = 'table' and name = '_sqlx_migrations'")
+        .fetch_optional(pool)
+        .await?
+        .is_some();
+    if !has_table {
+        return Ok(());
+    }
+    let Some(shared) = sqlx::migrate!("./migrations").iter().find(|m| m.version == VERSION) else {
+        return Ok(());
+    };
+    let twin = hex::decode(TWIN_SHA384).unwrap_or_default();
+    sqlx::query("update _sqlx_migrations set checksum = $1 where version = $2 and checksum = $3")
+        .bind(shared.checksum.to_vec())
+        .bind(VERSION)
+        .bind(twin)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 fn with_tls_default(url: &str) -> String {

@@ -2,7 +2,7 @@
 //!
 //! JPEG goes through `jpeg-decoder`, whose IDCT scaling decodes a 22 MP photo straight to
 //! 1/2, 1/4 or 1/8 of its size: the full-size pixels are never allocated. It is strict: a
-//! truncated file or damaged entropy data is refused, at every scale, so all variants of
+//! truncated file or damaged entropy data is refused, at every scale, so all renditions of
 //! an upload agree. PNG, WebP and GIF go through the `image` crate (an animation gives
 //! its first frame, drawn on the canvas).
 
@@ -26,11 +26,11 @@ pub(crate) struct Decoded {
     pub icc_profile: Option<Vec<u8>>,
 }
 
-/// Decodes `bytes` (whose header is `header`) for variants of `sizes` (stored
+/// Decodes `bytes` (whose header is `header`) for renditions of `sizes` (stored
 /// orientation): JPEG to the smallest scale that covers them all, other formats to full
 /// size.
 ///
-/// The memory check covers the decode and the making of the variants afterwards.
+/// The memory check covers the decode and the making of the renditions afterwards.
 pub(crate) fn decode(
     bytes: &[u8],
     header: &Header,
@@ -127,12 +127,12 @@ fn jpeg_peak_bytes(width: u32, height: u32, jpeg: &JpegHeader, out_w: u32, out_h
 /// optimise its Huffman tables; measured at 6 on a 22 MP photo).
 const ENCODER_BYTES_PER_PIXEL: u64 = 6;
 
-/// Peak bytes while the variants are made from a decoded image of `source_w`×`source_h`
+/// Peak bytes while the renditions are made from a decoded image of `source_w`×`source_h`
 /// with `channels` bytes a pixel. Variants are made one after
 /// another, so the largest counts. Resizing holds the source, the resizer's intermediate
-/// image (the variant's width by the source's height, or the other way round) and the
-/// result; then orientation makes a copy and the encoder its buffers. The last variant
-/// frees the source before that; a variant the size of the source is not resized.
+/// image (the rendition's width by the source's height, or the other way round) and the
+/// result; then orientation makes a copy and the encoder its buffers. The last rendition
+/// frees the source before that; a rendition the size of the source is not resized.
 fn making_bytes(sizes: &[(u32, u32)], source_w: u32, source_h: u32, channels: u64) -> u64 {
     let held = u64::from(source_w) * u64::from(source_h) * channels;
     let still_held = if sizes.len() > 1 { held } else { 0 };
@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(making_bytes(&[(320, 213)], 720, 480, 3), held + 3 * (320 * 480 + variant));
         // The same size: no resize, then an orientation copy or the encoder's buffers.
         assert_eq!(making_bytes(&[(720, 480)], 720, 480, 3), 720 * 480 * (3 + ENCODER_BYTES_PER_PIXEL));
-        // Several variants: the largest counts, and the source stays while encoding.
+        // Several renditions: the largest counts, and the source stays while encoding.
         assert_eq!(
             making_bytes(&[(10, 10), (720, 480)], 720, 480, 3),
             held + 720 * 480 * (3 + ENCODER_BYTES_PER_PIXEL)

@@ -1,4 +1,4 @@
-//! Writing the variant: JPEG, PNG or WebP, with no metadata at all.
+//! Writing the rendition: JPEG, PNG or WebP, with no metadata at all.
 //!
 //! No encoder here is given EXIF, XMP, GPS or a thumbnail, so none can leak from the
 //! upload. The only thing ever embedded is an ICC profile the colour step could not

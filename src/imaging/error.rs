@@ -119,7 +119,7 @@ pub enum ImagingError {
     InvalidRecipe(String),
 
     /// The encoder failed. A bug or resource problem on our side, not in the upload.
-    #[error("could not encode the {format} variant: {reason}")]
+    #[error("could not encode the {format} rendition: {reason}")]
     Encode {
         /// The format being written.
         format: ImageType,

@@ -107,7 +107,7 @@ impl fmt::Display for ImageType {
     }
 }
 
-/// A format the engine can write a variant in.
+/// A format the engine can write a rendition in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutputFormat {
     /// Baseline JPEG, 4:2:0 below quality 90, optimised Huffman tables. Cannot carry alpha:

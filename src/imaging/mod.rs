@@ -1,7 +1,7 @@
-//! The imaging engine: bytes of an upload in, bytes of a resized variant out.
+//! The imaging engine: bytes of an upload in, bytes of a resized rendition out.
 //!
 //! Pure and synchronous: no file or network I/O, no async. Callers run it on the blocking
-//! pool; [`make_variant`] takes one of a small number of process-wide permits (see
+//! pool; [`render`] takes one of a small number of process-wide permits (see
 //! [`set_max_concurrent_images`]) so that memory stays bounded.
 //!
 //! What happens to an upload, in order:
@@ -50,12 +50,12 @@ pub use strip::{strip_jpeg_metadata, strip_metadata, strip_png_metadata, strip_w
 use colour::ColourPlan;
 use pixels::Pixels;
 
-/// What variant to make: fit within a box (never upscaling), in a format and quality.
+/// What rendition to make: fit within a box (never upscaling), in a format and quality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recipe {
-    /// The widest the variant may be, in displayed (upright) pixels. At least 1.
+    /// The widest the rendition may be, in displayed (upright) pixels. At least 1.
     pub max_width: u32,
-    /// The tallest the variant may be, in displayed (upright) pixels. At least 1.
+    /// The tallest the rendition may be, in displayed (upright) pixels. At least 1.
     pub max_height: u32,
     /// The format to write.
     pub format: OutputFormat,
@@ -95,16 +95,16 @@ impl Recipe {
         Ok(())
     }
 
-    /// The displayed size of the variant of a `width`×`height` (displayed) source.
+    /// The displayed size of the rendition of a `width`×`height` (displayed) source.
     fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
         let side = encode::max_side(self.format);
         fit_within(width, height, self.max_width.min(side), self.max_height.min(side))
     }
 }
 
-/// An encoded variant.
+/// An encoded rendition.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Variant {
+pub struct Rendition {
     /// The encoded file.
     pub bytes: Vec<u8>,
     /// Its width in pixels (upright).
@@ -117,30 +117,30 @@ pub struct Variant {
     pub source: ImageInfo,
 }
 
-/// Makes one variant of an uploaded image, with the default [`Limits`].
+/// Makes one rendition of an uploaded image, with the default [`Limits`].
 ///
-/// See [`make_variants`].
-pub fn make_variant(bytes: &[u8], recipe: &Recipe) -> Result<Variant, ImagingError> {
-    make_variant_with_limits(bytes, recipe, &Limits::default())
+/// See [`render_all`].
+pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Rendition, ImagingError> {
+    render_with_limits(bytes, recipe, &Limits::default())
 }
 
-/// Makes one variant of an uploaded image within `limits`.
+/// Makes one rendition of an uploaded image within `limits`.
 ///
-/// See [`make_variants`].
-pub fn make_variant_with_limits(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Variant, ImagingError> {
-    let mut variants = make_variants(bytes, std::slice::from_ref(recipe), limits)?;
-    variants.pop().ok_or_else(|| ImagingError::InvalidRecipe("no variant was produced".to_owned()))
+/// See [`render_all`].
+pub fn render_with_limits(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Rendition, ImagingError> {
+    let mut renditions = render_all(bytes, std::slice::from_ref(recipe), limits)?;
+    renditions.pop().ok_or_else(|| ImagingError::InvalidRecipe("no rendition was produced".to_owned()))
 }
 
-/// Makes several variants of one uploaded image, decoding it once (at the scale the
-/// largest variant needs).
+/// Makes several renditions of one uploaded image, decoding it once (at the scale the
+/// largest rendition needs).
 ///
 /// `bytes` must be the whole file. The type is sniffed from the bytes, the header checked
 /// against `limits` before anything large is allocated, and the decode holds one of the
-/// process-wide permits (blocking until one is free). Each variant is upright, in sRGB,
+/// process-wide permits (blocking until one is free). Each rendition is upright, in sRGB,
 /// and carries no metadata. Errors are the same as the server's and the CLI's: see
 /// [`ImagingError`].
-pub fn make_variants(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<Vec<Variant>, ImagingError> {
+pub fn render_all(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<Vec<Rendition>, ImagingError> {
     for recipe in recipes {
         recipe.validate()?;
     }
@@ -185,21 +185,21 @@ pub fn make_variants(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Resul
         let small = resize::resize(&source, w, h)?;
         variants.push(finish(small, recipe, &colour, info)?);
     }
-    // The last variant takes the decoded image, so it is freed before encoding.
+    // The last rendition takes the decoded image, so it is freed before encoding.
     let small = resize::resize_owned(source, last_w, last_h)?;
     variants.push(finish(small, last, &colour, info)?);
     Ok(variants)
 }
 
 /// Alpha, colour, orientation and encoding of one resized image.
-fn finish(small: Pixels, recipe: &Recipe, colour: &ColourPlan, source: ImageInfo) -> Result<Variant, ImagingError> {
+fn finish(small: Pixels, recipe: &Recipe, colour: &ColourPlan, source: ImageInfo) -> Result<Rendition, ImagingError> {
     let small = finish_alpha(small, recipe.format)?;
     let (small, embed_profile) = colour.to_srgb(small);
     let channels = small.layout.channels();
     let (data, width, height) = orient::apply(source.orientation, small.data, small.width, small.height, channels);
     let upright = Pixels::new(width, height, small.layout, data);
     let bytes = encode::encode(&upright, recipe.format, recipe.quality, embed_profile)?;
-    Ok(Variant { bytes, width, height, image_type: recipe.format.image_type(), source })
+    Ok(Rendition { bytes, width, height, image_type: recipe.format.image_type(), source })
 }
 
 /// Undoes the premultiplication, or composites on white where the format has no alpha.
