@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::config::Limits;
+use crate::config::{Limits, Settings};
 use crate::db::Db;
-use crate::domain::Kinds;
+use crate::domain::{ConfiguredKind, ImageLimits, Kind, KindError, Kinds};
 use crate::storage::Storage;
 
 /// Everything the domain operations need, behind one `Arc`.
@@ -59,5 +59,52 @@ impl std::ops::Deref for Shoebox {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+/// The kinds the settings describe, checked: each names a configured bucket, no two share a
+/// name, and each accepts only types Shoebox can verify. Applications that embed Shoebox build
+/// [`Kinds`] from their own [`Kind`] implementations instead.
+pub fn configured_kinds(settings: &Settings) -> Result<Kinds, KindError> {
+    let kinds = settings
+        .kinds
+        .iter()
+        .map(|k| {
+            let limits = ImageLimits { max_width: k.max_width, max_height: k.max_height, max_pixels: k.max_pixels };
+            ConfiguredKind::new(&k.name, k.label.as_deref(), &k.bucket, &k.types, k.max_bytes, limits)
+                .map(|kind| Arc::new(kind) as Arc<dyn Kind>)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Kinds::new(kinds, settings.buckets.iter().map(|b| b.name.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings_with(kinds: &str) -> Settings {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, kinds).expect("write");
+        let path = path.to_str().expect("utf8").to_owned();
+        Settings::from_lookup(|k| (k == "SHOEBOX_CONFIG").then(|| path.clone())).expect("settings")
+    }
+
+    #[test]
+    fn the_embedded_defaults_have_the_two_example_kinds() {
+        let kinds = configured_kinds(&Settings::from_lookup(|_| None).expect("defaults")).expect("kinds");
+        assert_eq!(kinds.iter().map(|k| k.name()).collect::<Vec<_>>(), ["avatar", "id_document"]);
+        assert_eq!(kinds.get("id_document").map(|k| k.bucket()), Some("private"));
+    }
+
+    #[test]
+    fn a_kind_naming_an_unknown_bucket_or_type_or_twice_is_refused() {
+        let err = configured_kinds(&settings_with("[[kinds]]\nname = \"x\"\nbucket = \"nope\"\n")).expect_err("bucket");
+        assert!(err.to_string().contains("nope"), "{err}");
+        let svg = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\ntypes = [\"image/svg+xml\"]\n";
+        let err = configured_kinds(&settings_with(svg)).expect_err("svg");
+        assert!(err.to_string().contains("svg"), "{err}");
+        let twice = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\n[[kinds]]\nname = \"x\"\nbucket = \"private\"\n";
+        assert_eq!(configured_kinds(&settings_with(twice)).expect_err("twice"), KindError::Duplicate("x".into()));
     }
 }

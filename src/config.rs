@@ -8,14 +8,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::domain::{ConfiguredKind, ImageLimits, Kind, Kinds};
-use crate::imaging::ImageType;
+use crate::domain::BucketAccess;
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -60,14 +58,6 @@ pub struct BucketSettings {
     /// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` chain.
     pub access_key_id_env: Option<String>,
     pub secret_access_key_env: Option<String>,
-}
-
-/// Who may read a bucket's served objects without asking Shoebox.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BucketAccess {
-    Public,
-    Private,
 }
 
 /// One configured kind, as written in the file.
@@ -209,45 +199,7 @@ impl Settings {
             kinds,
             limits,
         };
-        settings.build_kinds()?;
         Ok(settings)
-    }
-
-    /// The kinds, checked against the buckets: every kind names a configured bucket and only
-    /// image types Shoebox can verify.
-    pub fn build_kinds(&self) -> anyhow::Result<Kinds> {
-        let mut kinds: Vec<Arc<dyn Kind>> = Vec::new();
-        for k in &self.kinds {
-            if !self.buckets.iter().any(|b| b.name == k.bucket) {
-                bail!("kind {:?} names bucket {:?}, which is not configured", k.name, k.bucket);
-            }
-            if k.name.is_empty() || !k.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-                bail!("kind name {:?} must be lowercase letters, digits and '_'", k.name);
-            }
-            let accepts = k
-                .types
-                .iter()
-                .map(|t| match ImageType::from_mime(t) {
-                    Some(ty @ (ImageType::Jpeg | ImageType::Png | ImageType::Webp | ImageType::Gif)) => Ok(ty),
-                    _ => Err(anyhow::anyhow!(
-                        "kind {:?}: type {t:?} is not one Shoebox can verify (JPEG, PNG, WebP, GIF)",
-                        k.name
-                    )),
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if k.max_bytes == 0 {
-                bail!("kind {:?}: max_bytes must be at least 1", k.name);
-            }
-            kinds.push(Arc::new(ConfiguredKind {
-                name: k.name.clone(),
-                label: k.label.clone().unwrap_or_else(|| k.name.replace('_', " ")),
-                bucket: k.bucket.clone(),
-                accepts,
-                max_bytes: k.max_bytes,
-                limits: ImageLimits { max_width: k.max_width, max_height: k.max_height, max_pixels: k.max_pixels },
-            }));
-        }
-        Ok(Kinds::new(kinds))
     }
 }
 
@@ -307,7 +259,7 @@ mod tests {
         assert!(matches!(s.storage, StorageSettings::Embedded { .. }));
         assert!(s.database_url.expose().starts_with("sqlite://"));
         assert_eq!(s.buckets.len(), 2);
-        assert!(s.build_kinds().expect("kinds").get("avatar").is_some());
+        assert_eq!(s.kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["avatar", "id_document"]);
     }
 
     #[test]
@@ -347,22 +299,9 @@ mod tests {
         let s = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))]).expect("file");
         assert_eq!(s.storage, StorageSettings::External);
         assert_eq!(s.limits.forms_per_minute, 5);
-        let kinds = s.build_kinds().expect("kinds");
-        let passport = kinds.get("passport").expect("kind");
-        assert_eq!(passport.accepts(), &[ImageType::Jpeg]);
-        assert_eq!(passport.max_bytes(), 1000);
-    }
-
-    #[test]
-    fn a_kind_naming_an_unknown_bucket_or_type_is_refused() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[[kinds]]\nname = \"x\"\nbucket = \"nope\"\n").expect("write");
-        let err = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))]).expect_err("unknown bucket");
-        assert!(err.to_string().contains("nope"), "{err}");
-        std::fs::write(&path, "[[kinds]]\nname = \"x\"\nbucket = \"public\"\ntypes = [\"image/svg+xml\"]\n")
-            .expect("write");
-        let err = settings(&[("SHOEBOX_CONFIG", path.to_str().expect("utf8"))]).expect_err("svg");
-        assert!(err.to_string().contains("svg"), "{err}");
+        assert_eq!(s.buckets[0].access, BucketAccess::Private);
+        let passport = &s.kinds[0];
+        assert_eq!((passport.name.as_str(), passport.types.as_slice()), ("passport", &["image/jpeg".to_owned()][..]));
+        assert_eq!(passport.max_bytes, 1000);
     }
 }

@@ -63,7 +63,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     // Safe with several machines starting at once: sqlx takes a lock while migrating.
     db.migrate().await.context("migrating the database")?;
     let storage = Storage::new(&buckets, credentials.as_ref()).await.context("setting up the buckets")?;
-    let kinds = settings.build_kinds()?;
+    let kinds = crate::app::configured_kinds(settings).context("checking the configured kinds")?;
     crate::imaging::set_max_concurrent_images(settings.limits.blocking_permits);
     let app = Shoebox::new(db, storage, kinds, settings.limits.clone());
     let storage_origins = app

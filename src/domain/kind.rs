@@ -74,13 +74,88 @@ impl Kind for ConfiguredKind {
     }
 }
 
+/// Why a set of kinds cannot be used; said at start-up, before anything is served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindError {
+    #[error("kind name {0:?} must be lowercase letters, digits and '_'")]
+    BadName(String),
+    #[error("two kinds are called {0:?}; each kind needs its own name")]
+    Duplicate(String),
+    #[error("kind {kind:?} names bucket {bucket:?}, which is not configured (configured: {known})")]
+    UnknownBucket { kind: String, bucket: String, known: String },
+    #[error("kind {kind:?}: type {mime:?} is not one Shoebox can verify (JPEG, PNG, WebP, GIF)")]
+    UnverifiableType { kind: String, mime: String },
+    #[error("kind {0:?} accepts no image type")]
+    NoTypes(String),
+    #[error("kind {0:?}: max_bytes must be at least 1")]
+    NoBytes(String),
+}
+
+impl ConfiguredKind {
+    /// A kind from configured values, checked: a usable name, at least one type Shoebox can
+    /// verify (given as MIME types), and a size limit.
+    pub fn new(
+        name: &str,
+        label: Option<&str>,
+        bucket: &str,
+        mime_types: &[String],
+        max_bytes: u64,
+        limits: ImageLimits,
+    ) -> Result<Self, KindError> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(KindError::BadName(name.to_owned()));
+        }
+        let accepts = mime_types
+            .iter()
+            .map(|m| match ImageType::from_mime(m) {
+                Some(t) if t.is_decodable() => Ok(t),
+                _ => Err(KindError::UnverifiableType { kind: name.to_owned(), mime: m.clone() }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if accepts.is_empty() {
+            return Err(KindError::NoTypes(name.to_owned()));
+        }
+        if max_bytes == 0 {
+            return Err(KindError::NoBytes(name.to_owned()));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            label: label.map_or_else(|| name.replace('_', " "), str::to_owned),
+            bucket: bucket.to_owned(),
+            accepts,
+            max_bytes,
+            limits,
+        })
+    }
+}
+
 /// Every kind the application knows, by name.
 #[derive(Debug, Clone, Default)]
 pub struct Kinds(BTreeMap<String, Arc<dyn Kind>>);
 
 impl Kinds {
-    pub fn new(kinds: impl IntoIterator<Item = Arc<dyn Kind>>) -> Self {
-        Self(kinds.into_iter().map(|k| (k.name().to_owned(), k)).collect())
+    /// The kinds, checked against the configured bucket names: names are unique and every kind
+    /// names a bucket that exists, so a typo stops start-up instead of failing the first upload.
+    pub fn new<'a>(
+        kinds: impl IntoIterator<Item = Arc<dyn Kind>>,
+        buckets: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, KindError> {
+        let buckets: Vec<&str> = buckets.into_iter().collect();
+        let mut map = BTreeMap::new();
+        for kind in kinds {
+            if !buckets.contains(&kind.bucket()) {
+                return Err(KindError::UnknownBucket {
+                    kind: kind.name().to_owned(),
+                    bucket: kind.bucket().to_owned(),
+                    known: buckets.join(", "),
+                });
+            }
+            let name = kind.name().to_owned();
+            if map.insert(name.clone(), kind).is_some() {
+                return Err(KindError::Duplicate(name));
+            }
+        }
+        Ok(Self(map))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Kind>> {
@@ -89,5 +164,45 @@ impl Kinds {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Kind>> {
         self.0.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ImageLimits = ImageLimits { max_width: 100, max_height: 100, max_pixels: 10_000 };
+
+    fn kind(name: &str, bucket: &str) -> Arc<dyn Kind> {
+        Arc::new(ConfiguredKind::new(name, None, bucket, &["image/jpeg".into()], 1000, LIMITS).expect("valid kind"))
+    }
+
+    #[test]
+    fn kinds_with_the_same_name_are_refused() {
+        let err = Kinds::new([kind("avatar", "public"), kind("avatar", "private")], ["public", "private"])
+            .expect_err("duplicate");
+        assert_eq!(err, KindError::Duplicate("avatar".into()));
+        assert!(err.to_string().contains("two kinds are called \"avatar\""), "{err}");
+    }
+
+    #[test]
+    fn a_kind_naming_an_unknown_bucket_is_refused_with_the_known_ones() {
+        let err = Kinds::new([kind("avatar", "pubic")], ["public", "private"]).expect_err("typo");
+        assert!(err.to_string().contains("\"pubic\", which is not configured (configured: public, private)"), "{err}");
+    }
+
+    #[test]
+    fn configured_kinds_refuse_bad_names_types_and_sizes() {
+        let new = |name: &str, types: &[&str], max| {
+            let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+            ConfiguredKind::new(name, None, "b", &types, max, LIMITS)
+        };
+        assert!(matches!(new("Avatar", &["image/jpeg"], 1), Err(KindError::BadName(_))));
+        assert!(matches!(new("a", &["image/svg+xml"], 1), Err(KindError::UnverifiableType { .. })));
+        assert!(matches!(new("a", &["image/heic"], 1), Err(KindError::UnverifiableType { .. })));
+        assert!(matches!(new("a", &[], 1), Err(KindError::NoTypes(_))));
+        assert!(matches!(new("a", &["image/png"], 0), Err(KindError::NoBytes(_))));
+        let ok = new("id_card", &["image/png"], 1).expect("valid");
+        assert_eq!((ok.label.as_str(), ok.accepts.as_slice()), ("id card", &[ImageType::Png][..]));
     }
 }

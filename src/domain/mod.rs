@@ -1,12 +1,15 @@
 //! Validated types and lifecycle rules. Pure: no I/O, no framework types.
 
+pub mod bucket;
 pub mod ids;
 pub mod kind;
 pub mod photo;
+pub mod text;
 pub mod user;
 
+pub use bucket::BucketAccess;
 pub use ids::{PhotoId, UserId, random_token};
-pub use kind::{ConfiguredKind, ImageLimits, Kind, Kinds};
+pub use kind::{ConfiguredKind, ImageLimits, Kind, KindError, Kinds};
 pub use photo::{Photo, PhotoState};
 pub use user::{Email, Password};
 

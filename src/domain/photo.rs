@@ -36,6 +36,11 @@ impl PhotoState {
         }
     }
 
+    /// Verified and not deleted: a photo people can see.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Ready | Self::InUse)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "signed" => Self::Signed,

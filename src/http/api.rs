@@ -1,8 +1,8 @@
 //! The JSON API used by the upload page's script and by other clients.
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,13 +11,12 @@ use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
-use super::auth::MaybeUser;
+use super::auth::{ApiUser, MaybeUser, PhotoIdParam};
 use super::error::{ApiError, AppError};
-use super::pages::parse_photo_id;
 use crate::app::Shoebox;
 use crate::domain::{Photo, from_millis};
+use crate::photos;
 use crate::uploads::{self, FormStyle, SignRequest};
-use crate::viewing;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,12 +44,9 @@ struct CreateUpload {
 
 async fn create_upload(
     State(state): State<AppState>,
-    user: MaybeUser,
-    headers: HeaderMap,
+    ApiUser(user): ApiUser,
     body: Result<Json<CreateUpload>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let user = user.require()?;
-    user.check_csrf_header(&headers)?;
     let body = json_body(body)?;
     let signed = uploads::sign(
         &state.app,
@@ -75,13 +71,10 @@ async fn create_upload(
 
 async fn complete_upload(
     State(state): State<AppState>,
-    user: MaybeUser,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiUser(user): ApiUser,
+    id: PhotoIdParam,
 ) -> Result<Response, ApiError> {
-    let user = user.require()?;
-    user.check_csrf_header(&headers)?;
-    let photo = uploads::complete(&state.app, user.id, parse_photo_id(&id)?).await?;
+    let photo = uploads::complete(&state.app, user.id, id.id()).await?;
     Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
 }
 
@@ -94,13 +87,10 @@ struct Attach {
 
 async fn attach_photo(
     State(state): State<AppState>,
-    user: MaybeUser,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiUser(user): ApiUser,
+    id: PhotoIdParam,
     body: Result<Option<Json<Attach>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let user = user.require()?;
-    user.check_csrf_header(&headers)?;
     let body = json_body(body.map(|b| Json(b.map(|Json(a)| a).unwrap_or_default())))?;
     let keep_until = body
         .keep_until
@@ -112,17 +102,13 @@ async fn attach_photo(
                 })
         })
         .transpose()?;
-    let photo = uploads::attach(&state.app, user.id, parse_photo_id(&id)?, keep_until).await?;
+    let photo = photos::attach(&state.app, user.id, id.id(), keep_until).await?;
     Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
 }
 
-async fn get_photo(
-    State(state): State<AppState>,
-    user: MaybeUser,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn get_photo(State(state): State<AppState>, user: MaybeUser, id: PhotoIdParam) -> Result<Response, ApiError> {
     let viewer = user.0.map(|u| u.id);
-    let (photo, _kind, _loc) = viewing::viewable(&state.app, viewer, parse_photo_id(&id)?).await?;
+    let (photo, _kind, _loc) = photos::viewable(&state.app, viewer, id.id()).await?;
     Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
 }
 
@@ -145,7 +131,7 @@ struct PhotoJson {
 fn photo_json(app: &Shoebox, p: &Photo) -> PhotoJson {
     let rfc = |ms: i64| from_millis(ms).format(&Rfc3339).unwrap_or_default();
     let mut urls = Map::new();
-    if let Some(src) = viewing::original_src(app, p) {
+    if let Some(src) = photos::original_src(app, p) {
         urls.insert("original".into(), Value::String(src));
     }
     PhotoJson {

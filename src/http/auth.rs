@@ -4,16 +4,19 @@
 //! `X-CSRF-Token` header. The login and sign-up forms, which have no session yet, use a
 //! double-submit cookie. Cookies are `HttpOnly`, `SameSite=Lax`, and `Secure` over HTTPS.
 
-use axum::extract::FromRequestParts;
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::response::IntoResponse;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use subtle_eq::constant_time_eq;
 
 use super::AppState;
-use super::error::{ApiError, AppError};
+use super::error::{ApiError, AppError, PageError};
 use crate::accounts;
-use crate::domain::{Redacted, UserId};
+use crate::domain::{PhotoId, Redacted, UserId};
 
 pub const SESSION_COOKIE: &str = "shoebox_session";
 pub const FORM_CSRF_COOKIE: &str = "shoebox_form_csrf";
@@ -68,6 +71,61 @@ impl FromRequestParts<AppState> for MaybeUser {
             csrf: s.csrf_token,
             session_token: token,
         })))
+    }
+}
+
+/// A signed-in user, for pages: anyone else is sent to the login page.
+#[derive(Debug, Clone)]
+pub struct PageUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await.map_err(|e| PageError(e.0))?;
+        Ok(Self(user.ok_or(AppError::Unauthenticated)?))
+    }
+}
+
+/// A signed-in user whose API call carries the session's CSRF token in `X-CSRF-Token`: what
+/// every state-changing API call needs.
+#[derive(Debug, Clone)]
+pub struct ApiUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let user = MaybeUser::from_request_parts(parts, state).await?.require()?;
+        user.check_csrf_header(&parts.headers)?;
+        Ok(Self(user))
+    }
+}
+
+/// The `{id}` of a photo route, parsed. Anything that is not a photo id is a missing photo,
+/// answered in the handler's style `E` (a page or JSON).
+#[derive(Debug, Clone, Copy)]
+pub struct PhotoIdParam<E = ApiError>(pub PhotoId, PhantomData<E>);
+
+impl<E> PhotoIdParam<E> {
+    pub fn id(&self) -> PhotoId {
+        self.0
+    }
+}
+
+impl<E> FromRequestParts<AppState> for PhotoIdParam<E>
+where
+    E: From<AppError> + IntoResponse + Send,
+{
+    type Rejection = E;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state).await.map_err(|_| E::from(AppError::NotFound))?;
+        let raw = params.iter().find(|(name, _)| *name == "id").map(|(_, v)| v);
+        match raw.and_then(|v| v.parse().ok()) {
+            Some(id) => Ok(Self(id, PhantomData)),
+            None => Err(E::from(AppError::NotFound)),
+        }
     }
 }
 

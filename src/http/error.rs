@@ -13,8 +13,9 @@ use serde_json::json;
 
 use crate::accounts::AccountError;
 use crate::db::DbError;
+use crate::photos::PhotoError;
 use crate::storage::StorageError;
-use crate::uploads::UploadError;
+use crate::uploads::{Refusal, UploadError};
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware around every handler.
@@ -27,6 +28,8 @@ pub enum AppError {
     #[error(transparent)]
     Upload(#[from] UploadError),
     #[error(transparent)]
+    Photo(#[from] PhotoError),
+    #[error(transparent)]
     Account(#[from] AccountError),
     /// Input that could not be parsed; the message says what to fix.
     #[error("{0}")]
@@ -37,6 +40,8 @@ pub enum AppError {
         "This request did not come from a Shoebox page (missing or wrong CSRF token). Reload the page and try again."
     )]
     Csrf,
+    #[error("This request came from another site, so it was refused. Use the Shoebox page.")]
+    CrossSite,
     #[error("You may not see this photo.")]
     Forbidden,
     #[error("There is no such page or photo.")]
@@ -53,46 +58,71 @@ pub enum AppError {
 pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
     use StatusCode as S;
     let shown = Some(e.to_string());
+    let internal = (S::INTERNAL_SERVER_ERROR, "internal", None);
     match e {
         AppError::Upload(u) => match u {
             UploadError::UnknownKind(_) => (S::BAD_REQUEST, "unknown_kind", shown),
             UploadError::UploadNotAllowed => (S::FORBIDDEN, "forbidden", shown),
             UploadError::MissingType => (S::BAD_REQUEST, "missing_type", shown),
-            UploadError::TypeNotAccepted(_) => (S::UNSUPPORTED_MEDIA_TYPE, "type_not_accepted", shown),
             UploadError::EmptyFile => (S::BAD_REQUEST, "empty_file", shown),
-            UploadError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large", shown),
             UploadError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", shown),
-            UploadError::NotFound => (S::NOT_FOUND, "not_found", shown),
             UploadError::NotUploaded => (S::CONFLICT, "not_uploaded", shown),
             UploadError::Expired => (S::GONE, "form_expired", shown),
             UploadError::Refused(r) => (refusal_status(r), r.code(), shown),
             UploadError::Gone(_) => (S::GONE, "upload_refused", shown),
-            UploadError::NotReady => (S::CONFLICT, "not_ready", shown),
             UploadError::Changed => (S::CONFLICT, "upload_changed", shown),
-            UploadError::KeepUntilInPast => (S::BAD_REQUEST, "keep_until_in_past", shown),
-            UploadError::Db(_) | UploadError::Storage(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
+            UploadError::Photo(p) => photo_status(p, shown),
+            UploadError::Db(_) | UploadError::Storage(_) => internal,
         },
+        AppError::Photo(p) => photo_status(p, shown),
         AppError::Account(a) => match a {
             AccountError::EmailTaken => (S::CONFLICT, "email_taken", shown),
             AccountError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials", shown),
-            AccountError::Db(_) | AccountError::Hash(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
+            AccountError::Db(_) | AccountError::Hash(_) => internal,
         },
         AppError::BadInput(_) => (S::BAD_REQUEST, "bad_request", shown),
         AppError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", shown),
         AppError::Csrf => (S::FORBIDDEN, "csrf", shown),
+        AppError::CrossSite => (S::FORBIDDEN, "cross_site", shown),
         AppError::Forbidden => (S::FORBIDDEN, "forbidden", shown),
         AppError::NotFound => (S::NOT_FOUND, "not_found", shown),
-        AppError::Db(_) | AppError::Storage(_) | AppError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
+        AppError::Db(_) | AppError::Storage(_) | AppError::Internal(_) => internal,
     }
 }
 
-fn refusal_status(r: &crate::uploads::Refusal) -> StatusCode {
-    use crate::uploads::Refusal as R;
+fn photo_status(p: &PhotoError, shown: Option<String>) -> (StatusCode, &'static str, Option<String>) {
+    use StatusCode as S;
+    match p {
+        PhotoError::NotFound => (S::NOT_FOUND, "not_found", shown),
+        PhotoError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", shown),
+        PhotoError::Forbidden => (S::FORBIDDEN, "forbidden", shown),
+        PhotoError::NotReady => (S::CONFLICT, "not_ready", shown),
+        PhotoError::Gone(_) => (S::GONE, "photo_gone", shown),
+        PhotoError::KeepUntilInPast => (S::BAD_REQUEST, "keep_until_in_past", shown),
+        PhotoError::Db(_) | PhotoError::Storage(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
+    }
+}
+
+/// The status an error is answered with, for handlers that render their own page for it (the
+/// account forms show the form again, with the message, under this status).
+pub fn status_of(e: &AppError) -> StatusCode {
+    classify(e).0
+}
+
+/// `/healthz`'s status: 200 when every dependency answered, else 503 so load balancers and
+/// uptime checks see the failure.
+pub fn health_status(healthy: bool) -> StatusCode {
+    if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
-        R::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        R::TypeNotAccepted(_) | R::TypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        R::Image { code: "not_an_image" | "unsupported_type" | "empty_file", .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        R::TooManyPixels { .. } | R::Image { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::TypeNotAccepted(_) | Refusal::TypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Refusal::Image { code: "not_an_image" | "unsupported_type" | "empty_file", .. } => {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        }
+        Refusal::TooManyPixels { .. } | Refusal::Image { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -150,7 +180,7 @@ impl<E: Into<AppError>> From<E> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        if matches!(self.0, AppError::Unauthenticated) {
+        if matches!(self.0, AppError::Unauthenticated | AppError::Photo(PhotoError::Unauthenticated)) {
             return Redirect::to("/login").into_response();
         }
         let (status, _code, shown) = classify(&self.0);
@@ -169,19 +199,7 @@ fn finish(res: &mut Response, e: &AppError) {
     {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    if matches!(e, AppError::Unauthenticated) {
+    if matches!(e, AppError::Unauthenticated | AppError::Photo(PhotoError::Unauthenticated)) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cookie realm=\"shoebox\""));
-    }
-}
-
-impl From<crate::viewing::ViewError> for AppError {
-    fn from(e: crate::viewing::ViewError) -> Self {
-        use crate::viewing::ViewError as V;
-        match e {
-            V::NotFound => Self::NotFound,
-            V::Unauthenticated => Self::Unauthenticated,
-            V::Forbidden => Self::Forbidden,
-            V::Db(d) => Self::Db(d),
-        }
     }
 }

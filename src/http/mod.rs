@@ -122,12 +122,7 @@ async fn refuse_cross_site_writes(State(state): State<AppState>, req: Request, n
             .and_then(|o| o.to_str().ok())
             .is_some_and(|o| o != "null" && o != state.web.origin(headers));
         if cross_site || foreign_origin {
-            let message = "This request came from another site, so it was refused. Use the Shoebox page.";
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(serde_json::json!({ "error": "cross_site", "message": message })),
-            )
-                .into_response();
+            return error::ApiError(error::AppError::CrossSite).into_response();
         }
     }
     next.run(req).await

@@ -1,7 +1,7 @@
 //! Server-rendered pages: home, upload, one photo, and the no-JavaScript upload return.
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -9,14 +9,16 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{CurrentUser, MaybeUser};
+use super::auth::{CurrentUser, MaybeUser, PageUser, PhotoIdParam};
 use super::error::{AppError, PageError};
 use super::templates::{IndexPage, KindGroup, KindLink, PhotoCard, PhotoPage, UploadPage, Viewer};
-use crate::config::BucketAccess;
-use crate::db::photos;
-use crate::domain::{PhotoId, display_time};
-use crate::uploads::{self, FormStyle, SignRequest, human_bytes};
-use crate::viewing;
+use crate::domain::text::human_bytes;
+use crate::domain::{PhotoState, display_time};
+use crate::photos;
+use crate::uploads::{self, FormStyle, SignRequest};
+
+/// The `{id}` of a page's route; a malformed one is a missing page.
+type PagePhotoId = PhotoIdParam<PageError>;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,30 +40,26 @@ pub(crate) fn render(t: &impl askama::Template) -> Result<Response, PageError> {
     Ok(Html(body).into_response())
 }
 
-pub(crate) fn parse_photo_id(raw: &str) -> Result<PhotoId, AppError> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 async fn index(State(state): State<AppState>, user: MaybeUser) -> Result<Response, PageError> {
     let Some(user) = user.0 else {
         return render(&IndexPage { user: None, groups: vec![], kinds: vec![] });
     };
     let app = &state.app;
-    let mine = photos::list_live_for_user(&app.db, user.id).await?;
+    let mine = photos::live_for_user(app, user.id).await?;
     let groups = app
         .kinds
         .iter()
         .map(|k| KindGroup {
             label: k.label().to_owned(),
             kind: k.name().to_owned(),
-            private: app.storage.bucket(k.bucket()).is_ok_and(|b| b.access() == BucketAccess::Private),
+            private: photos::is_private(app, k.as_ref()),
             photos: mine
                 .iter()
                 .filter(|p| p.kind == k.name())
                 .filter_map(|p| {
                     Some(PhotoCard {
                         id: p.id.to_string(),
-                        src: viewing::original_src(app, p)?,
+                        src: photos::original_src(app, p)?,
                         alt: p.filename.clone().unwrap_or_else(|| k.label().to_owned()),
                         state: p.state.as_str().to_owned(),
                     })
@@ -81,11 +79,10 @@ struct UploadQuery {
 /// The upload page, with a form signed for it: it works with JavaScript switched off.
 async fn upload_page(
     State(state): State<AppState>,
-    user: MaybeUser,
+    PageUser(user): PageUser,
     headers: HeaderMap,
     Query(q): Query<UploadQuery>,
 ) -> Result<Response, PageError> {
-    let user = user.require()?;
     let kind_name = q.kind.ok_or_else(|| {
         AppError::BadInput("Say which kind of photo to upload, for example /upload?kind=avatar.".into())
     })?;
@@ -98,7 +95,7 @@ async fn upload_page(
     )
     .await?;
     let kind = app.kinds.get(&kind_name).ok_or(AppError::NotFound)?;
-    let private = app.storage.bucket(kind.bucket()).is_ok_and(|b| b.access() == BucketAccess::Private);
+    let private = photos::is_private(app, kind.as_ref());
     let ttl = app.limits.page_form_ttl;
     let page = UploadPage {
         user: Some(viewer(&user)),
@@ -123,29 +120,25 @@ async fn upload_page(
 /// Where S3 sends a browser after a form posted without JavaScript: verify, then show it.
 async fn upload_done(
     State(state): State<AppState>,
-    user: MaybeUser,
-    Path(id): Path<String>,
+    PageUser(user): PageUser,
+    id: PagePhotoId,
 ) -> Result<Response, PageError> {
-    let user = user.require()?;
-    let id = parse_photo_id(&id)?;
-    let photo = uploads::complete(&state.app, user.id, id).await?;
+    let photo = uploads::complete(&state.app, user.id, id.id()).await?;
     Ok(Redirect::to(&format!("/photos/{}", photo.id)).into_response())
 }
 
 async fn photo_page(
     State(state): State<AppState>,
-    user: MaybeUser,
-    Path(id): Path<String>,
+    PageUser(user): PageUser,
+    id: PagePhotoId,
 ) -> Result<Response, PageError> {
-    let user = user.require()?;
-    let id = parse_photo_id(&id)?;
-    let (photo, kind, _location) = viewing::viewable(&state.app, Some(user.id), id).await?;
+    let (photo, kind, _location) = photos::viewable(&state.app, Some(user.id), id.id()).await?;
     let page = PhotoPage {
         user: Some(viewer(&user)),
         id: photo.id.to_string(),
         kind_label: kind.label().to_owned(),
         state: photo.state.as_str().replace('_', " "),
-        src: viewing::original_src(&state.app, &photo),
+        src: photos::original_src(&state.app, &photo),
         width: photo.width.unwrap_or(0),
         height: photo.height.unwrap_or(0),
         size: human_bytes(photo.byte_size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)),
@@ -153,7 +146,7 @@ async fn photo_page(
         created_at: display_time(photo.created_at),
         keep_until: photo.keep_until.map(display_time),
         deleted_reason: photo.deleted_reason.clone(),
-        can_save: photo.uploader == user.id && photo.state == crate::domain::PhotoState::Ready,
+        can_save: photo.uploader == user.id && photo.state == PhotoState::Ready,
     };
     render(&page)
 }
@@ -166,15 +159,13 @@ struct CsrfForm {
 /// The page's Save button: attach the photo.
 async fn save_photo(
     State(state): State<AppState>,
-    user: MaybeUser,
-    Path(id): Path<String>,
+    PageUser(user): PageUser,
+    id: PagePhotoId,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let user = user.require()?;
     let Form(form) = form.map_err(|_| AppError::Csrf)?;
     user.check_csrf(Some(&form.csrf))?;
-    let id = parse_photo_id(&id)?;
-    uploads::attach(&state.app, user.id, id, None).await?;
+    photos::attach(&state.app, user.id, id.id(), None).await?;
     Ok(Redirect::to("/").into_response())
 }
 

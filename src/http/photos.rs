@@ -4,17 +4,16 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use tokio_util::io::ReaderStream;
 
 use super::AppState;
-use super::auth::MaybeUser;
+use super::auth::{MaybeUser, PhotoIdParam};
 use super::error::{ApiError, AppError};
-use super::pages::parse_photo_id;
+use crate::photos::{self, Location};
 use crate::storage::StorageError;
-use crate::viewing::{self, Location};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/photos/{id}/{variant}", get(serve_variant))
@@ -23,14 +22,14 @@ pub fn router() -> Router<AppState> {
 async fn serve_variant(
     State(state): State<AppState>,
     user: MaybeUser,
-    Path((id, variant)): Path<(String, String)>,
+    id: PhotoIdParam,
+    Path((_, variant)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let id = parse_photo_id(&id)?;
     // Only the original exists until variants land; anything else is a missing page.
     if variant != "original" {
         return Err(AppError::NotFound.into());
     }
-    let (photo, _kind, location) = viewing::viewable(&state.app, user.0.map(|u| u.id), id).await?;
+    let (photo, _kind, location) = photos::viewable(&state.app, user.0.map(|u| u.id), id.id()).await?;
     let (bucket, key) = match location {
         Location::Public(url) => return Ok(Redirect::to(&url).into_response()),
         Location::Private { bucket, key } => (bucket, key),
@@ -45,7 +44,7 @@ async fn serve_variant(
     let mime = photo.image_type.map_or("application/octet-stream", |t| t.mime());
     let ext = photo.image_type.map_or("bin", |t| t.extension());
     let body = Body::from_stream(ReaderStream::new(stream.into_async_read()));
-    let mut res = (StatusCode::OK, body).into_response();
+    let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     if let Ok(v) = HeaderValue::from_str(&info.size.to_string()) {

@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::SigningCredentials;
-use crate::config::{BucketAccess, BucketSettings};
+use crate::config::BucketSettings;
+use crate::domain::BucketAccess;
 use crate::domain::photo::SERVED_PREFIX;
 use crate::domain::random_token;
 

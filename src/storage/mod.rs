@@ -15,7 +15,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::config::{BucketAccess, BucketSettings};
+use crate::config::BucketSettings;
+use crate::domain::BucketAccess;
 pub use post_policy::{PostPolicyRequest, SignedPostForm, SigningCredentials, sign_post_policy};
 
 /// Errors from the storage layer.
@@ -29,6 +30,9 @@ pub enum StorageError {
     Credentials(String),
     #[error("bucket {0:?} is not configured")]
     UnknownBucket(String),
+    /// A read pinned to an object's ETag found another object (replaced between two reads).
+    #[error("the object changed between two reads")]
+    Changed,
 }
 
 /// What a HEAD request says about an object.
@@ -239,9 +243,34 @@ impl Bucket {
         }
     }
 
-    /// The first `len` bytes of an object (fewer if it is shorter), by a ranged GET.
-    pub async fn read_prefix(&self, key: &str, len: u64) -> Result<Bytes, StorageError> {
-        self.read_range(key, 0, len).await.map(|(bytes, _etag)| bytes)
+    /// `have` (the object's first bytes) extended to its first `upto` bytes, fetching only what
+    /// is missing, by a ranged GET.
+    ///
+    /// Pinned to `etag` (what a HEAD saw): an object replaced between reads gives
+    /// [`StorageError::Changed`], as does one that turns out shorter than `upto`, so whatever is
+    /// assembled is exactly the bytes of one object.
+    pub async fn read_pinned(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        have: Bytes,
+        upto: u64,
+    ) -> Result<Bytes, StorageError> {
+        let have_len = u64::try_from(have.len()).unwrap_or(u64::MAX);
+        if have_len >= upto {
+            return Ok(have);
+        }
+        let (rest, read_etag) = self.read_range(key, have_len, upto - have_len).await?;
+        if read_etag.as_deref() != etag || have_len + u64::try_from(rest.len()).unwrap_or(0) != upto {
+            return Err(StorageError::Changed);
+        }
+        if have.is_empty() {
+            return Ok(rest);
+        }
+        let mut all = bytes::BytesMut::with_capacity(have.len() + rest.len());
+        all.extend_from_slice(&have);
+        all.extend_from_slice(&rest);
+        Ok(all.freeze())
     }
 
     /// `len` bytes of an object from `start` (fewer at its end), by a ranged GET, with the
@@ -255,10 +284,7 @@ impl Bucket {
             .range(format!("bytes={start}-{}", (start + len).saturating_sub(1)))
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_no_such_key() => StorageError::NotFound,
-                _ => service_error(e),
-            })?;
+            .map_err(get_error)?;
         let etag = out.e_tag().map(str::to_owned);
         let data = out.body.collect().await.map_err(|e| StorageError::Service(e.to_string()))?;
         Ok((data.into_bytes(), etag))
@@ -266,12 +292,7 @@ impl Bucket {
 
     /// Stream a whole object.
     pub async fn get_stream(&self, key: &str) -> Result<(ObjectInfo, ByteStream), StorageError> {
-        let out = self.client.get_object().bucket(&self.s3_name).key(key).send().await.map_err(|e| {
-            match e.as_service_error() {
-                Some(s) if s.is_no_such_key() => StorageError::NotFound,
-                _ => service_error(e),
-            }
-        })?;
+        let out = self.client.get_object().bucket(&self.s3_name).key(key).send().await.map_err(get_error)?;
         let info = ObjectInfo {
             size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
             content_type: out.content_type().map(str::to_owned),
@@ -307,6 +328,17 @@ impl Bucket {
     pub async fn health_check(&self) -> Result<(), StorageError> {
         self.client.head_bucket().bucket(&self.s3_name).send().await.map_err(service_error)?;
         Ok(())
+    }
+}
+
+/// A GET's failure: a missing key is [`StorageError::NotFound`], anything else a service error.
+fn get_error<R>(e: aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError, R>) -> StorageError
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match e.as_service_error() {
+        Some(s) if s.is_no_such_key() => StorageError::NotFound,
+        _ => service_error(e),
     }
 }
 

@@ -1,27 +1,25 @@
 //! Direct upload end to end: signing, the bucket's own checks, verification and attaching,
 //! on Postgres and SQLite, against the embedded S3 endpoint over the network.
 
-mod common;
-
-use common::{TestApp, field, form_of, photo, set_field};
+use crate::helpers::{TestApp, field, form_of, photo, post_to_bucket, set_field};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const JPEG: &str = "orientation/Landscape_1.jpg";
 
 async fn a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
-    let photo = app.upload_photo(&app.client, &csrf, "avatar", bytes.clone(), "image/jpeg").await;
+    let photo = ann.upload("avatar", bytes.clone(), "image/jpeg").await;
     assert_eq!(photo["state"], "ready");
     assert_eq!(photo["type"], "image/jpeg");
     let info = shoebox::imaging::probe(&bytes).expect("a JPEG");
     let (w, h) = (info.width, info.height);
     assert_eq!((photo["width"].as_u64(), photo["height"].as_u64()), (Some(u64::from(w)), Some(u64::from(h))));
-    assert_eq!(photo["byte_size"].as_u64(), Some(common::as_served(&bytes).len() as u64), "the size served");
+    assert_eq!(photo["byte_size"].as_u64(), Some(crate::helpers::as_served(&bytes).len() as u64), "the size served");
     let id = photo["id"].as_str().expect("id").to_owned();
 
-    let attached = app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), json!({})).await;
+    let attached = ann.attach(&id, json!({})).await;
     assert_eq!(attached.status(), StatusCode::OK);
     let attached: Value = attached.json().await.expect("json");
     assert_eq!(attached["photo"]["state"], "in_use");
@@ -34,7 +32,7 @@ async fn a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page(
     let fetched = reqwest::get(&public_url).await.expect("anonymous GET");
     assert_eq!(fetched.status(), StatusCode::OK);
     assert_eq!(fetched.headers()["content-type"], "image/jpeg");
-    assert_eq!(fetched.bytes().await.expect("bytes").as_ref(), common::as_served(&bytes).as_slice());
+    assert_eq!(fetched.bytes().await.expect("bytes").as_ref(), crate::helpers::as_served(&bytes).as_slice());
 
     // The app's own URL for it redirects there.
     let via_app = app.new_browser().get(app.url(&format!("/photos/{id}/original"))).send().await.expect("get");
@@ -46,9 +44,9 @@ async fn a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page(
 }
 
 async fn a_private_photo_is_streamed_only_to_its_owner(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo("orientation/Portrait_1.jpg");
-    let photo = app.upload_photo(&app.client, &csrf, "id_document", bytes.clone(), "image/jpeg").await;
+    let photo = ann.upload("id_document", bytes.clone(), "image/jpeg").await;
     let id = photo["id"].as_str().expect("id");
     let path = format!("/photos/{id}/original");
     assert_eq!(photo["urls"]["original"], path.as_str());
@@ -59,18 +57,14 @@ async fn a_private_photo_is_streamed_only_to_its_owner(app: TestApp) {
     assert_eq!(mine.headers()["x-content-type-options"], "nosniff");
     assert_eq!(mine.headers()["content-disposition"], "inline; filename=\"photo.jpg\"");
     assert!(mine.headers()["cache-control"].to_str().expect("ascii").contains("private"));
-    assert_eq!(mine.bytes().await.expect("bytes").as_ref(), common::as_served(&bytes).as_slice());
+    assert_eq!(mine.bytes().await.expect("bytes").as_ref(), crate::helpers::as_served(&bytes).as_slice());
 
     let anonymous = app.new_browser().get(app.url(&path)).send().await.expect("anonymous GET");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
-    let bob = app.new_browser();
-    app.sign_up_with(&bob, "bob@example.com").await;
-    assert_eq!(bob.get(app.url(&path)).send().await.expect("GET").status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        bob.get(app.url(&format!("/api/photos/{id}"))).send().await.expect("GET").status(),
-        StatusCode::FORBIDDEN
-    );
+    let bob = app.sign_up_elsewhere("bob@example.com").await;
+    assert_eq!(bob.get(&path).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(bob.get(&format!("/api/photos/{id}")).await.status(), StatusCode::FORBIDDEN);
 
     let missing =
         app.client.get(app.url(&format!("/photos/{}/original", uuid::Uuid::new_v4()))).send().await.expect("GET");
@@ -86,12 +80,11 @@ async fn a_private_photo_is_streamed_only_to_its_owner(app: TestApp) {
 }
 
 async fn uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_public_bucket(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
-    let signed: Value =
-        app.request_form(&app.client, &csrf, "avatar", "image/jpeg", bytes.len()).await.json().await.expect("json");
+    let signed: Value = ann.sign("avatar", "image/jpeg", bytes.len()).await.json().await.expect("json");
     let (url, fields) = form_of(&signed);
-    assert_eq!(app.post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
+    assert_eq!(post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
     let key = field(&fields, "key");
     assert!(key.starts_with("incoming/") && key.len() == "incoming/".len() + 32, "{key}");
     let direct = reqwest::get(format!("{url}/{key}")).await.expect("GET");
@@ -116,11 +109,13 @@ async fn uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_p
 
 async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
     // Logged out.
-    let res = app.request_form(&app.client, "x", "avatar", "image/jpeg", 100).await;
+    let body = json!({"kind": "avatar", "filename": "photo.jpg", "content_type": "image/jpeg", "size": 100});
+    let res =
+        app.client.post(app.url("/api/uploads")).header("x-csrf-token", "x").json(&body).send().await.expect("post");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.json::<Value>().await.expect("json")["error"], "unauthenticated");
 
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let cases: &[(Value, StatusCode, &str)] = &[
         (
             json!({"kind": "passport", "content_type": "image/jpeg", "size": 10}),
@@ -152,7 +147,7 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
         ),
     ];
     for (body, status, code) in cases {
-        let res = app.api_post(&app.client, &csrf, "/api/uploads", body.clone()).await;
+        let res = ann.post("/api/uploads", body.clone()).await;
         assert_eq!(res.status(), *status, "{body}");
         let answer: Value = res.json().await.expect("json error body");
         assert_eq!(answer["error"], *code, "{body}");
@@ -163,7 +158,7 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
     let res = app
         .client
         .post(app.url("/api/uploads"))
-        .header("x-csrf-token", &csrf)
+        .header("x-csrf-token", &ann.csrf)
         .header("content-type", "application/json")
         .body("{nope")
         .send()
@@ -181,14 +176,14 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
         .expect("post");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(res.json::<Value>().await.expect("json")["error"], "csrf");
-    let res = app.request_form(&app.client, "0123456789abcdef0123456789abcdef", "avatar", "image/jpeg", 10).await;
+    let res = ann.with_csrf("0123456789abcdef0123456789abcdef").sign("avatar", "image/jpeg", 10).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // From another site, even with the token.
     let res = app
         .client
         .post(app.url("/api/uploads"))
-        .header("x-csrf-token", &csrf)
+        .header("x-csrf-token", &ann.csrf)
         .header("origin", "https://evil.example")
         .json(&json!({"kind": "avatar", "content_type": "image/jpeg", "size": 10}))
         .send()
@@ -198,59 +193,48 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
 }
 
 async fn signing_is_rate_limited_per_user(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let limit = app.state.app.limits.forms_per_minute;
     // Page views sign forms too, but are counted apart: they cannot use up the uploads' allowance.
     for _ in 0..3 {
         assert_eq!(app.client.get(app.url("/upload?kind=avatar")).send().await.expect("page").status(), StatusCode::OK);
     }
     for _ in 0..limit {
-        assert_eq!(
-            app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10).await.status(),
-            StatusCode::CREATED
-        );
+        assert_eq!(ann.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED);
     }
-    let refused = app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10).await;
+    let refused = ann.sign("avatar", "image/jpeg", 10).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()["retry-after"], "60");
     // Another user is not affected.
-    let bob = app.new_browser();
-    let bob_csrf = app.sign_up_with(&bob, "bob@example.com").await;
-    assert_eq!(app.request_form(&bob, &bob_csrf, "avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED);
-}
-
-/// Sign a form for `size` bytes of JPEG and return (photo id, url, fields).
-async fn signed_form(app: &TestApp, csrf: &str, kind: &str, size: usize) -> (String, String, Vec<(String, String)>) {
-    let signed: Value = app.request_form(&app.client, csrf, kind, "image/jpeg", size).await.json().await.expect("json");
-    let (url, fields) = form_of(&signed);
-    (signed["photo_id"].as_str().expect("id").to_owned(), url, fields)
+    let bob = app.sign_up_elsewhere("bob@example.com").await;
+    assert_eq!(bob.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED);
 }
 
 async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
 
     // Over the kind's limit (10 MB for avatars): the bucket refuses it and stores nothing.
-    let (_, url, fields) = signed_form(&app, &csrf, "avatar", 1000).await;
+    let (_, url, fields) = ann.signed_form("avatar", 1000).await;
     let big = vec![0xFFu8; 10_000_001];
-    let res = app.post_to_bucket(&url, &fields, big, "image/jpeg").await;
+    let res = post_to_bucket(&url, &fields, big, "image/jpeg").await;
     assert!(res.status().is_client_error(), "oversized upload refused, got {}", res.status());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // A different Content-Type than the one signed.
-    let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
+    let (_, url, mut fields) = ann.signed_form("avatar", bytes.len()).await;
     set_field(&mut fields, "Content-Type", "text/html");
-    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "text/html").await.status().is_client_error());
+    assert!(post_to_bucket(&url, &fields, bytes.clone(), "text/html").await.status().is_client_error());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // A key outside the policy: the served prefix of the public bucket.
-    let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
+    let (_, url, mut fields) = ann.signed_form("avatar", bytes.len()).await;
     set_field(&mut fields, "key", "photos/evil/original.jpg");
-    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
+    assert!(post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
     assert!(!app.object_exists("public", "photos/evil/original.jpg").await);
 
     // A policy edited to allow more, keeping the old signature.
-    let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
+    let (_, url, mut fields) = ann.signed_form("avatar", bytes.len()).await;
     let policy = field(&fields, "policy").to_owned();
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -258,15 +242,15 @@ async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
     let widened = text.replace("10000000", "1073741824");
     assert_ne!(text, widened, "the policy names the limit");
     set_field(&mut fields, "policy", &b64.encode(widened));
-    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
+    assert!(post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // A tampered signature.
-    let (_, url, mut fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
+    let (_, url, mut fields) = ann.signed_form("avatar", bytes.len()).await;
     let sig = field(&fields, "x-amz-signature").to_owned();
     let flipped = format!("{}{}", if sig.starts_with('0') { '1' } else { '0' }, &sig[1..]);
     set_field(&mut fields, "x-amz-signature", &flipped);
-    assert!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
+    assert!(post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status().is_client_error());
     assert!(!app.object_exists("public", field(&fields, "key")).await);
 
     // An expired form, signed with the bucket's real credentials.
@@ -287,107 +271,79 @@ async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
     let minutes = time::Duration::minutes;
     let expired =
         shoebox::storage::sign_post_policy(&request(now - minutes(10), now - minutes(1)), &app.s3_credentials);
-    let res = app.post_to_bucket(&url, &expired.fields, bytes.clone(), "image/jpeg").await;
+    let res = post_to_bucket(&url, &expired.fields, bytes.clone(), "image/jpeg").await;
     assert!(res.status().is_client_error(), "expired form refused, got {}", res.status());
     assert!(!app.object_exists("public", &key).await);
 
     // The same form, unexpired, is accepted: the refusals above are about what was changed.
     let fresh = shoebox::storage::sign_post_policy(&request(now, now + minutes(5)), &app.s3_credentials);
-    assert_eq!(app.post_to_bucket(&url, &fresh.fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
+    assert_eq!(post_to_bucket(&url, &fresh.fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
     assert!(app.object_exists("public", &key).await);
 }
 
 async fn completing_has_a_defined_answer_for_every_case(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
-    let (id, url, fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
-    let complete = |client: reqwest::Client, csrf: String, id: String| {
-        let app = &app;
-        async move { app.api_post(&client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await }
-    };
-
+    let (id, url, fields) = ann.signed_form("avatar", bytes.len()).await;
     // Before the file arrived: 409, and the form stays usable.
-    let early = complete(app.client.clone(), csrf.clone(), id.clone()).await;
+    let early = ann.complete(&id).await;
     assert_eq!(early.status(), StatusCode::CONFLICT);
     assert_eq!(early.json::<Value>().await.expect("json")["error"], "not_uploaded");
-    assert_eq!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
+    assert_eq!(post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
 
     // Someone else's upload does not exist for them.
-    let bob = app.new_browser();
-    let bob_csrf = app.sign_up_with(&bob, "bob@example.com").await;
-    let theirs = complete(bob.clone(), bob_csrf.clone(), id.clone()).await;
+    let bob = app.sign_up_elsewhere("bob@example.com").await;
+    let theirs = bob.complete(&id).await;
     assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
     assert!(app.object_exists("public", field(&fields, "key")).await, "bob's attempt removed nothing");
 
     // The owner completes it; completing again answers the same.
-    let first = complete(app.client.clone(), csrf.clone(), id.clone()).await;
+    let first = ann.complete(&id).await;
     assert_eq!(first.status(), StatusCode::OK);
     let first: Value = first.json().await.expect("json");
-    let again = complete(app.client.clone(), csrf.clone(), id.clone()).await;
+    let again = ann.complete(&id).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.json::<Value>().await.expect("json"), first);
 
     // Unknown and malformed ids.
-    assert_eq!(
-        complete(app.client.clone(), csrf.clone(), uuid::Uuid::new_v4().to_string()).await.status(),
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(complete(app.client.clone(), csrf.clone(), "42".into()).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(ann.complete(&uuid::Uuid::new_v4().to_string()).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(ann.complete("42").await.status(), StatusCode::NOT_FOUND);
 
     // Bob cannot attach Ann's photo either; Ann can, once; attaching a form nobody used is 409.
-    assert_eq!(
-        app.api_post(&bob, &bob_csrf, &format!("/api/photos/{id}/attach"), json!({})).await.status(),
-        StatusCode::NOT_FOUND
-    );
-    let past = app
-        .api_post(
-            &app.client,
-            &csrf,
-            &format!("/api/photos/{id}/attach"),
-            json!({"keep_until": "2001-01-01T00:00:00Z"}),
-        )
-        .await;
+    assert_eq!(bob.attach(&id, json!({})).await.status(), StatusCode::NOT_FOUND);
+    let past = ann.attach(&id, json!({"keep_until": "2001-01-01T00:00:00Z"})).await;
     assert_eq!(past.status(), StatusCode::BAD_REQUEST);
-    let junk =
-        app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), json!({"keep_until": "tomorrow"})).await;
+    let junk = ann.attach(&id, json!({"keep_until": "tomorrow"})).await;
     assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
     for body in [json!({"acl": "public-read"}), json!([1, 2])] {
-        let res = app.api_post(&app.client, &csrf, &format!("/api/photos/{id}/attach"), body.clone()).await;
+        let res = ann.attach(&id, body.clone()).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(res.json::<Value>().await.expect("json error shape")["error"], "bad_request");
     }
-    let kept = app
-        .api_post(
-            &app.client,
-            &csrf,
-            &format!("/api/photos/{id}/attach"),
-            json!({"keep_until": "2099-01-01T00:00:00Z"}),
-        )
-        .await;
+    let kept = ann.attach(&id, json!({"keep_until": "2099-01-01T00:00:00Z"})).await;
     assert_eq!(kept.status(), StatusCode::OK);
     assert_eq!(kept.json::<Value>().await.expect("json")["photo"]["keep_until"], "2099-01-01T00:00:00Z");
-    let (unused, _, _) = signed_form(&app, &csrf, "avatar", 10).await;
-    let not_ready = app.api_post(&app.client, &csrf, &format!("/api/photos/{unused}/attach"), json!({})).await;
+    let (unused, _, _) = ann.signed_form("avatar", 10).await;
+    let not_ready = ann.attach(&unused, json!({})).await;
     assert_eq!(not_ready.status(), StatusCode::CONFLICT);
 }
 
 async fn an_upload_that_is_not_what_it_claims_is_refused_and_removed(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
     // Declared PNG, is JPEG.
-    let signed: Value =
-        app.request_form(&app.client, &csrf, "avatar", "image/png", bytes.len()).await.json().await.expect("json");
+    let signed: Value = ann.sign("avatar", "image/png", bytes.len()).await.json().await.expect("json");
     let (url, fields) = form_of(&signed);
-    assert_eq!(app.post_to_bucket(&url, &fields, bytes, "image/png").await.status(), StatusCode::CREATED);
+    assert_eq!(post_to_bucket(&url, &fields, bytes, "image/png").await.status(), StatusCode::CREATED);
     let id = signed["photo_id"].as_str().expect("id");
-    let res = app.api_post(&app.client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
+    let res = ann.complete(id).await;
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["error"], "type_mismatch");
     assert!(body["message"].as_str().expect("message").contains("JPEG"), "{body}");
     assert!(!app.object_exists("public", field(&fields, "key")).await, "refused object removed");
     // The refusal is final and says why.
-    let again = app.api_post(&app.client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
+    let again = ann.complete(id).await;
     assert_eq!(again.status(), StatusCode::GONE);
     let row = shoebox::db::photos::get(&app.state.app.db, id.parse().expect("id")).await.expect("db").expect("row");
     assert_eq!(row.state, shoebox::domain::PhotoState::Deleted);
@@ -395,7 +351,7 @@ async fn an_upload_that_is_not_what_it_claims_is_refused_and_removed(app: TestAp
 }
 
 async fn every_hostile_file_is_refused_removed_and_the_server_stays_healthy(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/photos/hostile");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("hostile dir")
@@ -409,19 +365,18 @@ async fn every_hostile_file_is_refused_removed_and_the_server_stays_healthy(app:
         let declared = if name.ends_with(".png") { "image/png" } else { "image/jpeg" };
         if bytes.is_empty() {
             // Refused before any form is issued…
-            let res = app.request_form(&app.client, &csrf, "avatar", declared, 0).await;
+            let res = ann.sign("avatar", declared, 0).await;
             assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{name}");
             // …and by the bucket if a client sends it anyway.
-            let (_, url, fields) = signed_form(&app, &csrf, "avatar", 1).await;
-            assert!(app.post_to_bucket(&url, &fields, bytes, declared).await.status().is_client_error(), "{name}");
+            let (_, url, fields) = ann.signed_form("avatar", 1).await;
+            assert!(post_to_bucket(&url, &fields, bytes, declared).await.status().is_client_error(), "{name}");
             continue;
         }
-        let signed: Value =
-            app.request_form(&app.client, &csrf, "avatar", declared, bytes.len()).await.json().await.expect("json");
+        let signed: Value = ann.sign("avatar", declared, bytes.len()).await.json().await.expect("json");
         let (url, fields) = form_of(&signed);
-        assert_eq!(app.post_to_bucket(&url, &fields, bytes, declared).await.status(), StatusCode::CREATED, "{name}");
+        assert_eq!(post_to_bucket(&url, &fields, bytes, declared).await.status(), StatusCode::CREATED, "{name}");
         let id = signed["photo_id"].as_str().expect("id");
-        let res = app.api_post(&app.client, &csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
+        let res = ann.complete(id).await;
         let status = res.status();
         let body: Value = res.json().await.expect("json");
         assert!(status.is_client_error(), "{name}: {status} {body}");
@@ -453,13 +408,14 @@ async fn the_upload_page_works_without_javascript(app: TestApp) {
         html[start..start + html[start..].find('"').expect("end")].to_owned()
     };
     assert!(action.starts_with(&app.s3_endpoint), "{action}");
-    let fields: Vec<(String, String)> = common::hidden_fields(&html).into_iter().filter(|(k, _)| k != "csrf").collect();
+    let fields: Vec<(String, String)> =
+        crate::helpers::hidden_fields(&html).into_iter().filter(|(k, _)| k != "csrf").collect();
     let redirect = field(&fields, "success_action_redirect").to_owned();
     assert!(redirect.starts_with(&app.base) && redirect.ends_with("/done"), "{redirect}");
 
     // The browser posts the form to the bucket, which sends it back to the app.
     let bytes = photo("orientation/Portrait_1.jpg");
-    let res = app.post_to_bucket(&action, &fields, bytes.clone(), "image/jpeg").await;
+    let res = post_to_bucket(&action, &fields, bytes.clone(), "image/jpeg").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "{fields:?} {:?}", res.text().await);
     let back = res.headers()["location"].to_str().expect("ascii").to_owned();
     assert!(back.starts_with(&redirect), "{back}");
@@ -468,7 +424,7 @@ async fn the_upload_page_works_without_javascript(app: TestApp) {
     let photo_page = done.headers()["location"].to_str().expect("ascii").to_owned();
     let html = app.client.get(app.url(&photo_page)).send().await.expect("photo page").text().await.expect("html");
     assert!(html.contains(" × ") && html.contains("pixels"), "verified dimensions shown");
-    let csrf = common::hidden_value(&html, "csrf").expect("save form");
+    let csrf = crate::helpers::hidden_value(&html, "csrf").expect("save form");
 
     // Save, then find it on the home page.
     let save_action = format!("{photo_page}/save");
@@ -486,7 +442,7 @@ async fn the_upload_page_works_without_javascript(app: TestApp) {
         .bytes()
         .await
         .expect("bytes");
-    assert_eq!(bytes_back.as_ref(), common::as_served(&bytes).as_slice());
+    assert_eq!(bytes_back.as_ref(), crate::helpers::as_served(&bytes).as_slice());
 
     // Saving without the token is refused.
     let forged = app.client.post(app.url(&save_action)).form(&[("csrf", "wrong")]).send().await.expect("save");
@@ -505,13 +461,12 @@ async fn the_upload_page_needs_a_session_and_a_known_kind(app: TestApp) {
 }
 
 async fn completing_the_same_upload_at_once_from_several_requests_gives_one_photo(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
-    let (id, url, fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
-    assert_eq!(app.post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
+    let (id, url, fields) = ann.signed_form("avatar", bytes.len()).await;
+    assert_eq!(post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
     let path = format!("/api/uploads/{id}/complete");
-    let answers =
-        futures_util::future::join_all((0..6).map(|_| app.api_post(&app.client, &csrf, &path, json!({})))).await;
+    let answers = futures_util::future::join_all((0..6).map(|_| ann.post(&path, json!({})))).await;
     let mut photos = Vec::new();
     for res in answers {
         assert_eq!(res.status(), StatusCode::OK);
@@ -524,24 +479,24 @@ async fn completing_the_same_upload_at_once_from_several_requests_gives_one_phot
 }
 
 async fn a_form_yields_at_most_one_photo_even_when_posted_again(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
-    let (id, url, fields) = signed_form(&app, &csrf, "avatar", bytes.len()).await;
-    assert_eq!(app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
+    let (id, url, fields) = ann.signed_form("avatar", bytes.len()).await;
+    assert_eq!(post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
     let path = format!("/api/uploads/{id}/complete");
-    let first: Value = app.api_post(&app.client, &csrf, &path, json!({})).await.json().await.expect("json");
+    let first: Value = ann.post(&path, json!({})).await.json().await.expect("json");
     // The same form again, with other bytes: it can only write the same incoming key, and the
     // photo it made is already verified, so nothing new is counted or served.
     let other = photo("orientation/Portrait_1.jpg");
-    assert_eq!(app.post_to_bucket(&url, &fields, other, "image/jpeg").await.status(), StatusCode::CREATED);
-    let again: Value = app.api_post(&app.client, &csrf, &path, json!({})).await.json().await.expect("json");
+    assert_eq!(post_to_bucket(&url, &fields, other, "image/jpeg").await.status(), StatusCode::CREATED);
+    let again: Value = ann.post(&path, json!({})).await.json().await.expect("json");
     assert_eq!(again, first);
     let mine = shoebox::db::photos::list_live_for_user(&app.state.app.db, first_user(&app).await).await.expect("db");
     assert_eq!(mine.len(), 1);
     let served = app.client.get(first["photo"]["urls"]["original"].as_str().expect("url")).send().await.expect("get");
     assert_eq!(
         served.bytes().await.expect("bytes").as_ref(),
-        common::as_served(&bytes).as_slice(),
+        crate::helpers::as_served(&bytes).as_slice(),
         "the verified bytes are what is served"
     );
 }
@@ -552,7 +507,7 @@ async fn first_user(app: &TestApp) -> shoebox::domain::UserId {
 }
 
 async fn served_photos_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour(app: TestApp) {
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let read_exif = |bytes: &[u8]| exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes));
     let cases = [
         ("camera/oppo-r7-plus_3120x4160_420.jpg", "avatar", "image/jpeg"),
@@ -562,7 +517,7 @@ async fn served_photos_carry_no_location_or_camera_metadata_but_keep_orientation
     for (name, kind, mime) in cases {
         let original = photo(name);
         assert!(read_exif(&original).is_ok_and(|e| e.fields().count() > 10), "{name}: the upload has EXIF");
-        let uploaded = app.upload_photo(&app.client, &csrf, kind, original.clone(), mime).await;
+        let uploaded = ann.upload(kind, original.clone(), mime).await;
         let src = uploaded["urls"]["original"].as_str().expect("url").to_owned();
         let url = if src.starts_with('/') { app.url(&src) } else { src };
         let served = app.client.get(&url).send().await.expect("get").bytes().await.expect("bytes").to_vec();
@@ -622,8 +577,8 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
     let _ = tracing_subscriber::fmt().with_env_filter("s3s=error").with_test_writer().try_init();
-    let app = TestApp::spawn(common::Backend::Sqlite).await;
-    let csrf = app.sign_up("ann@example.com").await;
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let ann = app.sign_up("ann@example.com").await;
     let mut seed: u64 = 0x5eed;
     for round in 0..12 {
         let len = 200_000 + round * 37_000;
@@ -634,8 +589,8 @@ async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
                 if seed >> 62 == 0 { b'\r' } else { (seed >> 33) as u8 }
             })
             .collect();
-        let (_, url, fields) = signed_form(&app, &csrf, "avatar", len).await;
-        let res = app.post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await;
+        let (_, url, fields) = ann.signed_form("avatar", len).await;
+        let res = post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await;
         assert_eq!(res.status(), StatusCode::CREATED, "round {round}: {:?}", res.text().await);
         let stored = app
             .state
@@ -643,9 +598,10 @@ async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
             .storage
             .bucket("public")
             .expect("bucket")
-            .read_prefix(field(&fields, "key"), len as u64)
+            .read_range(field(&fields, "key"), 0, len as u64)
             .await
-            .expect("read");
+            .expect("read")
+            .0;
         assert_eq!(stored.as_ref(), bytes.as_slice(), "round {round}: bytes intact");
     }
 }
@@ -654,11 +610,11 @@ async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
 /// the ETag of the object it came from, and a second POST of the same form changes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranged_reads_say_which_object_they_came_from() {
-    let app = TestApp::spawn(common::Backend::Sqlite).await;
-    let csrf = app.sign_up("ann@example.com").await;
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let ann = app.sign_up("ann@example.com").await;
     let first = photo(JPEG);
-    let (_, url, fields) = signed_form(&app, &csrf, "avatar", first.len()).await;
-    assert_eq!(app.post_to_bucket(&url, &fields, first.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
+    let (_, url, fields) = ann.signed_form("avatar", first.len()).await;
+    assert_eq!(post_to_bucket(&url, &fields, first.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
     let bucket = app.state.app.storage.bucket("public").expect("bucket");
     let key = field(&fields, "key");
     let head = bucket.head(key).await.expect("head").expect("exists");
@@ -670,7 +626,10 @@ async fn ranged_reads_say_which_object_they_came_from() {
     assert_eq!(tail.as_ref(), &first[100..150]);
 
     let second = photo("orientation/Portrait_1.jpg");
-    assert_eq!(app.post_to_bucket(&url, &fields, second, "image/jpeg").await.status(), StatusCode::CREATED);
+    assert_eq!(post_to_bucket(&url, &fields, second, "image/jpeg").await.status(), StatusCode::CREATED);
     let (_, replaced) = bucket.read_range(key, 100, 50).await.expect("read");
     assert_ne!(replaced, head.etag, "a replaced object is noticed");
+    // Pinned reads refuse to extend the first object's bytes with the second's.
+    let pinned = bucket.read_pinned(key, head.etag.as_deref(), start, 150).await;
+    assert!(matches!(pinned, Err(shoebox::storage::StorageError::Changed)), "{pinned:?}");
 }

@@ -1,8 +1,6 @@
 //! Sign up, log in, log out, sessions and CSRF, on Postgres and SQLite.
 
-mod common;
-
-use common::{TestApp, hidden_value, meta_csrf};
+use crate::helpers::{TestApp, hidden_value, meta_csrf};
 use reqwest::StatusCode;
 
 async fn form_token(app: &TestApp, client: &reqwest::Client, page: &str) -> String {
@@ -11,16 +9,16 @@ async fn form_token(app: &TestApp, client: &reqwest::Client, page: &str) -> Stri
 }
 
 async fn someone_can_sign_up_log_out_and_log_in_again(app: TestApp) {
-    let csrf = app.sign_up("Ann@Example.com").await;
+    let ann = app.sign_up("Ann@Example.com").await;
     let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
     assert!(home.contains("ann@example.com"), "signed in, email normalised");
 
-    let out = app.client.post(app.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.expect("logout");
+    let out = app.client.post(app.url("/logout")).form(&[("csrf", ann.csrf.as_str())]).send().await.expect("logout");
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
     assert!(meta_csrf(&home).is_none(), "logged out");
     // The old session cannot be used any more.
-    let res = app.request_form(&app.client, &csrf, "avatar", "image/jpeg", 10).await;
+    let res = ann.sign("avatar", "image/jpeg", 10).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     let token = form_token(&app, &app.client, "/login").await;
@@ -108,11 +106,11 @@ async fn account_forms_need_their_csrf_token(app: TestApp) {
         .expect("post");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // Logging out needs the session's token.
-    let csrf = app.sign_up("ann@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
     let res = app.client.post(app.url("/logout")).form(&[("csrf", "wrong")]).send().await.expect("logout");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
-    assert_eq!(meta_csrf(&home).as_deref(), Some(csrf.as_str()), "still logged in");
+    assert_eq!(meta_csrf(&home).as_deref(), Some(ann.csrf.as_str()), "still logged in");
     // A malformed session cookie is simply no session.
     let res =
         app.new_browser().get(app.url("/")).header("cookie", "shoebox_session=../../etc").send().await.expect("home");

@@ -1,7 +1,6 @@
 //! The test harness: a real Shoebox on 127.0.0.1:0 against a fresh database (its own Postgres
 //! database or SQLite file) and its own embedded S3 endpoint, with request helpers so each
 //! test reads like a story.
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 use std::path::PathBuf;
 
@@ -21,17 +20,16 @@ pub enum Backend {
 
 /// Run one scenario against both backends, as two tests named `<scenario>::postgres` and
 /// `<scenario>::sqlite`.
-#[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name($crate::common::TestApp::spawn($crate::common::Backend::Postgres).await).await;
+                super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name($crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await).await;
+                super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await;
             }
         }
     )*};
@@ -48,7 +46,6 @@ pub struct TestApp {
     pub state: AppState,
     pub s3_endpoint: String,
     pub s3_credentials: shoebox::storage::SigningCredentials,
-    pub backend: Backend,
     pg_database: Option<String>,
     server: tokio::task::JoinHandle<()>,
     _embedded: Option<shoebox::storage::embedded::EmbeddedS3>,
@@ -109,7 +106,6 @@ impl TestApp {
             state: built.state,
             s3_endpoint: embedded.endpoint.clone(),
             s3_credentials: embedded.credentials.clone(),
-            backend,
             pg_database,
             server,
             _embedded: Some(embedded),
@@ -130,8 +126,8 @@ impl TestApp {
             .expect("client")
     }
 
-    /// Sign up with `client` and return the session's CSRF token.
-    pub async fn sign_up_with(&self, client: &reqwest::Client, email: &str) -> String {
+    /// Sign up in the browser `client` and return the signed-in user.
+    pub async fn sign_up_with(&self, client: reqwest::Client, email: &str) -> TestUser {
         let page = client.get(self.url("/signup")).send().await.expect("signup page").text().await.expect("text");
         let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
         let res = client
@@ -141,90 +137,24 @@ impl TestApp {
             .await
             .expect("signup");
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
-        self.csrf_of(client).await
+        let csrf = self.csrf_of(&client).await;
+        TestUser { base: self.base.clone(), client, csrf }
     }
 
-    pub async fn sign_up(&self, email: &str) -> String {
-        self.sign_up_with(&self.client, email).await
+    /// Sign up in the app's default browser ([`TestApp::client`]).
+    pub async fn sign_up(&self, email: &str) -> TestUser {
+        self.sign_up_with(self.client.clone(), email).await
+    }
+
+    /// Sign up in a browser of their own.
+    pub async fn sign_up_elsewhere(&self, email: &str) -> TestUser {
+        self.sign_up_with(self.new_browser(), email).await
     }
 
     /// The CSRF token the home page gives this client's session.
     pub async fn csrf_of(&self, client: &reqwest::Client) -> String {
         let home = client.get(self.url("/")).send().await.expect("home").text().await.expect("text");
         meta_csrf(&home).expect("signed in: home page has a csrf meta tag")
-    }
-
-    pub async fn api_post(&self, client: &reqwest::Client, csrf: &str, path: &str, body: Value) -> Response {
-        client.post(self.url(path)).header("x-csrf-token", csrf).json(&body).send().await.expect("api call")
-    }
-
-    /// Ask for an upload form through the API.
-    pub async fn request_form(
-        &self,
-        client: &reqwest::Client,
-        csrf: &str,
-        kind: &str,
-        content_type: &str,
-        size: usize,
-    ) -> Response {
-        self.api_post(
-            client,
-            csrf,
-            "/api/uploads",
-            json!({"kind": kind, "filename": "photo.jpg", "content_type": content_type, "size": size}),
-        )
-        .await
-    }
-
-    /// POST a signed form and a file to the bucket, as a browser would.
-    pub async fn post_to_bucket(
-        &self,
-        url: &str,
-        fields: &[(String, String)],
-        file: Vec<u8>,
-        content_type: &str,
-    ) -> Response {
-        let mut form = Form::new();
-        for (k, v) in fields {
-            form = form.text(k.clone(), v.clone());
-        }
-        form = form.part("file", Part::bytes(file).file_name("photo").mime_str(content_type).expect("mime"));
-        // A client of its own, as the bucket is another origin; redirects are the test's to follow.
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client")
-            .post(url)
-            .multipart(form)
-            .send()
-            .await
-            .expect("post to bucket")
-    }
-
-    /// Sign, upload and complete a photo; returns the photo JSON from `complete`.
-    pub async fn upload_photo(
-        &self,
-        client: &reqwest::Client,
-        csrf: &str,
-        kind: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Value {
-        let signed = self.request_form(client, csrf, kind, content_type, bytes.len()).await;
-        assert_eq!(signed.status(), StatusCode::CREATED);
-        let signed: Value = signed.json().await.expect("json");
-        let (url, fields) = form_of(&signed);
-        let res = self.post_to_bucket(&url, &fields, bytes, content_type).await;
-        assert_eq!(
-            res.status(),
-            StatusCode::CREATED,
-            "bucket accepted the upload: {}",
-            res.text().await.unwrap_or_default()
-        );
-        let id = signed["photo_id"].as_str().expect("id");
-        let done = self.api_post(client, csrf, &format!("/api/uploads/{id}/complete"), json!({})).await;
-        assert_eq!(done.status(), StatusCode::OK);
-        done.json::<Value>().await.expect("json")["photo"].clone()
     }
 
     /// Whether an object exists in a configured bucket, asked with the app's own credentials.
@@ -284,6 +214,93 @@ impl Drop for TestApp {
             .join();
         }
     }
+}
+
+/// A signed-in user in their own browser: its cookies and the session's CSRF token travel with
+/// every call, so tests say what the user does, not how.
+#[derive(Clone)]
+pub struct TestUser {
+    base: String,
+    pub client: reqwest::Client,
+    pub csrf: String,
+}
+
+impl TestUser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The same user sending another CSRF token: a forged or stale page.
+    pub fn with_csrf(&self, csrf: &str) -> TestUser {
+        TestUser { csrf: csrf.to_owned(), ..self.clone() }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// A JSON API call with the session's CSRF token.
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.client.post(self.url(path)).header("x-csrf-token", &self.csrf).json(&body).send().await.expect("API call")
+    }
+
+    /// Ask for an upload form.
+    pub async fn sign(&self, kind: &str, content_type: &str, size: usize) -> Response {
+        let body = json!({"kind": kind, "filename": "photo.jpg", "content_type": content_type, "size": size});
+        self.post("/api/uploads", body).await
+    }
+
+    /// A JPEG upload form: the photo id, the URL to post to and the ordered fields.
+    pub async fn signed_form(&self, kind: &str, size: usize) -> (String, String, Vec<(String, String)>) {
+        let signed: Value = self.sign(kind, "image/jpeg", size).await.json().await.expect("json");
+        let (url, fields) = form_of(&signed);
+        (signed["photo_id"].as_str().expect("photo id").to_owned(), url, fields)
+    }
+
+    pub async fn complete(&self, id: &str) -> Response {
+        self.post(&format!("/api/uploads/{id}/complete"), json!({})).await
+    }
+
+    pub async fn attach(&self, id: &str, body: Value) -> Response {
+        self.post(&format!("/api/photos/{id}/attach"), body).await
+    }
+
+    /// Sign, upload and complete a photo; returns the photo JSON from `complete`.
+    pub async fn upload(&self, kind: &str, bytes: Vec<u8>, content_type: &str) -> Value {
+        let signed = self.sign(kind, content_type, bytes.len()).await;
+        assert_eq!(signed.status(), StatusCode::CREATED);
+        let signed: Value = signed.json().await.expect("json");
+        let (url, fields) = form_of(&signed);
+        let res = post_to_bucket(&url, &fields, bytes, content_type).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "bucket accepted the upload: {}",
+            res.text().await.unwrap_or_default()
+        );
+        let done = self.complete(signed["photo_id"].as_str().expect("id")).await;
+        assert_eq!(done.status(), StatusCode::OK);
+        done.json::<Value>().await.expect("json")["photo"].clone()
+    }
+}
+
+/// POST a signed form and a file to the bucket, as a browser would.
+pub async fn post_to_bucket(url: &str, fields: &[(String, String)], file: Vec<u8>, content_type: &str) -> Response {
+    let mut form = Form::new();
+    for (k, v) in fields {
+        form = form.text(k.clone(), v.clone());
+    }
+    form = form.part("file", Part::bytes(file).file_name("photo").mime_str(content_type).expect("mime"));
+    // A client of its own, as the bucket is another origin; redirects are the test's to follow.
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(url)
+        .multipart(form)
+        .send()
+        .await
+        .expect("post to bucket")
 }
 
 /// The `url` and ordered `fields` of an `/api/uploads` answer.

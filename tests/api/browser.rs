@@ -2,13 +2,11 @@
 //! full-size camera JPEG on the page, watch the progress bar reach 100 %, save it, find it on
 //! the home page.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 

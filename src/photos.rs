@@ -1,0 +1,137 @@
+//! Operations on photos that exist: find one its uploader owns, decide who may see one and
+//! where its bytes are, attach one, and tombstone one.
+//!
+//! The upload path ([`crate::uploads`]), user deletion and the clean-up jobs all end a photo
+//! through [`tombstone`], so there is one place that removes objects and records why.
+
+use std::sync::Arc;
+
+use crate::app::Shoebox;
+use crate::db::{DbError, photos as rows};
+use crate::domain::{BucketAccess, Kind, Millis, Photo, PhotoId, PhotoState, UserId, now_millis};
+use crate::storage::StorageError;
+
+/// Why an operation on an existing photo failed. Each variant has one HTTP status, chosen in
+/// `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum PhotoError {
+    #[error("There is no such photo.")]
+    NotFound,
+    #[error("Log in to see this photo.")]
+    Unauthenticated,
+    #[error("You may not see this photo.")]
+    Forbidden,
+    #[error("This photo has not finished uploading yet.")]
+    NotReady,
+    /// The photo is a tombstone; the reason it was deleted.
+    #[error("This photo is gone: {0} Start a new upload.")]
+    Gone(String),
+    #[error("The keep-until time must be in the future.")]
+    KeepUntilInPast,
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The photo, if `user` uploaded it. Someone else's photo is reported as missing, so ids cannot
+/// be probed for existence.
+pub async fn owned(app: &Shoebox, user: UserId, id: PhotoId) -> Result<Photo, PhotoError> {
+    match rows::get(&app.db, id).await? {
+        Some(p) if p.uploader == user => Ok(p),
+        _ => Err(PhotoError::NotFound),
+    }
+}
+
+/// Where a viewable photo's original is.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// Anyone may fetch it from here (S3 or the CDN).
+    Public(String),
+    /// Only through Shoebox's proxy, from this bucket and key.
+    Private { bucket: String, key: String },
+}
+
+/// A verified photo that `viewer` may see, with its kind and where it lives.
+///
+/// Photos in public buckets can be seen by anyone (their bytes are public anyway); private ones
+/// only by viewers their kind allows. Unverified and deleted photos do not exist for viewers.
+pub async fn viewable(
+    app: &Shoebox,
+    viewer: Option<UserId>,
+    id: PhotoId,
+) -> Result<(Photo, Arc<dyn Kind>, Location), PhotoError> {
+    let photo = rows::get(&app.db, id).await?.ok_or(PhotoError::NotFound)?;
+    if !photo.state.is_live() {
+        return Err(PhotoError::NotFound);
+    }
+    let kind = app.kinds.get(&photo.kind).ok_or(PhotoError::NotFound)?.clone();
+    let bucket = app.storage.bucket(&photo.bucket).map_err(|_| PhotoError::NotFound)?;
+    let key = photo.object_key.clone().ok_or(PhotoError::NotFound)?;
+    let location = match (bucket.access(), bucket.public_url(&key)) {
+        (BucketAccess::Public, Some(url)) => Location::Public(url),
+        _ => {
+            let viewer = viewer.ok_or(PhotoError::Unauthenticated)?;
+            if !kind.may_view(viewer, &photo) {
+                return Err(PhotoError::Forbidden);
+            }
+            Location::Private { bucket: photo.bucket.clone(), key }
+        }
+    };
+    Ok((photo, kind, location))
+}
+
+/// A user's live photos (ready or in use), newest first.
+pub async fn live_for_user(app: &Shoebox, user: UserId) -> Result<Vec<Photo>, PhotoError> {
+    Ok(rows::list_live_for_user(&app.db, user).await?)
+}
+
+/// The URL a page uses for a photo's original: the public URL, or the proxy route.
+pub fn original_src(app: &Shoebox, photo: &Photo) -> Option<String> {
+    let key = photo.object_key.as_deref()?;
+    let bucket = app.storage.bucket(&photo.bucket).ok()?;
+    Some(bucket.public_url(key).unwrap_or_else(|| format!("/photos/{}/original", photo.id)))
+}
+
+/// Whether photos of this kind live in a private bucket.
+pub fn is_private(app: &Shoebox, kind: &dyn Kind) -> bool {
+    app.storage.bucket(kind.bucket()).is_ok_and(|b| b.access() == BucketAccess::Private)
+}
+
+/// Mark a verified photo as in use, optionally until a time after which it may go.
+/// Attaching twice answers with the photo again.
+pub async fn attach(app: &Shoebox, user: UserId, id: PhotoId, keep_until: Option<Millis>) -> Result<Photo, PhotoError> {
+    let photo = owned(app, user, id).await?;
+    let now = now_millis();
+    if keep_until.is_some_and(|t| t <= now) {
+        return Err(PhotoError::KeepUntilInPast);
+    }
+    match photo.state {
+        PhotoState::InUse => return Ok(photo),
+        PhotoState::Signed => return Err(PhotoError::NotReady),
+        PhotoState::Deleted => return Err(PhotoError::Gone(photo.deleted_reason.unwrap_or_default())),
+        PhotoState::Ready => {}
+    }
+    rows::attach(&app.db, id, keep_until, now).await?;
+    owned(app, user, id).await
+}
+
+/// End a photo: delete its objects, then turn its row into a tombstone saying when and why,
+/// provided it is still in `from` (the state the caller decided on).
+///
+/// Objects go first so that a failure leaves a row that still names them (the next attempt
+/// finishes the job) rather than a tombstone hiding orphans. Returns false when the row had
+/// left `from` meanwhile: another request or machine decided first.
+pub async fn tombstone(
+    app: &Shoebox,
+    photo: &Photo,
+    from: PhotoState,
+    reason: &str,
+    now: Millis,
+) -> Result<bool, PhotoError> {
+    let bucket = app.storage.bucket(&photo.bucket)?;
+    for key in std::iter::once(&photo.incoming_key).chain(photo.object_key.as_ref()) {
+        bucket.delete(key).await?;
+    }
+    Ok(rows::mark_deleted(&app.db, photo.id, from, reason, now).await?)
+}

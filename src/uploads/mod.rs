@@ -1,0 +1,86 @@
+//! The upload path: sign a form ([`sign`]), then, when the browser says the bytes are in the
+//! bucket, verify them and promote them to the key they are served from ([`complete`]).
+//!
+//! Plain async functions over [`Shoebox`](crate::app::Shoebox); the HTTP layer only parses
+//! input and maps results. What happens to a photo after that lives in [`crate::photos`].
+
+mod promote;
+mod sign;
+mod verify;
+
+pub use promote::complete;
+pub use sign::{FormStyle, SignRequest, SignedUpload, sign};
+
+use crate::db::DbError;
+use crate::imaging::ImagingError;
+use crate::photos::PhotoError;
+use crate::storage::StorageError;
+
+/// Why an upload operation failed. Each variant has one HTTP status, chosen in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("There is no kind of photo called {0:?}.")]
+    UnknownKind(String),
+    #[error("You may not upload photos of this kind.")]
+    UploadNotAllowed,
+    #[error("Tell us the file's type (for example image/jpeg) before uploading.")]
+    MissingType,
+    #[error("This file is empty. Choose a photo file.")]
+    EmptyFile,
+    #[error("You have asked for too many upload forms in the last minute. Wait a minute and try again.")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("The upload has not arrived yet. Upload the file, then try again.")]
+    NotUploaded,
+    #[error("This upload form expired before a file arrived. Start the upload again.")]
+    Expired,
+    /// The file (as declared when signing, or as found when verifying) is not one this kind
+    /// takes. When found at verification, the object is gone and the row tombstoned.
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("This upload was refused earlier: {0} Start a new upload.")]
+    Gone(String),
+    #[error("The file was replaced while it was being checked. Upload it once, then try again.")]
+    Changed,
+    #[error(transparent)]
+    Photo(#[from] PhotoError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a file is not one a kind takes: said when signing (from what the client declares) or
+/// when verifying (from the bytes themselves).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("This file is {size}; photos of this kind can be at most {max}. Choose a smaller photo.")]
+    TooLarge { size: String, max: String },
+    #[error("{0}")]
+    TypeNotAccepted(String),
+    #[error("The file was sent as {declared} but it is really {actual}. Choose the file again.")]
+    TypeMismatch { declared: String, actual: String },
+    #[error(
+        "This image is {width} × {height} pixels; photos of this kind can be at most {max_width} × {max_height} and {max_megapixels} megapixels. Choose a smaller image."
+    )]
+    TooManyPixels { width: u32, height: u32, max_width: u32, max_height: u32, max_megapixels: u64 },
+    /// What the imaging engine found wrong with the bytes, in its words.
+    #[error("{message}")]
+    Image { code: &'static str, message: String },
+}
+
+impl Refusal {
+    fn from_imaging(e: &ImagingError) -> Self {
+        Self::Image { code: e.code(), message: e.to_string() }
+    }
+
+    /// A stable code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::TypeNotAccepted(_) => "type_not_accepted",
+            Self::TypeMismatch { .. } => "type_mismatch",
+            Self::TooManyPixels { .. } => "too_many_pixels",
+            Self::Image { code, .. } => code,
+        }
+    }
+}

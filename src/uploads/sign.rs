@@ -1,0 +1,134 @@
+//! Signing: the photo row first, then a presigned POST form for exactly its key.
+
+use std::time::Duration;
+
+use super::{Refusal, UploadError};
+use crate::app::Shoebox;
+use crate::db::photos as rows;
+use crate::domain::photo::{incoming_key, safe_filename};
+use crate::domain::text::{human_bytes, type_list};
+use crate::domain::{Kind, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token};
+use crate::imaging::{ImageType, ImagingError};
+use crate::storage::UploadForm;
+
+/// What the client says about the file it is about to upload.
+#[derive(Debug, Clone)]
+pub struct SignRequest {
+    pub kind: String,
+    pub filename: Option<String>,
+    /// The declared type; `None` for a form rendered into a page before a file is chosen.
+    pub content_type: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// Which kind of form to issue.
+#[derive(Debug, Clone)]
+pub enum FormStyle {
+    /// Asked for by the page's JavaScript just before it uploads: short-lived, answers 201.
+    Script,
+    /// Rendered into the page for browsers without JavaScript: lives an hour, and S3 sends the
+    /// browser back to `redirect` (our completion route) when the upload is done.
+    Page { redirect_base: String },
+}
+
+/// A signed form and the photo row behind it.
+#[derive(Debug, Clone)]
+pub struct SignedUpload {
+    pub photo_id: PhotoId,
+    pub form: UploadForm,
+}
+
+/// Issue an upload form. The photo row is written first, so the database knows about every
+/// object before it can exist.
+pub async fn sign(
+    app: &Shoebox,
+    user: UserId,
+    req: SignRequest,
+    style: FormStyle,
+) -> Result<SignedUpload, UploadError> {
+    let kind = app.kinds.get(&req.kind).ok_or_else(|| UploadError::UnknownKind(req.kind.clone()))?.clone();
+    if !kind.may_upload(user) {
+        return Err(UploadError::UploadNotAllowed);
+    }
+    let declared = match (&style, &req.content_type) {
+        (_, Some(ct)) => Some(accepted_type(kind.as_ref(), ct)?),
+        (FormStyle::Script, None) => return Err(UploadError::MissingType),
+        (FormStyle::Page { .. }, None) => None,
+    };
+    match req.size {
+        Some(0) => return Err(UploadError::EmptyFile),
+        Some(size) if size > kind.max_bytes() => {
+            let (size, max) = (human_bytes(size), human_bytes(kind.max_bytes()));
+            return Err(UploadError::Refused(Refusal::TooLarge { size, max }));
+        }
+        _ => {}
+    }
+    let now = now_millis();
+    let page_form = matches!(style, FormStyle::Page { .. });
+    let recent = rows::count_signed_since(&app.db, user, now - 60_000, page_form).await?;
+    if recent >= i64::from(app.limits.forms_per_minute) {
+        return Err(UploadError::RateLimited { retry_after_secs: 60 });
+    }
+    let bucket = app.storage.bucket(kind.bucket())?;
+    let ttl = match style {
+        FormStyle::Script => app.limits.api_form_ttl,
+        FormStyle::Page { .. } => app.limits.page_form_ttl,
+    };
+    let token = random_token();
+    let photo = Photo {
+        id: PhotoId::new(),
+        kind: kind.name().to_owned(),
+        bucket: kind.bucket().to_owned(),
+        uploader: user,
+        state: PhotoState::Signed,
+        incoming_key: incoming_key(&token),
+        object_key: None,
+        declared_type: declared,
+        image_type: None,
+        max_bytes: i64::try_from(kind.max_bytes()).unwrap_or(i64::MAX),
+        byte_size: None,
+        width: None,
+        height: None,
+        filename: req.filename.as_deref().and_then(safe_filename),
+        form_expires_at: now.saturating_add(millis(ttl)),
+        created_at: now,
+        verified_at: None,
+        attached_at: None,
+        keep_until: None,
+        deleted_at: None,
+        deleted_reason: None,
+    };
+    rows::insert_signed(&app.db, &photo).await?;
+    let redirect = match &style {
+        FormStyle::Page { redirect_base } => {
+            Some(format!("{}/uploads/{}/done", redirect_base.trim_end_matches('/'), photo.id))
+        }
+        FormStyle::Script => None,
+    };
+    // Without a declared type the form stores a neutral type; verification sniffs the real one
+    // and the served copy is labelled with that.
+    let content_type = declared.map_or("application/octet-stream", ImageType::mime);
+    let form = bucket
+        .sign_upload(&photo.incoming_key, content_type, kind.max_bytes(), redirect.as_deref(), from_millis(now), ttl)
+        .await?;
+    Ok(SignedUpload { photo_id: photo.id, form })
+}
+
+fn accepted_type(kind: &dyn Kind, declared: &str) -> Result<ImageType, UploadError> {
+    let refuse = |message: String| Err(UploadError::Refused(Refusal::TypeNotAccepted(message)));
+    match ImageType::from_mime(declared) {
+        Some(t) if kind.accepts().contains(&t) => Ok(t),
+        // HEIC and AVIF cannot be decoded here; the engine's message says what to do instead.
+        Some(t) if !t.is_decodable() => refuse(ImagingError::UnsupportedType(t).to_string()),
+        _ => refuse(format!(
+            "{} photos must be {}; this file is {}.",
+            kind.label(),
+            type_list(kind.accepts()),
+            if declared.is_empty() { "of an unknown type".to_owned() } else { declared.to_owned() }
+        )),
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

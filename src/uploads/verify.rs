@@ -1,0 +1,134 @@
+//! Verification: is the object in the bucket really a photo this kind takes?
+//!
+//! The header is read first, from the first bytes only, so a decompression bomb or a disguised
+//! file is refused before the rest is fetched; then the whole file is decoded at a small size,
+//! because a truncated or damaged file has a good header and only decoding finds it out. Every
+//! read is pinned to the ETag the HEAD saw, so what is checked is one object.
+
+use bytes::Bytes;
+
+use super::Refusal;
+use crate::app::Shoebox;
+use crate::domain::text::{human_bytes, type_list};
+use crate::domain::{Kind, Photo};
+use crate::imaging::{self, ImagingError, Recipe};
+use crate::storage::{Bucket, ObjectInfo, StorageError};
+
+/// Bytes read to find the image header: enough for every camera JPEG in our test set, whose
+/// EXIF and ICC blocks come before the frame header.
+const HEADER_PREFIX: u64 = 256 * 1024;
+/// A second, larger read for files whose metadata is unusually long.
+const HEADER_PREFIX_MAX: u64 = 2 * 1024 * 1024;
+/// The size the validation decode renders to; small, so JPEGs take the 1/8-scale path.
+const VALIDATION_EDGE: u32 = 256;
+
+/// What verification learnt: the header, and the whole file it decoded.
+pub(super) struct Checked {
+    pub info: imaging::ImageInfo,
+    pub bytes: Bytes,
+}
+
+pub(super) enum VerifyError {
+    Refused(Refusal),
+    /// The object changed between two reads; nothing is decided.
+    Changed,
+    Storage(StorageError),
+}
+
+impl From<StorageError> for VerifyError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Changed => Self::Changed,
+            other => Self::Storage(other),
+        }
+    }
+}
+
+impl From<&ImagingError> for Refusal {
+    fn from(e: &ImagingError) -> Self {
+        Self::from_imaging(e)
+    }
+}
+
+/// Check the object `photo`'s form uploaded (`object` is what a HEAD said of it) against the
+/// photo's kind.
+pub(super) async fn verify(
+    app: &Shoebox,
+    bucket: &Bucket,
+    photo: &Photo,
+    kind: &dyn Kind,
+    object: &ObjectInfo,
+) -> Result<Checked, VerifyError> {
+    let size = object.size;
+    let refuse = |r: Refusal| Err(VerifyError::Refused(r));
+    let max = u64::try_from(photo.max_bytes).unwrap_or(0).min(kind.max_bytes());
+    if size > max {
+        return refuse(Refusal::TooLarge { size: human_bytes(size), max: human_bytes(max) });
+    }
+    let key = photo.incoming_key.as_str();
+    let etag = object.etag.as_deref();
+
+    let mut prefix = bucket.read_pinned(key, etag, Bytes::new(), HEADER_PREFIX.min(size)).await?;
+    let mut probed = imaging::probe(&prefix);
+    if let Err(ImagingError::NeedMoreBytes { needed, .. }) = &probed
+        && size > u64::try_from(prefix.len()).unwrap_or(u64::MAX)
+    {
+        let want = needed.unwrap_or(HEADER_PREFIX_MAX).max(HEADER_PREFIX).min(size);
+        prefix = bucket.read_pinned(key, etag, prefix, want).await?;
+        probed = imaging::probe(&prefix);
+    }
+    let info = match probed {
+        Ok(info) => info,
+        Err(ImagingError::NeedMoreBytes { .. }) => {
+            return refuse(Refusal::Image {
+                code: "truncated",
+                message: "This image file is incomplete: it ends before its header does. Upload the file again.".into(),
+            });
+        }
+        Err(e) => return refuse(Refusal::from_imaging(&e)),
+    };
+    if !kind.accepts().contains(&info.image_type) {
+        return refuse(Refusal::TypeNotAccepted(format!(
+            "{} photos must be {}; this file is a {} image.",
+            kind.label(),
+            type_list(kind.accepts()),
+            info.image_type.name()
+        )));
+    }
+    if let Some(declared) = photo.declared_type
+        && declared != info.image_type
+    {
+        return refuse(Refusal::TypeMismatch {
+            declared: declared.mime().to_owned(),
+            actual: format!("a {} image", info.image_type.name()),
+        });
+    }
+    let limits = kind.limits();
+    let (width, height) = (info.width, info.height);
+    let pixels = info.pixel_count();
+    if width > limits.max_width || height > limits.max_height || pixels > limits.max_pixels || pixels == 0 {
+        return refuse(Refusal::TooManyPixels {
+            width,
+            height,
+            max_width: limits.max_width,
+            max_height: limits.max_height,
+            max_megapixels: limits.max_pixels / 1_000_000,
+        });
+    }
+
+    // JPEGs decode at 1/8 scale here, so this costs a fraction of a full decode.
+    let bytes = bucket.read_pinned(key, etag, prefix, size).await?;
+    let engine_limits = imaging::Limits {
+        max_pixels: limits.max_pixels,
+        max_width: limits.max_width,
+        max_height: limits.max_height,
+        ..imaging::Limits::default()
+    };
+    let whole = bytes.clone(); // Bytes: a reference count, not a copy
+    let recipe = Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE);
+    let decoded = app.run_blocking(move || imaging::render_with_limits(&whole, &recipe, &engine_limits)).await;
+    if let Err(e) = decoded {
+        return refuse(Refusal::from_imaging(&e));
+    }
+    Ok(Checked { info, bytes })
+}

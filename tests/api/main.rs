@@ -1,0 +1,15 @@
+//! The integration tests, in one binary: each module links the whole crate, so one binary
+//! instead of one per file saves minutes of linking on a two-core machine.
+//!
+//! Every test drives a real Shoebox on 127.0.0.1:0 against real Postgres or SQLite and the
+//! embedded S3 endpoint over the network (see [`helpers::TestApp`]); the browser journeys run
+//! headless Chromium.
+
+#[macro_use]
+mod helpers;
+
+mod accounts;
+mod browser;
+mod imaging;
+mod serve;
+mod uploads;
