@@ -57,8 +57,13 @@ impl std::fmt::Debug for NewSession {
 pub async fn sign_up(app: &Shoebox, email: &Email, password: Password) -> Result<NewSession, AccountError> {
     let hash = app.run_blocking(move || hash_password(&password)).await?;
     let user = UserId::new();
-    users::insert(&app.db, user, email, &hash, now_millis()).await?;
-    start_session(app, user).await
+    // The account and its first session together: a failure between the two must not leave an
+    // account its owner was told could not be created.
+    let mut tx = app.db.begin().await?;
+    users::insert(&mut *tx, user, email, &hash, now_millis()).await?;
+    let session = start_session(&mut *tx, app, user).await?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(session)
 }
 
 /// Check a password and start a session.
@@ -69,7 +74,7 @@ pub async fn log_in(app: &Shoebox, email: &Email, password: Password) -> Result<
     let hash = found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
     let ok = app.run_blocking(move || verify_password(&password, &hash)).await;
     match found {
-        Some(user) if ok => start_session(app, user.id).await,
+        Some(user) if ok => start_session(&app.db, app, user.id).await,
         _ => Err(AccountError::BadCredentials),
     }
 }
@@ -83,12 +88,16 @@ pub async fn log_out(app: &Shoebox, token: &str) -> Result<(), DbError> {
     sessions::delete(&app.db, &token_hash(token)).await
 }
 
-async fn start_session(app: &Shoebox, user: UserId) -> Result<NewSession, AccountError> {
+async fn start_session(
+    db: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    app: &Shoebox,
+    user: UserId,
+) -> Result<NewSession, AccountError> {
     let token = random_token();
     let now = now_millis();
     let ttl = i64::try_from(app.limits.session_ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl);
-    sessions::insert(&app.db, &token_hash(&token), user, &random_token(), now, expires_at).await?;
+    sessions::insert(db, &token_hash(&token), user, &random_token(), now, expires_at).await?;
     Ok(NewSession { user_id: user, token, expires_at })
 }
 

@@ -11,8 +11,10 @@ pub mod users;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions as _};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::{Any, AnyPool, ConnectOptions as _, Describe, Either, Execute, Executor};
 
 /// Errors from the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,54 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Start a transaction. Every query function takes an executor, so it runs the same on the
+    /// pool (`&db`) or inside a transaction (`&mut *tx`).
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// A transaction; dropped without `commit`, it rolls back.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Queries run on `&Db` as on the pool: each takes a connection for itself.
+impl<'d> Executor<'d> for &'d Db {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'd: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        self.pool.fetch_many(query)
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'd: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        self.pool.fetch_optional(query)
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
+    where
+        'd: 'e,
+    {
+        self.pool.prepare_with(sql, parameters)
+    }
+
+    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Any>, sqlx::Error>>
+    where
+        'd: 'e,
+    {
+        self.pool.describe(sql)
+    }
 }
 
 /// Until the two backends shared one set of migrations, SQLite databases were created from a
@@ -181,5 +231,27 @@ mod tests {
         );
         assert_eq!(with_tls_default("postgres://u@127.0.0.1/d"), "postgres://u@127.0.0.1/d");
         assert_eq!(with_tls_default("postgres://u@db/d?sslmode=disable"), "postgres://u@db/d?sslmode=disable");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_database_made_from_the_old_twin_migration_still_starts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let db = Db::connect(&url).await.expect("connect");
+        db.migrate().await.expect("fresh database");
+        // What a database created before the merge records for the first migration.
+        let twin = hex::decode(
+            "3577882a84f1b09e078b2983c76fb1d124be681ce367995d4840c42fb39b14d44f974d129fd34a4bba0f35a969e8baef",
+        )
+        .expect("hex");
+        sqlx::query("update _sqlx_migrations set checksum = $1").bind(twin).execute(&db).await.expect("pretend");
+        db.migrate().await.expect("adopted, not refused as a changed migration");
+        // Anything else that changed is still refused, as sqlx intends.
+        sqlx::query("update _sqlx_migrations set checksum = $1")
+            .bind(vec![0u8; 48])
+            .execute(&db)
+            .await
+            .expect("tamper");
+        assert!(db.migrate().await.is_err(), "a really changed migration is refused");
     }
 }

@@ -4,7 +4,9 @@
 use sqlx::any::AnyRow;
 
 use super::users::parse_id;
-use super::{Db, DbError, col};
+use sqlx::{Any, Executor};
+
+use super::{DbError, col};
 use crate::domain::{Millis, Photo, PhotoId, PhotoState, UserId};
 use crate::imaging::ImageType;
 
@@ -13,7 +15,7 @@ const COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key,
     attached_at, keep_until, deleted_at, deleted_reason";
 
 /// Record a freshly signed form.
-pub async fn insert_signed(db: &Db, p: &Photo) -> Result<(), DbError> {
+pub async fn insert_signed(db: impl Executor<'_, Database = Any>, p: &Photo) -> Result<(), DbError> {
     sqlx::query(
         "insert into photos (photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
          filename, form_expires_at, created_at) values ($1, $2, $3, $4, 'signed', $5, $6, $7, $8, $9, $10)",
@@ -28,15 +30,15 @@ pub async fn insert_signed(db: &Db, p: &Photo) -> Result<(), DbError> {
     .bind(p.filename.clone())
     .bind(p.form_expires_at)
     .bind(p.created_at)
-    .execute(db.pool())
+    .execute(db)
     .await?;
     Ok(())
 }
 
-pub async fn get(db: &Db, id: PhotoId) -> Result<Option<Photo>, DbError> {
+pub async fn get(db: impl Executor<'_, Database = Any>, id: PhotoId) -> Result<Option<Photo>, DbError> {
     let row = sqlx::query(&format!("select {COLUMNS} from photos where photo_id = $1"))
         .bind(id.to_string())
-        .fetch_optional(db.pool())
+        .fetch_optional(db)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -45,14 +47,19 @@ pub async fn get(db: &Db, id: PhotoId) -> Result<Option<Photo>, DbError> {
 /// (no declared type) or asked for by a script (a declared type). The signing rate limit counts
 /// rows, so it holds across every dyno without shared memory, and the two styles are counted
 /// apart so that page views cannot use up the uploads' allowance.
-pub async fn count_signed_since(db: &Db, user: UserId, since: Millis, page_forms: bool) -> Result<i64, DbError> {
+pub async fn count_signed_since(
+    db: impl Executor<'_, Database = Any>,
+    user: UserId,
+    since: Millis,
+    page_forms: bool,
+) -> Result<i64, DbError> {
     let style = if page_forms { "declared_type is null" } else { "declared_type is not null" };
     let row = sqlx::query(&format!(
         "select count(*) as n from photos where uploader_id = $1 and created_at >= $2 and {style}"
     ))
     .bind(user.to_string())
     .bind(since)
-    .fetch_one(db.pool())
+    .fetch_one(db)
     .await?;
     col(&row, "n")
 }
@@ -68,7 +75,12 @@ pub struct Verified {
 }
 
 /// `signed` → `ready`. False when the photo was not `signed` any more.
-pub async fn mark_ready(db: &Db, id: PhotoId, v: &Verified, now: Millis) -> Result<bool, DbError> {
+pub async fn mark_ready(
+    db: impl Executor<'_, Database = Any>,
+    id: PhotoId,
+    v: &Verified,
+    now: Millis,
+) -> Result<bool, DbError> {
     let done = sqlx::query(
         "update photos set state = 'ready', object_key = $2, image_type = $3, byte_size = $4, width = $5, \
          height = $6, verified_at = $7 where photo_id = $1 and state = 'signed'",
@@ -80,13 +92,19 @@ pub async fn mark_ready(db: &Db, id: PhotoId, v: &Verified, now: Millis) -> Resu
     .bind(v.width)
     .bind(v.height)
     .bind(now)
-    .execute(db.pool())
+    .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// `from` → `deleted`, recording why. False when the photo was not in `from` any more.
-pub async fn mark_deleted(db: &Db, id: PhotoId, from: PhotoState, reason: &str, now: Millis) -> Result<bool, DbError> {
+pub async fn mark_deleted(
+    db: impl Executor<'_, Database = Any>,
+    id: PhotoId,
+    from: PhotoState,
+    reason: &str,
+    now: Millis,
+) -> Result<bool, DbError> {
     let done = sqlx::query(
         "update photos set state = 'deleted', deleted_at = $3, deleted_reason = $4 where photo_id = $1 and state = $2",
     )
@@ -94,32 +112,37 @@ pub async fn mark_deleted(db: &Db, id: PhotoId, from: PhotoState, reason: &str, 
     .bind(from.as_str())
     .bind(now)
     .bind(reason.to_owned())
-    .execute(db.pool())
+    .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// `ready` → `in_use`. False when the photo was not `ready`.
-pub async fn attach(db: &Db, id: PhotoId, keep_until: Option<Millis>, now: Millis) -> Result<bool, DbError> {
+pub async fn attach(
+    db: impl Executor<'_, Database = Any>,
+    id: PhotoId,
+    keep_until: Option<Millis>,
+    now: Millis,
+) -> Result<bool, DbError> {
     let done = sqlx::query(
         "update photos set state = 'in_use', attached_at = $2, keep_until = $3 where photo_id = $1 and state = 'ready'",
     )
     .bind(id.to_string())
     .bind(now)
     .bind(keep_until)
-    .execute(db.pool())
+    .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// A user's live photos (ready or in use), newest first.
-pub async fn list_live_for_user(db: &Db, user: UserId) -> Result<Vec<Photo>, DbError> {
+pub async fn list_live_for_user(db: impl Executor<'_, Database = Any>, user: UserId) -> Result<Vec<Photo>, DbError> {
     let rows = sqlx::query(&format!(
         "select {COLUMNS} from photos where uploader_id = $1 and state in ('ready', 'in_use') \
          order by created_at desc, photo_id"
     ))
     .bind(user.to_string())
-    .fetch_all(db.pool())
+    .fetch_all(db)
     .await?;
     rows.iter().map(from_row).collect()
 }

@@ -1,7 +1,9 @@
 //! Queries on `sessions`.
 
 use super::users::parse_id;
-use super::{Db, DbError, col};
+use sqlx::{Any, Executor};
+
+use super::{DbError, col};
 use crate::domain::{Millis, UserId};
 
 /// A live session, joined with its user.
@@ -24,7 +26,7 @@ impl std::fmt::Debug for SessionRow {
 }
 
 pub async fn insert(
-    db: &Db,
+    db: impl Executor<'_, Database = Any>,
     token_hash: &str,
     user: UserId,
     csrf: &str,
@@ -39,20 +41,24 @@ pub async fn insert(
     .bind(csrf.to_owned())
     .bind(now)
     .bind(expires_at)
-    .execute(db.pool())
+    .execute(db)
     .await?;
     Ok(())
 }
 
 /// The session for a token hash, if it exists and has not expired.
-pub async fn find_live(db: &Db, token_hash: &str, now: Millis) -> Result<Option<SessionRow>, DbError> {
+pub async fn find_live(
+    db: impl Executor<'_, Database = Any>,
+    token_hash: &str,
+    now: Millis,
+) -> Result<Option<SessionRow>, DbError> {
     let row = sqlx::query(
         "select s.user_id, u.email, s.csrf_token from sessions s join users u on u.user_id = s.user_id \
          where s.token_hash = $1 and s.expires_at > $2",
     )
     .bind(token_hash.to_owned())
     .bind(now)
-    .fetch_optional(db.pool())
+    .fetch_optional(db)
     .await?;
     row.map(|r| {
         Ok(SessionRow {
@@ -64,7 +70,7 @@ pub async fn find_live(db: &Db, token_hash: &str, now: Millis) -> Result<Option<
     .transpose()
 }
 
-pub async fn delete(db: &Db, token_hash: &str) -> Result<(), DbError> {
-    sqlx::query("delete from sessions where token_hash = $1").bind(token_hash.to_owned()).execute(db.pool()).await?;
+pub async fn delete(db: impl Executor<'_, Database = Any>, token_hash: &str) -> Result<(), DbError> {
+    sqlx::query("delete from sessions where token_hash = $1").bind(token_hash.to_owned()).execute(db).await?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Queries on `users`.
 
-use super::{Db, DbError, col};
+use sqlx::{Any, Executor};
+
+use super::{DbError, col};
 use crate::domain::{Email, Millis, UserId};
 
 /// A user as the login check needs it.
@@ -23,13 +25,19 @@ impl std::fmt::Debug for UserRow {
 }
 
 /// Create a user; [`DbError::EmailTaken`] when the address already has an account.
-pub async fn insert(db: &Db, id: UserId, email: &Email, password_hash: &str, now: Millis) -> Result<(), DbError> {
+pub async fn insert(
+    db: impl Executor<'_, Database = Any>,
+    id: UserId,
+    email: &Email,
+    password_hash: &str,
+    now: Millis,
+) -> Result<(), DbError> {
     let result = sqlx::query("insert into users (user_id, email, password_hash, created_at) values ($1, $2, $3, $4)")
         .bind(id.to_string())
         .bind(email.as_str().to_owned())
         .bind(password_hash.to_owned())
         .bind(now)
-        .execute(db.pool())
+        .execute(db)
         .await;
     match result {
         Ok(_) => Ok(()),
@@ -38,10 +46,10 @@ pub async fn insert(db: &Db, id: UserId, email: &Email, password_hash: &str, now
     }
 }
 
-pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<UserRow>, DbError> {
+pub async fn find_by_email(db: impl Executor<'_, Database = Any>, email: &Email) -> Result<Option<UserRow>, DbError> {
     let row = sqlx::query("select user_id, email, password_hash from users where email = $1")
         .bind(email.as_str().to_owned())
-        .fetch_optional(db.pool())
+        .fetch_optional(db)
         .await?;
     row.map(|r| {
         Ok(UserRow {
