@@ -45,7 +45,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
             if let Some(u) = &settings.public_url {
                 origins.push(u.origin().ascii_serialization());
             }
-            let e = crate::storage::embedded::start(root, *listen, &buckets, &origins).await?;
+            let largest_upload = settings.kinds.iter().map(|k| k.max_bytes).max().unwrap_or(0);
+            let e = crate::storage::embedded::start(root, *listen, &buckets, &origins, largest_upload).await?;
             for b in &mut buckets {
                 b.endpoint = Some(e.endpoint.clone());
             }

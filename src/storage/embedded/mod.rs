@@ -5,6 +5,10 @@
 //! refused here as it would be by S3. Its access rule stands in for a bucket policy: anonymous
 //! GET and HEAD are allowed only under the served prefix of public buckets; everything else
 //! needs a signature.
+//!
+//! Where s3s differs from S3 in a way clients notice, the endpoint wraps it rather than forking
+//! it: `front` answers form uploads with S3's headers and body and refuses oversized bodies
+//! before they are read; `store` records what a form upload stored so `front` can say so.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -13,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderValue, Method};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
 use s3s::config::{S3Config, StaticConfigProvider};
@@ -23,6 +27,12 @@ use s3s::{S3Result, s3_error};
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+mod front;
+mod store;
+
+pub use self::front::FORM_ALLOWANCE;
+use self::front::Front;
+use self::store::Store;
 use super::SigningCredentials;
 use crate::config::BucketSettings;
 use crate::domain::BucketAccess;
@@ -74,35 +84,16 @@ fn plain_key(key: &str) -> bool {
     !key.contains('\\') && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
-/// The same bytes, in frames of at most 16 KiB.
-fn small_frames(body: axum::body::Body) -> axum::body::Body {
-    use futures_util::StreamExt as _;
-    const FRAME: usize = 16 * 1024;
-    let frames = body.into_data_stream().flat_map(|chunk| {
-        let pieces: Vec<Result<bytes::Bytes, axum::Error>> = match chunk {
-            Ok(mut bytes) => {
-                let mut out = Vec::with_capacity(bytes.len() / FRAME + 1);
-                while bytes.len() > FRAME {
-                    out.push(Ok(bytes.split_to(FRAME)));
-                }
-                out.push(Ok(bytes));
-                out
-            }
-            Err(e) => vec![Err(e)],
-        };
-        futures_util::stream::iter(pieces)
-    });
-    axum::body::Body::from_stream(frames)
-}
-
 /// Start the endpoint on `listen` (port 0 picks a free one), storing objects under `root`, with
 /// a directory per bucket and fresh random credentials. `cors_origins` are the app origins
-/// whose pages may POST forms and read responses.
+/// whose pages may POST forms and read responses. `largest_upload` is the largest file any
+/// kind accepts: a request body over it plus [`FORM_ALLOWANCE`] is refused before it is read.
 pub async fn start(
     root: &Path,
     listen: SocketAddr,
     buckets: &[BucketSettings],
     cors_origins: &[String],
+    largest_upload: u64,
 ) -> anyhow::Result<EmbeddedS3> {
     for b in buckets {
         std::fs::create_dir_all(root.join(&b.bucket))
@@ -115,7 +106,7 @@ pub async fn start(
     };
     let fs = s3s_fs::FileSystem::new(root)
         .map_err(|e| anyhow::anyhow!("opening the embedded S3 folder {}: {e:?}", root.display()))?;
-    let mut builder = S3ServiceBuilder::new(fs);
+    let mut builder = S3ServiceBuilder::new(Store::new(fs));
     builder.set_auth(SimpleAuth::from_single(credentials.access_key_id.clone(), credentials.secret_access_key.clone()));
     builder.set_access(PublicRead {
         public_buckets: buckets.iter().filter(|b| b.access == BucketAccess::Public).map(|b| b.bucket.clone()).collect(),
@@ -125,31 +116,23 @@ pub async fn start(
     // x-amz-date is more than 15 minutes old. Expiry is still enforced by the policy.
     config.presigned_url_max_skew_time_secs = 2 * 60 * 60;
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
-    // s3s 0.14's multipart parser fails an upload ("failed to read file stream") when one
-    // body frame ends with a prefix of the boundary and the next frame is close to 64 KiB, its
-    // look-ahead limit. Hyper hands over frames of any size, so that happens at random with
-    // real files; frames of at most 16 KiB never reach the limit.
-    let s3 = tower::ServiceExt::map_request(builder.build(), |req: http::Request<axum::body::Body>| {
-        // Only form uploads: other requests keep their exact length, which s3s checks.
-        if req.method() == Method::POST { req.map(small_frames) } else { req }
-    });
-
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::HEAD, Method::POST])
         .allow_headers(tower_http::cors::Any)
         .expose_headers([http::header::ETAG, http::header::LOCATION]);
-    let app = Router::new()
-        .fallback_service(axum::error_handling::HandleError::new(s3, |e: s3s::HttpError| async move {
-            tracing::error!(error = ?e, "embedded S3 failed a request");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }))
-        .layer(cors);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the embedded S3 endpoint to {listen}"))?;
     let addr = listener.local_addr()?;
+    let front = Front::new(builder.build(), largest_upload.saturating_add(FORM_ALLOWANCE), format!("http://{addr}"));
+    let app = Router::new()
+        .fallback_service(tower::service_fn(move |req| {
+            let front = front.clone();
+            async move { Ok::<_, std::convert::Infallible>(front.handle(req).await) }
+        }))
+        .layer(cors);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "embedded S3 endpoint stopped");

@@ -1,0 +1,79 @@
+//! The embedded endpoint's storage: s3s-fs, plus the facts a form upload's answer needs.
+//!
+//! s3s answers a POST form upload without the `ETag` and `Location` headers S3 sends, and its
+//! 204 answer carries no trace of the stored object at all, so the HTTP front cannot add them
+//! afterwards. Only the storage call sees the object's ETag; this wrapper records it, with the
+//! bucket and key, in the response's extensions, which s3s hands through to the HTTP response.
+
+use http::HeaderValue;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s_fs::FileSystem;
+
+/// What a successful form upload stored; read by the HTTP front to answer as S3 does.
+#[derive(Debug, Clone)]
+pub(super) struct PostedObject {
+    pub bucket: String,
+    pub key: String,
+    /// Quoted, as in an `ETag` header.
+    pub etag: HeaderValue,
+}
+
+/// s3s-fs with form uploads recorded; every other operation is s3s-fs's own.
+pub(super) struct Store {
+    fs: FileSystem,
+}
+
+impl Store {
+    pub(super) fn new(fs: FileSystem) -> Self {
+        Self { fs }
+    }
+}
+
+/// Implement `S3` for `Store` by handing each listed operation to s3s-fs unchanged. These are
+/// all the operations s3s-fs 0.14 implements; any other keeps s3s's default (NotImplemented),
+/// as it would without the wrapper. When s3s-fs gains one, add it here.
+macro_rules! store_impl {
+    ($($op:ident: $input:ident => $output:ident,)*) => {
+        #[async_trait::async_trait]
+        impl S3 for Store {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.fs.$op(req).await
+                }
+            )*
+
+            async fn post_object(&self, req: S3Request<PostObjectInput>) -> S3Result<S3Response<PostObjectOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                // s3s-fs has no POST of its own: the trait's default stores it with put_object.
+                let mut resp = self.fs.post_object(req).await?;
+                if let Some(etag) = resp.output.e_tag.as_ref().and_then(|e| e.to_http_header().ok()) {
+                    resp.extensions.insert(PostedObject { bucket, key, etag });
+                }
+                Ok(resp)
+            }
+        }
+    };
+}
+
+store_impl! {
+    create_bucket: CreateBucketInput => CreateBucketOutput,
+    copy_object: CopyObjectInput => CopyObjectOutput,
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput,
+    delete_object: DeleteObjectInput => DeleteObjectOutput,
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
+    get_object: GetObjectInput => GetObjectOutput,
+    head_bucket: HeadBucketInput => HeadBucketOutput,
+    head_object: HeadObjectInput => HeadObjectOutput,
+    list_buckets: ListBucketsInput => ListBucketsOutput,
+    list_objects: ListObjectsInput => ListObjectsOutput,
+    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    put_object: PutObjectInput => PutObjectOutput,
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
+    upload_part: UploadPartInput => UploadPartOutput,
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
+    list_parts: ListPartsInput => ListPartsOutput,
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
+}
