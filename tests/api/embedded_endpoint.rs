@@ -2,15 +2,13 @@
 //! upload (status, `ETag`, `Location`, S3's XML), the CORS headers a browser script needs to
 //! read them, and bodies too large to be an upload, refused before they are read.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::helpers::{Backend, TestApp, field, photo, post_to_bucket};
 use base64::Engine as _;
-use common::{Backend, TestApp, field};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -101,11 +99,11 @@ fn post_response(xml: &str) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_201_form_upload_answers_with_etag_location_and_s3s_xml() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let bytes = common::photo("orientation/Landscape_1.jpg");
+    let bytes = photo("orientation/Landscape_1.jpg");
     let (key, fields) = form(&app, 1_000_000, None);
     assert_eq!(field(&fields, "success_action_status"), "201");
     let url = format!("{}/{PUBLIC}", app.s3_endpoint);
-    let res = app.post_to_bucket(&url, &fields, bytes, "image/jpeg").await;
+    let res = post_to_bucket(&url, &fields, bytes, "image/jpeg").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let etag = header(&res, "etag");
     let location = header(&res, "location");
@@ -129,7 +127,7 @@ async fn a_form_upload_without_a_status_answers_204_with_etag_and_location() {
     let (key, fields) = form(&app, 1_000_000, None);
     let fields = without_status(&app, &fields);
     let url = format!("{}/{PUBLIC}", app.s3_endpoint);
-    let res = app.post_to_bucket(&url, &fields, common::photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
+    let res = post_to_bucket(&url, &fields, photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&res, "etag"), head_etag(&app, &key).await);
     assert_eq!(header(&res, "location"), format!("{}/{PUBLIC}/{key}", app.s3_endpoint));
@@ -139,7 +137,7 @@ async fn a_form_upload_without_a_status_answers_204_with_etag_and_location() {
     // but the original policy is refused.
     let (key, fields) = form(&app, 1_000_000, None);
     let unsigned: Vec<_> = fields.into_iter().filter(|(k, _)| k != "success_action_status").collect();
-    let res = app.post_to_bucket(&url, &unsigned, common::photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
+    let res = post_to_bucket(&url, &unsigned, photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
     assert!(res.status().is_client_error(), "{}", res.status());
     assert!(!app.object_exists("public", &key).await);
 }
@@ -150,7 +148,7 @@ async fn a_redirect_form_upload_still_redirects_with_bucket_key_and_etag() {
     let back = format!("{}/uploads/x/done?from=form", app.base);
     let (key, fields) = form(&app, 1_000_000, Some(&back));
     let url = format!("{}/{PUBLIC}", app.s3_endpoint);
-    let res = app.post_to_bucket(&url, &fields, common::photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
+    let res = post_to_bucket(&url, &fields, photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let etag = head_etag(&app, &key).await;
     assert_eq!(header(&res, "etag"), etag);
@@ -191,7 +189,7 @@ async fn browser_scripts_on_the_app_origin_may_post_and_read_etag_and_location()
     for (k, v) in fields {
         multipart = multipart.text(k, v);
     }
-    let file = Part::bytes(common::photo("orientation/Landscape_1.jpg")).file_name("p.jpg").mime_str("image/jpeg");
+    let file = Part::bytes(photo("orientation/Landscape_1.jpg")).file_name("p.jpg").mime_str("image/jpeg");
     multipart = multipart.part("file", file.expect("mime"));
     let res = client.post(&url).header("origin", &app.base).multipart(multipart).send().await.expect("post");
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -350,7 +348,7 @@ async fn an_oversized_anonymous_post_is_refused_before_it_is_read() {
     // The endpoint is still there for the next upload.
     let (key, fields) = form(&app, 1_000_000, None);
     let url = format!("{}/{PUBLIC}", app.s3_endpoint);
-    let res = app.post_to_bucket(&url, &fields, common::photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
+    let res = post_to_bucket(&url, &fields, photo("orientation/Landscape_1.jpg"), "image/jpeg").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert!(app.object_exists("public", &key).await);
 }
