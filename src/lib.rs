@@ -13,6 +13,8 @@ pub mod cli;
 pub mod config;
 /// The pool, migrations and one file of queries per table (Postgres and SQLite).
 pub mod db;
+/// The S3 doctor: each bucket's needed configuration, and checks of a live setup.
+pub mod doctor;
 /// Validated types (ids, kinds, photo states) and lifecycle rules. Pure.
 pub mod domain;
 /// Routes, pages, the JSON API, the private proxy and error mapping.
