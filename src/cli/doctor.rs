@@ -1,0 +1,79 @@
+//! `shoebox doctor`: check the database and every bucket, print the findings.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::config::{Settings, StorageSettings, app_origins};
+use crate::doctor::{Outcome, Report, check_buckets, database, s3_config};
+use crate::storage::Storage;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run the checks; the process exits 1 when any failed.
+pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
+    let settings = Settings::from_env()?;
+    let mut origins = app_origins(|k| std::env::var(k).ok())?;
+    let mut buckets = settings.buckets.clone();
+    let mut credentials = None;
+    // Keeps the embedded endpoint running while the checks run.
+    #[cfg(feature = "embedded-s3")]
+    let mut _embedded = None;
+    #[cfg(feature = "embedded-s3")]
+    if let StorageSettings::Embedded { root, listen } = &settings.storage {
+        if origins.is_empty() {
+            origins.push(format!("http://localhost:{}", settings.listen.port()));
+        }
+        let e = crate::storage::embedded::start(root, *listen, &buckets, &origins).await?;
+        for b in &mut buckets {
+            b.endpoint = Some(e.endpoint.clone());
+        }
+        credentials = Some(e.credentials.clone());
+        _embedded = Some(e);
+    }
+    let mut report = Report { checks: database::check_url(settings.database_url.expose()).await };
+    let storage = Storage::new(&buckets, credentials.as_ref()).await.context("setting up the buckets")?;
+    let plan = s3_config::plan(&buckets, &origins);
+    report.checks.extend(check_buckets(&storage, &plan, &origins).await);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let doc = serde_json::json!({ "passed": report.passed(), "checks": report.checks });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        write_report(&mut out, &report)?;
+    }
+    Ok(report.passed())
+}
+
+/// One line per check; a failure also says what was tried, the answer, the cause and the fix.
+pub fn write_report(out: &mut impl std::io::Write, report: &Report) -> std::io::Result<()> {
+    for c in &report.checks {
+        let mark = match c.outcome {
+            Outcome::Pass => "ok  ",
+            Outcome::Fail => "FAIL",
+            Outcome::Skipped => "skip",
+        };
+        write!(out, "{mark} {:<10} {}", c.subject, c.name)?;
+        match c.outcome {
+            Outcome::Pass => writeln!(out)?,
+            Outcome::Skipped => writeln!(out, ": {}", c.cause.as_deref().unwrap_or(""))?,
+            Outcome::Fail => {
+                writeln!(out)?;
+                writeln!(out, "       tried:  {}", c.tried)?;
+                if let Some(a) = &c.answer {
+                    writeln!(out, "       answer: {a}")?;
+                }
+                writeln!(out, "       cause:  {}", c.cause.as_deref().unwrap_or(""))?;
+                writeln!(out, "       fix:    {}", c.fix.as_deref().unwrap_or(""))?;
+            }
+        }
+    }
+    let failed = report.failures().count();
+    if failed == 0 { writeln!(out, "\nall checks passed") } else { writeln!(out, "\n{failed} check(s) failed") }
+}
