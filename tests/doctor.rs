@@ -45,7 +45,9 @@ fn failure<'a>(r: &'a Report, subject: &str, name: &str) -> &'a shoebox::doctor:
 async fn a_correct_embedded_setup_passes_every_check_and_skips_only_unsupported_settings() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let mut report = Report { checks: database::check(&app.state.app.db, false).await };
-    report.checks.extend(doctor(&embedded_settings(&app), &app.s3_credentials, &[app.base.clone()]).await.checks);
+    report
+        .checks
+        .extend(doctor(&embedded_settings(&app), &app.s3_credentials, std::slice::from_ref(&app.base)).await.checks);
     assert!(report.passed(), "{report:#?}");
     for c in &report.checks {
         if c.name.starts_with("bucket.settings.") {
@@ -72,7 +74,7 @@ async fn a_wrong_secret_key_is_named_as_such() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let mut wrong = app.s3_credentials.clone();
     wrong.secret_access_key = "not-the-secret".into();
-    let r = doctor(&embedded_settings(&app), &wrong, &[app.base.clone()]).await;
+    let r = doctor(&embedded_settings(&app), &wrong, std::slice::from_ref(&app.base)).await;
     let c = failure(&r, "public", "bucket.credentials");
     assert!(c.answer.as_deref().is_some_and(|a| a.contains("SignatureDoesNotMatch")), "{c:#?}");
     assert!(c.cause.as_deref().is_some_and(|a| a.contains("secret access key")), "{c:#?}");
@@ -85,7 +87,7 @@ async fn an_unknown_bucket_is_named_as_such() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let mut buckets = embedded_settings(&app);
     buckets[0].bucket = "shoebox-nosuch".into();
-    let r = doctor(&buckets, &app.s3_credentials, &[app.base.clone()]).await;
+    let r = doctor(&buckets, &app.s3_credentials, std::slice::from_ref(&app.base)).await;
     let c = failure(&r, "public", "bucket.exists");
     assert!(c.cause.as_deref().is_some_and(|a| a.contains("shoebox-nosuch")), "{c:#?}");
     assert_eq!(outcome(&r, "private", "bucket.exists"), Outcome::Pass);
@@ -141,14 +143,15 @@ async fn moto() -> Option<Moto> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto_server");
-    let endpoint = format!("http://127.0.0.1:{port}");
+    // Owned by the guard at once, so it is killed and reaped however the test ends.
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
     for _ in 0..100 {
-        if reqwest::get(&endpoint).await.is_ok() {
-            return Some(Moto { child, endpoint });
+        if reqwest::get(&moto.endpoint).await.is_ok() {
+            return Some(moto);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("moto_server did not start on {endpoint}");
+    panic!("moto_server did not start on {}", moto.endpoint);
 }
 
 fn moto_creds() -> SigningCredentials {

@@ -5,6 +5,7 @@
 pub mod checks;
 pub mod database;
 pub mod probes;
+mod reach;
 pub mod s3_config;
 pub mod settings;
 
