@@ -203,6 +203,26 @@ impl Settings {
     }
 }
 
+/// The origins the app's pages are served from, which each bucket's CORS must allow:
+/// `SHOEBOX_ORIGINS` (comma-separated), else the origin of `SHOEBOX_PUBLIC_URL`, else none.
+/// Read apart from [`Settings`] because only `s3-config` and `doctor` need them.
+pub fn app_origins(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Vec<String>> {
+    let raw: Vec<String> = match env("SHOEBOX_ORIGINS") {
+        Some(list) => list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        None => env("SHOEBOX_PUBLIC_URL").into_iter().collect(),
+    };
+    raw.iter()
+        .map(|o| {
+            let url =
+                url::Url::parse(o).with_context(|| format!("{o:?} is not an origin like https://app.example.com"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                anyhow::bail!("origin {o:?} must be http or https");
+            }
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
+}
+
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
@@ -303,5 +323,19 @@ mod tests {
         let passport = &s.kinds[0];
         assert_eq!((passport.name.as_str(), passport.types.as_slice()), ("passport", &["image/jpeg".to_owned()][..]));
         assert_eq!(passport.max_bytes, 1000);
+    }
+
+    #[test]
+    fn origins_come_from_shoebox_origins_else_the_public_url() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        };
+        let o = app_origins(env(&[("SHOEBOX_ORIGINS", "https://a.example, http://localhost:3000/")])).expect("ok");
+        assert_eq!(o, ["https://a.example", "http://localhost:3000"]);
+        let o = app_origins(env(&[("SHOEBOX_PUBLIC_URL", "https://app.example/x")])).expect("ok");
+        assert_eq!(o, ["https://app.example"]);
+        assert!(app_origins(env(&[])).expect("ok").is_empty());
+        assert!(app_origins(env(&[("SHOEBOX_ORIGINS", "ftp://x")])).is_err());
+        assert!(app_origins(env(&[("SHOEBOX_ORIGINS", "not a url")])).is_err());
     }
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::app::Shoebox;
+use crate::db::Db;
+use crate::storage::Storage;
 
 /// How long one check may take before it counts as failed: well under Heroku's 30 s router
 /// limit, so `/healthz` always answers.
@@ -45,12 +47,18 @@ impl HealthReport {
     }
 }
 
-/// Check the database and every bucket, all at once, each bounded by [`CHECK_TIMEOUT`].
+/// Check the service's database and every bucket.
 pub async fn check(app: &Shoebox) -> HealthReport {
+    check_parts(&app.db, &app.storage).await
+}
+
+/// Check a database and every bucket, all at once, each bounded by [`CHECK_TIMEOUT`]; for
+/// callers (the doctor) that have the parts without a whole service.
+pub async fn check_parts(db: &Db, storage: &Storage) -> HealthReport {
     let database = timed(Dependency::Database, "database".to_owned(), async {
-        app.db.health_check().await.map_err(|e| format!("The database did not answer: {}.", chain(&e)))
+        db.health_check().await.map_err(|e| format!("The database did not answer: {}.", chain(&e)))
     });
-    let buckets = app.storage.buckets().map(|b| {
+    let buckets = storage.buckets().map(|b| {
         timed(Dependency::Bucket, b.name().to_owned(), async move {
             b.health_check().await.map_err(|e| format!("Bucket {:?} did not answer: {e}.", b.s3_name()))
         })

@@ -1,6 +1,8 @@
 //! Subcommands: parse, then call one library function each.
 
+pub mod doctor;
 pub mod resize;
+pub mod s3_config;
 
 use std::time::Duration;
 
@@ -26,6 +28,11 @@ pub enum Command {
     Migrate,
     /// Resize one image with the server's engine, limits and errors: `resize IN --fit 1280x1280 -o OUT.jpg`.
     Resize(resize::ResizeArgs),
+    /// Print what each bucket needs (CORS, public access, ownership, policy, lifecycle, IAM);
+    /// `--apply` writes the bucket-level parts.
+    S3Config(s3_config::S3ConfigArgs),
+    /// Check the database and every bucket for real; exit 1 when a check fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Run the chosen subcommand. Only the commands that do I/O start an async runtime: `resize`
@@ -44,6 +51,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(migrate())
         }
         Command::Resize(args) => resize::run(&args),
+        // No log lines for these two: they print their own findings, and the embedded
+        // endpoint logs every refusal the doctor provokes on purpose.
+        Command::S3Config(args) => runtime()?.block_on(s3_config::run(&args)),
+        Command::Doctor(args) => {
+            if runtime()?.block_on(doctor::run(&args))? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! Everything S3 is reached through [`Bucket`], so the rest of the crate never sees an SDK type
 //! and the same code runs against AWS, another S3-compatible service or the embedded endpoint.
 
+pub mod admin;
 #[cfg(feature = "embedded-s3")]
 pub mod embedded;
 pub mod post_policy;

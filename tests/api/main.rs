@@ -10,6 +10,7 @@ mod helpers;
 
 mod accounts;
 mod browser;
+mod doctor;
 mod embedded_endpoint;
 mod imaging;
 mod serve;
