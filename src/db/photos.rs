@@ -2,11 +2,10 @@
 //! leaves, so of two racing requests exactly one sees `true`.
 
 use sqlx::any::AnyRow;
-
-use super::users::parse_id;
 use sqlx::{Any, Executor};
 
-use super::{DbError, col};
+use super::users::parse_id;
+use super::{Backend, Db, DbError, col};
 use crate::domain::{Millis, Photo, PhotoId, PhotoState, UserId};
 use crate::imaging::ImageType;
 
@@ -43,25 +42,51 @@ pub async fn get(db: impl Executor<'_, Database = Any>, id: PhotoId) -> Result<O
     row.as_ref().map(from_row).transpose()
 }
 
-/// How many forms of one style this user was issued since `since`: forms rendered into pages
-/// (no declared type) or asked for by a script (a declared type). The signing rate limit counts
-/// rows, so it holds across every dyno without shared memory, and the two styles are counted
-/// apart so that page views cannot use up the uploads' allowance.
-pub async fn count_signed_since(
-    db: impl Executor<'_, Database = Any>,
-    user: UserId,
-    since: Millis,
-    page_forms: bool,
-) -> Result<i64, DbError> {
-    let style = if page_forms { "declared_type is null" } else { "declared_type is not null" };
-    let row = sqlx::query(&format!(
-        "select count(*) as n from photos where uploader_id = $1 and created_at >= $2 and {style}"
-    ))
-    .bind(user.to_string())
-    .bind(since)
-    .fetch_one(db)
-    .await?;
-    col(&row, "n")
+/// Record a freshly signed form, unless its uploader was already issued `limit` forms of the
+/// same style since `since`: forms rendered into pages (no declared type) and forms asked for
+/// by a script (a declared type) are counted apart, so page views cannot use up the uploads'
+/// allowance. Returns false (and writes nothing) when the limit is reached.
+///
+/// The limit counts rows, so it holds across every dyno without shared memory, and the count
+/// and the insert are one decision even under concurrency: SQLite runs the single
+/// `insert … select … where count < limit` under its one write lock; Postgres, whose
+/// read-committed statements would each count from their own snapshot, first takes a
+/// transaction-scoped advisory lock on the uploader, so their forms are decided one at a time.
+pub async fn insert_signed_within_limit(db: &Db, p: &Photo, since: Millis, limit: i64) -> Result<bool, DbError> {
+    let style = if p.declared_type.is_none() { "declared_type is null" } else { "declared_type is not null" };
+    let insert = format!(
+        "insert into photos (photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
+         filename, form_expires_at, created_at) \
+         select $1, $2, $3, $4, 'signed', $5, $6, $7, $8, $9, $10 \
+         where (select count(*) from photos where uploader_id = $4 and created_at >= $11 and {style}) < $12"
+    );
+    let query = sqlx::query(&insert)
+        .bind(p.id.to_string())
+        .bind(p.kind.clone())
+        .bind(p.bucket.clone())
+        .bind(p.uploader.to_string())
+        .bind(p.incoming_key.clone())
+        .bind(p.declared_type.map(|t| t.mime().to_owned()))
+        .bind(p.max_bytes)
+        .bind(p.filename.clone())
+        .bind(p.form_expires_at)
+        .bind(p.created_at)
+        .bind(since)
+        .bind(limit);
+    let inserted = match db.backend() {
+        Backend::Sqlite => query.execute(db).await?.rows_affected(),
+        Backend::Postgres => {
+            let mut tx = db.begin().await?;
+            sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 7))::text as locked")
+                .bind(p.uploader.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let n = query.execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        }
+    };
+    Ok(inserted == 1)
 }
 
 /// What verification found out about an upload.

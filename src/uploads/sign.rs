@@ -64,11 +64,6 @@ pub async fn sign(
         _ => {}
     }
     let now = now_millis();
-    let page_form = matches!(style, FormStyle::Page { .. });
-    let recent = rows::count_signed_since(&app.db, user, now - 60_000, page_form).await?;
-    if recent >= i64::from(app.limits.forms_per_minute) {
-        return Err(UploadError::RateLimited { retry_after_secs: 60 });
-    }
     let bucket = app.storage.bucket(kind.bucket())?;
     let ttl = match style {
         FormStyle::Script => app.limits.api_form_ttl,
@@ -98,7 +93,10 @@ pub async fn sign(
         deleted_at: None,
         deleted_reason: None,
     };
-    rows::insert_signed(&app.db, &photo).await?;
+    let limit = i64::from(app.limits.forms_per_minute);
+    if !rows::insert_signed_within_limit(&app.db, &photo, now - 60_000, limit).await? {
+        return Err(UploadError::RateLimited { retry_after_secs: 60 });
+    }
     let redirect = match &style {
         FormStyle::Page { redirect_base } => {
             Some(format!("{}/uploads/{}/done", redirect_base.trim_end_matches('/'), photo.id))

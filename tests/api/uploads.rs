@@ -210,6 +210,18 @@ async fn signing_is_rate_limited_per_user(app: TestApp) {
     assert_eq!(bob.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED);
 }
 
+async fn the_signing_limit_holds_exactly_under_sixty_parallel_requests(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let limit = usize::try_from(app.state.app.limits.forms_per_minute).expect("small");
+    let answers = futures_util::future::join_all((0..60).map(|_| ann.sign("avatar", "image/jpeg", 10))).await;
+    let created = answers.iter().filter(|r| r.status() == StatusCode::CREATED).count();
+    let limited = answers.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((created, limited), (limit, 60 - limit), "exactly the limit, the rest refused");
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from photos").fetch_one(&app.state.app.db).await.expect("count");
+    assert_eq!(rows, i64::try_from(limit).expect("small"), "a refused request writes no row");
+}
+
 async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
@@ -564,6 +576,7 @@ both_backends!(
     uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_public_bucket,
     signing_refuses_bad_requests_with_a_clear_answer,
     signing_is_rate_limited_per_user,
+    the_signing_limit_holds_exactly_under_sixty_parallel_requests,
     the_bucket_refuses_forms_that_break_their_policy,
     completing_has_a_defined_answer_for_every_case,
     an_upload_that_is_not_what_it_claims_is_refused_and_removed,
