@@ -23,6 +23,10 @@ pub struct Settings {
     /// The address people use to reach the app, when it differs from what the request says
     /// (behind a proxy). Used for the upload redirect and to decide on `Secure` cookies.
     pub public_url: Option<url::Url>,
+    /// Host names the app answers to when `public_url` is not set (its origin then follows the
+    /// request's `Host`, which a client chooses). Always the loopback names, plus
+    /// `SHOEBOX_ALLOWED_HOSTS` (comma-separated).
+    pub allowed_hosts: Vec<String>,
     pub database_url: Secret,
     pub storage: StorageSettings,
     pub buckets: Vec<BucketSettings>,
@@ -175,6 +179,11 @@ impl Settings {
             .map(|u| url::Url::parse(&u).with_context(|| format!("SHOEBOX_PUBLIC_URL is not a URL: {u:?}")))
             .transpose()?;
 
+        let mut allowed_hosts = default_allowed_hosts();
+        if let Some(list) = env("SHOEBOX_ALLOWED_HOSTS") {
+            allowed_hosts.extend(list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()));
+        }
+
         let (storage, buckets, kinds) = if file.buckets.is_empty() {
             let listen = env("SHOEBOX_EMBEDDED_S3_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
             let storage = StorageSettings::Embedded {
@@ -193,6 +202,7 @@ impl Settings {
         let settings = Self {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             public_url,
+            allowed_hosts,
             database_url: Secret::new(database_url),
             storage,
             buckets,
@@ -221,6 +231,11 @@ pub fn app_origins(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Vec<S
             Ok(url.origin().ascii_serialization())
         })
         .collect()
+}
+
+/// The names a browser on this machine uses: enough for `cargo run` and the tests.
+pub fn default_allowed_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec()
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {

@@ -50,7 +50,11 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let web = Arc::new(WebSettings { public_url: settings.public_url.clone(), storage_origins });
+    let web = Arc::new(WebSettings {
+        public_url: settings.public_url.clone(),
+        allowed_hosts: settings.allowed_hosts.clone(),
+        storage_origins,
+    });
     let state = AppState { app, web };
     Ok(Built {
         listener,

@@ -42,6 +42,10 @@ pub enum AppError {
     Csrf,
     #[error("This request came from another site, so it was refused. Use the Shoebox page.")]
     CrossSite,
+    #[error(
+        "This server does not answer to that address. Use the app's own address (its operator sets SHOEBOX_PUBLIC_URL or SHOEBOX_ALLOWED_HOSTS)."
+    )]
+    UnknownHost,
     #[error("You may not see this photo.")]
     Forbidden,
     #[error("There is no such page or photo.")]
@@ -84,6 +88,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
         AppError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", shown),
         AppError::Csrf => (S::FORBIDDEN, "csrf", shown),
         AppError::CrossSite => (S::FORBIDDEN, "cross_site", shown),
+        AppError::UnknownHost => (S::BAD_REQUEST, "unknown_host", shown),
         AppError::Forbidden => (S::FORBIDDEN, "forbidden", shown),
         AppError::NotFound => (S::NOT_FOUND, "not_found", shown),
         AppError::Db(_) | AppError::Storage(_) | AppError::Internal(_) => internal,

@@ -37,31 +37,48 @@ pub struct AppState {
 /// Settings that only matter to the web layer.
 #[derive(Debug, Clone)]
 pub struct WebSettings {
-    /// The app's own origin when configured (`https://photos.example.com`); otherwise it is
-    /// taken from each request's `Host` and `X-Forwarded-Proto`.
+    /// The app's own origin when configured (`https://photos.example.com`): what production
+    /// sets, so no request can choose where S3 sends a browser back to.
     pub public_url: Option<url::Url>,
+    /// Without `public_url`, the hosts whose `Host` header is taken as the app's origin.
+    pub allowed_hosts: Vec<String>,
     /// Origins of the buckets the pages talk to, for the Content-Security-Policy.
     pub storage_origins: Vec<String>,
 }
 
 impl WebSettings {
-    /// The app's origin as the browser sees it, for redirects S3 sends people back through.
-    pub fn origin(&self, headers: &HeaderMap) -> String {
+    /// The app's origin as the browser sees it, for redirects S3 sends people back through and
+    /// for checking `Origin`: `public_url`, else the request's `Host` if it is an allowed one
+    /// (`None` otherwise: a forged `Host` must not choose where a form redirects to).
+    pub fn origin(&self, headers: &HeaderMap) -> Option<String> {
         if let Some(u) = &self.public_url {
-            return u.origin().ascii_serialization();
+            return Some(u.origin().ascii_serialization());
         }
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok())?.to_ascii_lowercase();
+        let name = match host.rsplit_once(':') {
+            // A port, unless the colon is inside an IPv6 literal.
+            Some((name, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host.as_str(),
+        };
+        if !self.allowed_hosts.iter().any(|h| h == name) {
+            return None;
+        }
         // Heroku's router terminates TLS and says so in X-Forwarded-Proto.
         let proto = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
             Some("https") => "https",
             _ => "http",
         };
-        format!("{proto}://{host}")
+        Some(format!("{proto}://{host}"))
+    }
+
+    /// Whether the browser reached the app over HTTPS: cookies are then `Secure` and HSTS is sent.
+    pub fn is_https(&self, headers: &HeaderMap) -> bool {
+        self.origin(headers).is_some_and(|o| o.starts_with("https://"))
     }
 
     /// Whether cookies must be `Secure`: whenever the app is reached over HTTPS.
     pub fn secure_cookies(&self, headers: &HeaderMap) -> bool {
-        self.origin(headers).starts_with("https://")
+        self.is_https(headers)
     }
 
     fn content_security_policy(&self) -> String {
@@ -84,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .merge(photos::router())
         .merge(health::router())
         .layer(middleware::from_fn_with_state(state.clone(), refuse_cross_site_writes))
+        .layer(middleware::from_fn_with_state(state.clone(), strict_transport_security))
+        // Pages carry the CSRF token and the email, and API answers signed forms: no cache may
+        // keep them. Routes that may be cached (static files, the proxy) say so themselves.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
@@ -120,12 +141,23 @@ async fn refuse_cross_site_writes(State(state): State<AppState>, req: Request, n
         let foreign_origin = headers
             .get(header::ORIGIN)
             .and_then(|o| o.to_str().ok())
-            .is_some_and(|o| o != "null" && o != state.web.origin(headers));
+            .is_some_and(|o| o != "null" && Some(o) != state.web.origin(headers).as_deref());
         if cross_site || foreign_origin {
             return error::ApiError(error::AppError::CrossSite).into_response();
         }
     }
     next.run(req).await
+}
+
+/// Over HTTPS, tell browsers to use nothing else for a year: a downgraded first request is the
+/// one way left to strip TLS. Not sent over plain HTTP, where it would be ignored anyway.
+async fn strict_transport_security(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let https = state.web.is_https(req.headers());
+    let mut res = next.run(req).await;
+    if https {
+        res.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    res
 }
 
 /// Serve until `shutdown` resolves, then drain in-flight requests for at most `drain`.

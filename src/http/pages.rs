@@ -91,7 +91,7 @@ async fn upload_page(
         app,
         user.id,
         SignRequest { kind: kind_name.clone(), filename: None, content_type: None, size: None },
-        FormStyle::Page { redirect_base: state.web.origin(&headers) },
+        FormStyle::Page { redirect_base: state.web.origin(&headers).ok_or(AppError::UnknownHost)? },
     )
     .await?;
     let kind = app.kinds.get(&kind_name).ok_or(AppError::NotFound)?;

@@ -45,11 +45,34 @@ pub struct ObjectInfo {
 }
 
 /// A signed upload form: POST `fields` then the file (field `file`, last) to `url`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UploadForm {
     pub url: String,
     pub fields: Vec<(String, String)>,
     pub expires_at: OffsetDateTime,
+}
+
+/// Fields whose values let whoever holds them upload (or name the key that signed them): a log
+/// line must never carry them.
+const SECRET_FORM_FIELDS: [&str; 4] = ["policy", "x-amz-signature", "x-amz-security-token", "x-amz-credential"];
+
+impl std::fmt::Debug for UploadForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = crate::domain::Redacted;
+        let fields: Vec<(&str, &dyn std::fmt::Debug)> = self
+            .fields
+            .iter()
+            .map(|(k, v)| {
+                let secret = SECRET_FORM_FIELDS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                (k.as_str(), if secret { &redacted as &dyn std::fmt::Debug } else { v as &dyn std::fmt::Debug })
+            })
+            .collect();
+        f.debug_struct("UploadForm")
+            .field("url", &self.url)
+            .field("fields", &fields)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// How a served object should be labelled when it is promoted.
@@ -351,4 +374,29 @@ where
     // DisplayErrorContext prints the whole chain ("service error: NoSuchBucket: …") where
     // Display alone says only "service error".
     StorageError::Service(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_form_never_shows_its_signature_policy_token_or_key_id_in_debug() {
+        let form = UploadForm {
+            url: "https://b.s3.amazonaws.com/".into(),
+            fields: [
+                ("key", "incoming/abc"),
+                ("policy", "POLICY-SECRET"),
+                ("X-Amz-Signature", "SIGNATURE-SECRET"),
+                ("x-amz-security-token", "TOKEN-SECRET"),
+                ("x-amz-credential", "AKIA-SECRET/20261128/us-east-1/s3/aws4_request"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let text = format!("{form:?}");
+        assert!(text.contains("incoming/abc"), "{text}");
+        assert!(!text.contains("SECRET"), "{text}");
+    }
 }

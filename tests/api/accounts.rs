@@ -151,7 +151,50 @@ async fn pages_carry_security_headers_and_health_is_checked_for_real(app: TestAp
     assert_eq!(health.json::<serde_json::Value>().await.expect("json")["database"], "unreachable");
 }
 
+/// Without SHOEBOX_PUBLIC_URL the origin follows `Host` only for allowed hosts, so a forged
+/// `Host` cannot choose where S3 sends a browser back to; over HTTPS, HSTS is sent; nothing a
+/// signed-in person sees may be kept by a cache.
+async fn the_origin_comes_from_allowed_hosts_and_private_answers_are_not_cached(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let forged = ann.client.get(app.url("/upload?kind=avatar")).header("host", "evil.example").send().await;
+    let forged = forged.expect("page");
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    let html = forged.text().await.expect("html");
+    assert!(!html.contains("evil.example/uploads"), "no form redirecting to the forged host");
+    assert!(html.contains("does not answer to that address"), "{html}");
+
+    let page = ann.get("/upload?kind=avatar").await;
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert!(!page.headers().contains_key("strict-transport-security"), "plain HTTP: no HSTS");
+    let redirect = hidden_value(&page.text().await.expect("html"), "success_action_redirect").expect("no-JS form");
+    assert!(redirect.starts_with(&format!("{}/uploads/", app.base)), "{redirect}");
+
+    let home = ann.get("/").await;
+    assert_eq!(home.headers()["cache-control"], "no-store", "the home page carries the CSRF token");
+    let signed = ann.sign("avatar", "image/jpeg", 10).await;
+    assert_eq!(signed.status(), StatusCode::CREATED);
+    assert_eq!(signed.headers()["cache-control"], "no-store", "a signed form is a credential");
+    let css = ann.get("/static/style.css").await;
+    assert_eq!(css.headers()["cache-control"], "no-cache", "static files keep their own policy");
+
+    let https = ann.client.get(app.url("/")).header("x-forwarded-proto", "https").send().await.expect("home");
+    assert_eq!(https.headers()["strict-transport-security"], "max-age=31536000");
+    // A cross-site POST whose Origin is the forged host is still refused.
+    let res = ann
+        .client
+        .post(app.url("/api/uploads"))
+        .header("host", "evil.example")
+        .header("origin", "http://evil.example")
+        .header("x-csrf-token", &ann.csrf)
+        .json(&serde_json::json!({"kind": "avatar", "content_type": "image/jpeg", "size": 10}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
 both_backends!(
+    the_origin_comes_from_allowed_hosts_and_private_answers_are_not_cached,
     health_names_the_buckets_it_cannot_reach,
     someone_can_sign_up_log_out_and_log_in_again,
     account_forms_refuse_bad_input_with_a_message_and_keep_the_email,

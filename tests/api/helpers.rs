@@ -78,6 +78,7 @@ impl TestApp {
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
             public_url: None,
+            allowed_hosts: shoebox::config::default_allowed_hosts(),
             database_url: shoebox::config::Secret::new(database_url),
             storage: StorageSettings::Embedded {
                 root: dir.path().join("s3"),
