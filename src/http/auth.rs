@@ -65,12 +65,12 @@ impl FromRequestParts<AppState> for MaybeUser {
             return Ok(Self(None));
         }
         let session = accounts::session(&state.app, &token).await?;
-        Ok(Self(session.map(|s| CurrentUser {
-            id: s.user_id,
-            email: s.email,
-            csrf: s.csrf_token,
-            session_token: token,
-        })))
+        let user =
+            session.map(|s| CurrentUser { id: s.user_id, email: s.email, csrf: s.csrf_token, session_token: token });
+        if let Some(u) = &user {
+            super::error::remember_signed_in(super::pages::viewer(u));
+        }
+        Ok(Self(user))
     }
 }
 

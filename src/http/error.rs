@@ -20,6 +20,14 @@ use crate::uploads::{Refusal, UploadError};
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware around every handler.
     pub static REQUEST_ID: String;
+    /// Who is signed in, once an extractor has looked: error pages show the same header as
+    /// every other page instead of a signed-out one.
+    pub static SIGNED_IN: std::cell::RefCell<Option<crate::http::templates::Viewer>>;
+}
+
+/// Remember who is signed in for this request's error page.
+pub fn remember_signed_in(viewer: crate::http::templates::Viewer) {
+    let _ = SIGNED_IN.try_with(|v| *v.borrow_mut() = Some(viewer));
 }
 
 /// Everything a handler can fail with.
@@ -190,7 +198,8 @@ impl IntoResponse for PageError {
         }
         let (status, _code, shown) = classify(&self.0);
         let message = shown.unwrap_or_else(|| internal_message(&self.0));
-        let page = crate::http::templates::ErrorPage { user: None, status: status.as_u16(), message };
+        let user = SIGNED_IN.try_with(|v| v.borrow().clone()).ok().flatten();
+        let page = crate::http::templates::ErrorPage { user, status: status.as_u16(), message };
         let body = page.render().unwrap_or_else(|_| "Something went wrong.".into());
         let mut res = (status, Html(body)).into_response();
         finish(&mut res, &self.0);

@@ -122,7 +122,8 @@ async fn request_id(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let signed_in = std::cell::RefCell::new(None);
+    let mut res = REQUEST_ID.scope(id.clone(), error::SIGNED_IN.scope(signed_in, next.run(req))).await;
     let status = res.status();
     tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), ms = started.elapsed().as_millis(), "request");
     if let Ok(v) = HeaderValue::from_str(&id) {

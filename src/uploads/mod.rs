@@ -69,8 +69,25 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The engine's refusal in words a person can act on. Where the engine's message carries
+    /// the decoder's own words ("found marker RES…"), those go to the log, keyed by the code the
+    /// API also returns, and the person gets what happened and what to do.
     fn from_imaging(e: &ImagingError) -> Self {
-        Self::Image { code: e.code(), message: e.to_string() }
+        let message = match e {
+            ImagingError::Corrupt { image_type, .. } => format!(
+                "This {image_type} file is damaged and cannot be read. Open it in a photo app, export a new copy and upload that."
+            ),
+            ImagingError::UnsupportedEncoding { image_type, .. } => format!(
+                "This {image_type} file is saved in a way we cannot read. Export it as a standard JPEG or PNG and upload that."
+            ),
+            ImagingError::InvalidRecipe(_) | ImagingError::Encode { .. } => {
+                "We could not process this image. Try again; if it keeps failing, export a new copy and upload that."
+                    .to_owned()
+            }
+            other => other.to_string(),
+        };
+        tracing::info!(code = e.code(), detail = %e, "upload refused by the imaging engine");
+        Self::Image { code: e.code(), message }
     }
 
     /// A stable code for the API.

@@ -193,7 +193,21 @@ async fn the_origin_comes_from_allowed_hosts_and_private_answers_are_not_cached(
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
+/// An error page shown to a signed-in person has the signed-in header (their email, log out),
+/// not the signed-out one.
+async fn error_pages_know_who_is_signed_in(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let missing = ann.get(&format!("/photos/{}", uuid::Uuid::new_v4())).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let html = missing.text().await.expect("html");
+    assert!(html.contains("ann@example.com") && html.contains("/logout"), "{html}");
+    assert!(!html.contains("href=\"/login\""), "not the signed-out header: {html}");
+    let anonymous = app.new_browser().get(app.url("/upload")).send().await.expect("page");
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER, "signed out: sent to log in");
+}
+
 both_backends!(
+    error_pages_know_who_is_signed_in,
     the_origin_comes_from_allowed_hosts_and_private_answers_are_not_cached,
     health_names_the_buckets_it_cannot_reach,
     someone_can_sign_up_log_out_and_log_in_again,

@@ -397,6 +397,10 @@ async fn every_hostile_file_is_refused_removed_and_the_server_stays_healthy(app:
             message.len() > 20 && !message.contains("request id"),
             "{name}: a sentence a person can act on: {body}"
         );
+        // The decoder's own words stay in the log; the code says which refusal it was.
+        let internals = ["marker", "Error", "decod", "entropy", "Huffman"];
+        assert!(!internals.iter().any(|w| message.contains(w)), "{name}: no decoder internals: {body}");
+        assert!(body["error"].as_str().is_some_and(|c| !c.is_empty() && c != "internal"), "{name}: {body}");
         assert!(!app.object_exists("public", field(&fields, "key")).await, "{name}: object removed");
         assert_eq!(app.healthz().await, StatusCode::OK, "{name}: still healthy");
     }
