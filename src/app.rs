@@ -20,9 +20,16 @@ pub struct Inner {
     pub storage: Storage,
     pub kinds: Kinds,
     pub limits: Limits,
-    /// Bounds CPU-heavy work on the blocking pool (password hashing, image work): a burst of
-    /// logins must not starve the pool or the dyno's two cores.
+    /// Bounds image work on the blocking pool: it must not starve the pool or the dyno's two
+    /// cores.
     pub blocking: Semaphore,
+    /// Bounds password hashing, apart from image work: with one shared bound, 64 bogus logins
+    /// queued ahead of a real upload's verification (5 ms became 1.5 s). One permit by default:
+    /// a login flood takes at most one of the dyno's two cores and 19 MiB, and ~30 hashes a
+    /// second is far more than the login limits let through.
+    pub hashing: Semaphore,
+    /// Argon2's working memory, one array per hashing permit, reused.
+    pub passwords: crate::accounts::Passwords,
     /// Bounds how many upload verifications hold a whole upload in memory at once.
     pub verifying: Semaphore,
 }
@@ -30,28 +37,48 @@ pub struct Inner {
 impl Shoebox {
     pub fn new(db: Db, storage: Storage, kinds: Kinds, limits: Limits) -> Self {
         let permits = limits.blocking_permits.max(1);
+        let hashing = limits.hashing_permits.max(1);
         Self(Arc::new(Inner {
             db,
             storage,
             kinds,
             limits,
             blocking: Semaphore::new(permits),
+            hashing: Semaphore::new(hashing),
+            passwords: crate::accounts::Passwords::new(hashing),
             verifying: Semaphore::new(permits),
         }))
     }
 
-    /// Run CPU-heavy `f` on the blocking pool, at most `blocking_permits` at a time.
+    /// Run CPU-heavy image work `f` on the blocking pool, at most `blocking_permits` at a time.
     pub async fn run_blocking<T, F>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        // The semaphore is never closed, so acquiring only fails if it were; then run anyway.
-        let _permit = self.0.blocking.acquire().await.ok();
-        match tokio::task::spawn_blocking(f).await {
-            Ok(v) => v,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        run_on(&self.0.blocking, f).await
+    }
+
+    /// Run password hashing `f` on the blocking pool, at most `hashing_permits` at a time.
+    pub async fn run_hashing<T, F>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        run_on(&self.0.hashing, f).await
+    }
+}
+
+async fn run_on<T, F>(permits: &Semaphore, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // The semaphore is never closed, so acquiring only fails if it were; then run anyway.
+    let _permit = permits.acquire().await.ok();
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -93,8 +93,37 @@ pub struct Limits {
     /// How long the form rendered into the page (for browsers without JavaScript) stays valid.
     pub page_form_ttl: Duration,
     pub session_ttl: Duration,
-    /// How many password hashes and image jobs may run at once on the blocking pool.
+    /// How many image jobs may run at once on the blocking pool.
     pub blocking_permits: usize,
+    /// How many password hashes may run at once: apart from image work, so a login flood
+    /// cannot slow uploads. Each Argon2id hash holds 19 MiB and one core for ~20 ms.
+    pub hashing_permits: usize,
+    /// Wrong passwords allowed per client address, and per account, in a window.
+    pub login_per_address: AttemptLimit,
+    pub login_per_account: AttemptLimit,
+    /// Sign-up attempts allowed per client address, and per email address, in a window.
+    pub signup_per_address: AttemptLimit,
+    pub signup_per_account: AttemptLimit,
+    /// Whose word to take for the client's address (`SHOEBOX_TRUST_PROXY`).
+    pub trust_proxy: TrustProxy,
+}
+
+/// At most `max` attempts in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// Where the client's address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustProxy {
+    /// The TCP peer: nothing in the request is believed.
+    #[default]
+    None,
+    /// Heroku's router: it appends the address it saw to `X-Forwarded-For`, so the LAST entry
+    /// is the client and every earlier one is whatever the client chose to send.
+    Heroku,
 }
 
 impl Default for Limits {
@@ -105,6 +134,14 @@ impl Default for Limits {
             page_form_ttl: Duration::from_secs(60 * 60),
             session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             blocking_permits: 2,
+            hashing_permits: 1,
+            // An office or a mobile carrier puts many people behind one address: generous per
+            // address, strict per account, where guessing is aimed.
+            login_per_address: AttemptLimit { max: 30, window: Duration::from_secs(15 * 60) },
+            login_per_account: AttemptLimit { max: 10, window: Duration::from_secs(15 * 60) },
+            signup_per_address: AttemptLimit { max: 20, window: Duration::from_secs(60 * 60) },
+            signup_per_account: AttemptLimit { max: 5, window: Duration::from_secs(60 * 60) },
+            trust_proxy: TrustProxy::None,
         }
     }
 }
@@ -199,6 +236,11 @@ impl Settings {
         if let Some(n) = file.forms_per_minute {
             limits.forms_per_minute = n;
         }
+        limits.trust_proxy = match env("SHOEBOX_TRUST_PROXY").as_deref() {
+            None | Some("" | "none") => TrustProxy::None,
+            Some("heroku") => TrustProxy::Heroku,
+            Some(other) => anyhow::bail!("SHOEBOX_TRUST_PROXY must be heroku or none, not {other:?}"),
+        };
         let settings = Self {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             public_url,
@@ -302,6 +344,15 @@ mod tests {
         let s = settings(&[("PORT", "8123"), ("DATABASE_URL", "postgres://u:hunter2@db/x")]).expect("env");
         assert_eq!(s.listen.port(), 8123);
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_proxy_is_trusted_only_when_configured() {
+        assert_eq!(settings(&[]).expect("defaults").limits.trust_proxy, TrustProxy::None);
+        let s = settings(&[("SHOEBOX_TRUST_PROXY", "heroku")]).expect("heroku");
+        assert_eq!(s.limits.trust_proxy, TrustProxy::Heroku);
+        let err = settings(&[("SHOEBOX_TRUST_PROXY", "all")]).expect_err("unknown");
+        assert!(err.to_string().contains("SHOEBOX_TRUST_PROXY"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! driver with the same SQL (numbered `$n` parameters work on both), times as bigint
 //! milliseconds and ids as text, so every query is exercised by the tests on both backends.
 
+pub mod attempts;
 pub mod photos;
 pub mod sessions;
 pub mod users;

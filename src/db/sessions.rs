@@ -74,3 +74,9 @@ pub async fn delete(db: impl Executor<'_, Database = Any>, token_hash: &str) -> 
     sqlx::query("delete from sessions where token_hash = $1").bind(token_hash.to_owned()).execute(db).await?;
     Ok(())
 }
+
+/// End every session of `user` ("log out everywhere"); returns how many there were.
+pub async fn delete_all_for_user(db: impl Executor<'_, Database = Any>, user: UserId) -> Result<u64, DbError> {
+    let done = sqlx::query("delete from sessions where user_id = $1").bind(user.to_string()).execute(db).await?;
+    Ok(done.rows_affected())
+}

@@ -1,8 +1,11 @@
-//! Sign up, log in, log out.
+//! Sign up, log in, log out (here or everywhere).
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
 use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -11,10 +14,11 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::{FORM_CSRF_COOKIE, MaybeUser, SESSION_COOKIE, check_form_csrf, cookie};
-use super::error::{AppError, PageError};
+use super::error::{AppError, PageError, classify, retry_after};
 use super::pages::render;
 use super::templates::AccountPage;
 use crate::accounts::{self, AccountError, NewSession};
+use crate::config::TrustProxy;
 use crate::domain::user::AccountInputError;
 use crate::domain::{Email, Password, now_millis, random_token};
 
@@ -23,6 +27,40 @@ pub fn router() -> Router<AppState> {
         .route("/signup", get(signup_page).post(signup))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/logout/everywhere", post(logout_everywhere))
+}
+
+/// The client's address, for the login and sign-up limits: the socket peer, or behind Heroku's
+/// router the last `X-Forwarded-For` entry (the router appends what it saw; earlier entries are
+/// whatever the client sent, so believing the first would let anyone pick their address).
+/// `None` when neither is known (a server started without connection info).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(Self(client_address(state.app.limits.trust_proxy, &parts.headers, peer)))
+    }
+}
+
+fn client_address(trust: TrustProxy, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+    match trust {
+        TrustProxy::None => peer,
+        TrustProxy::Heroku => {
+            // Several headers are joined in order, so the router's entry is still the last one.
+            let last = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+                .and_then(|a| a.trim().parse().ok());
+            last.or(peer)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -84,6 +122,7 @@ fn show_form(
 
 async fn signup(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     form: Result<Form<AccountForm>, FormRejection>,
@@ -95,17 +134,15 @@ async fn signup(
         Ok(v) => v,
         Err(e) => return input_error(&state, &headers, jar, "signup", form.email, &e),
     };
-    match accounts::sign_up(&state.app, &email, password).await {
+    match accounts::sign_up(&state.app, address, &email, password).await {
         Ok(session) => Ok(signed_in(&state, &headers, jar, &session)),
-        Err(e @ AccountError::EmailTaken) => {
-            show_form(&state, &headers, jar, "signup", form.email, Some(e.to_string()), StatusCode::CONFLICT)
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => form_error(&state, &headers, jar, "signup", form.email, e),
     }
 }
 
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     form: Result<Form<AccountForm>, FormRejection>,
@@ -116,15 +153,32 @@ async fn login(
     let result = match parsed {
         // A password that could never have been set cannot match: same answer as a wrong one.
         Err(_) => Err(AccountError::BadCredentials),
-        Ok((email, password)) => accounts::log_in(&state.app, &email, password).await,
+        Ok((email, password)) => accounts::log_in(&state.app, address, &email, password).await,
     };
     match result {
         Ok(session) => Ok(signed_in(&state, &headers, jar, &session)),
-        Err(e @ AccountError::BadCredentials) => {
-            show_form(&state, &headers, jar, "login", form.email, Some(e.to_string()), StatusCode::UNAUTHORIZED)
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => form_error(&state, &headers, jar, "login", form.email, e),
     }
+}
+
+/// The form again with what went wrong (taken address, wrong password, too many attempts,
+/// with `Retry-After`); anything else is a server error page.
+fn form_error(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    mode: &'static str,
+    email: String,
+    e: AccountError,
+) -> Result<Response, PageError> {
+    let e = AppError::Account(e);
+    let (status, _code, shown) = classify(&e);
+    let Some(message) = shown else { return Err(e.into()) };
+    let mut res = show_form(state, headers, jar, mode, email, Some(message), status)?;
+    if let Some(v) = retry_after(&e).and_then(|secs| HeaderValue::from_str(&secs.to_string()).ok()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Ok(res)
 }
 
 fn input_error(
@@ -135,7 +189,8 @@ fn input_error(
     email: String,
     e: &AccountInputError,
 ) -> Result<Response, PageError> {
-    show_form(state, headers, jar, mode, email, Some(e.to_string()), StatusCode::BAD_REQUEST)
+    let status = super::error::status_of(&AppError::BadInput(String::new()));
+    show_form(state, headers, jar, mode, email, Some(e.to_string()), status)
 }
 
 fn signed_in(state: &AppState, headers: &HeaderMap, jar: CookieJar, session: &NewSession) -> Response {
@@ -167,4 +222,51 @@ async fn logout(
     accounts::log_out(&state.app, &user.session_token).await?;
     let jar = jar.remove(cookie(SESSION_COOKIE, String::new(), false, None));
     Ok((jar, Redirect::to("/")).into_response())
+}
+
+/// End every session of the signed-in user, this one included, and go home.
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    jar: CookieJar,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let user = user.require()?;
+    let Form(form) = form.map_err(|_| AppError::Csrf)?;
+    user.check_csrf(Some(&form.csrf))?;
+    let ended = accounts::log_out_everywhere(&state.app, user.id).await?;
+    tracing::info!(user = %user.id, sessions = ended, "logged out everywhere");
+    let jar = jar.remove(cookie(SESSION_COOKIE, String::new(), false, None));
+    Ok((jar, Redirect::to("/")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).expect("ascii"));
+        }
+        h
+    }
+
+    #[test]
+    fn behind_heroku_the_last_forwarded_entry_is_the_client() {
+        let peer = Some(IpAddr::from([10, 0, 0, 1]));
+        let h = xff(&["6.6.6.6, 203.0.113.9"]);
+        assert_eq!(client_address(TrustProxy::Heroku, &h, peer), Some(IpAddr::from([203, 0, 113, 9])));
+        let h = xff(&["6.6.6.6", "203.0.113.9"]);
+        assert_eq!(client_address(TrustProxy::Heroku, &h, peer), Some(IpAddr::from([203, 0, 113, 9])));
+        assert_eq!(client_address(TrustProxy::Heroku, &xff(&[]), peer), peer, "no header: the peer");
+        assert_eq!(client_address(TrustProxy::Heroku, &xff(&["1.2.3.4, junk"]), peer), peer, "unparsable");
+    }
+
+    #[test]
+    fn without_trust_the_header_is_ignored() {
+        let peer = Some(IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(client_address(TrustProxy::None, &xff(&["203.0.113.9"]), peer), peer);
+        assert_eq!(client_address(TrustProxy::None, &xff(&["203.0.113.9"]), None), None);
+    }
 }

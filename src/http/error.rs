@@ -90,6 +90,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
         AppError::Account(a) => match a {
             AccountError::EmailTaken => (S::CONFLICT, "email_taken", shown),
             AccountError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials", shown),
+            AccountError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", shown),
             AccountError::Db(_) | AccountError::Hash(_) => internal,
         },
         AppError::BadInput(_) => (S::BAD_REQUEST, "bad_request", shown),
@@ -153,9 +154,10 @@ fn internal_message(e: &AppError) -> String {
     format!("Something went wrong on our side. Try again in a moment; if it keeps happening, quote request id {id}.")
 }
 
-fn retry_after(e: &AppError) -> Option<u64> {
+pub(crate) fn retry_after(e: &AppError) -> Option<u64> {
     match e {
-        AppError::Upload(UploadError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
+        AppError::Upload(UploadError::RateLimited { retry_after_secs })
+        | AppError::Account(AccountError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
         _ => None,
     }
 }

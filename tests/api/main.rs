@@ -9,6 +9,7 @@
 mod helpers;
 
 mod accounts;
+mod accounts_hardening;
 mod browser;
 mod doctor;
 mod embedded_endpoint;

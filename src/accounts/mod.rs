@@ -1,11 +1,17 @@
-//! Accounts and sessions: sign up, log in, log out, find the session behind a cookie.
+//! Accounts and sessions: sign up, log in, log out (here or everywhere), find the session
+//! behind a cookie.
 //!
 //! The cookie carries a random token; the table keeps only its SHA-256, so a copy of the table
-//! cannot be turned into working cookies. Passwords are hashed with Argon2id on the bounded
-//! blocking pool.
+//! cannot be turned into working cookies. Passwords are hashed with Argon2id on the blocking
+//! pool under their own permits ([`Shoebox::run_hashing`]), apart from image work, in reused
+//! memory ([`password`]). Logins and sign-ups are limited per client address and per account
+//! ([`throttle`]), checked before any hashing, so a flood costs a database round trip each.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
+mod password;
+mod throttle;
+
+use std::net::IpAddr;
+
 use sha2::{Digest as _, Sha256};
 
 use crate::app::Shoebox;
@@ -22,9 +28,13 @@ pub enum AccountError {
     BadCredentials,
     #[error(transparent)]
     Db(DbError),
+    #[error("Too many attempts from here or for this account. Wait {} and try again.", throttle::wait_words(*retry_after_secs))]
+    RateLimited { retry_after_secs: u64 },
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
+
+pub use password::Passwords;
 
 impl From<DbError> for AccountError {
     fn from(e: DbError) -> Self {
@@ -53,9 +63,18 @@ impl std::fmt::Debug for NewSession {
     }
 }
 
-/// Create an account and a session for it.
-pub async fn sign_up(app: &Shoebox, email: &Email, password: Password) -> Result<NewSession, AccountError> {
-    let hash = app.run_blocking(move || hash_password(&password)).await?;
+/// Create an account and a session for it. `address` is the client's, when known.
+pub async fn sign_up(
+    app: &Shoebox,
+    address: Option<IpAddr>,
+    email: &Email,
+    password: Password,
+) -> Result<NewSession, AccountError> {
+    // Every attempt counts, taken addresses included: that caps how fast anyone can ask
+    // which addresses have accounts.
+    throttle::begin(app, throttle::Action::SignUp, address, email).await?;
+    let hasher = app.clone();
+    let hash = app.run_hashing(move || hasher.passwords.hash(&password)).await.map_err(AccountError::Hash)?;
     let user = UserId::new();
     // The account and its first session together: a failure between the two must not leave an
     // account its owner was told could not be created.
@@ -66,15 +85,25 @@ pub async fn sign_up(app: &Shoebox, email: &Email, password: Password) -> Result
     Ok(session)
 }
 
-/// Check a password and start a session.
-pub async fn log_in(app: &Shoebox, email: &Email, password: Password) -> Result<NewSession, AccountError> {
+/// Check a password and start a session. `address` is the client's, when known.
+pub async fn log_in(
+    app: &Shoebox,
+    address: Option<IpAddr>,
+    email: &Email,
+    password: Password,
+) -> Result<NewSession, AccountError> {
+    let attempt = throttle::begin(app, throttle::Action::Login, address, email).await?;
     let found = users::find_by_email(&app.db, email).await?;
     // Verify against a real hash even when the address is unknown, so the answer takes as long
     // either way and does not tell which addresses have accounts.
-    let hash = found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let ok = app.run_blocking(move || verify_password(&password, &hash)).await;
+    let hash = found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+    let verifier = app.clone();
+    let ok = app.run_hashing(move || verifier.passwords.verify(&password, &hash)).await;
     match found {
-        Some(user) if ok => start_session(&app.db, app, user.id).await,
+        Some(user) if ok => {
+            throttle::succeeded(app, attempt).await?;
+            start_session(&app.db, app, user.id).await
+        }
         _ => Err(AccountError::BadCredentials),
     }
 }
@@ -86,6 +115,12 @@ pub async fn session(app: &Shoebox, token: &str) -> Result<Option<SessionRow>, D
 
 pub async fn log_out(app: &Shoebox, token: &str) -> Result<(), DbError> {
     sessions::delete(&app.db, &token_hash(token)).await
+}
+
+/// End every session of `user`, on every device (after a lost phone or a leaked password);
+/// returns how many ended.
+pub async fn log_out_everywhere(app: &Shoebox, user: UserId) -> Result<u64, DbError> {
+    sessions::delete_all_for_user(&app.db, user).await
 }
 
 async fn start_session(
@@ -103,41 +138,4 @@ async fn start_session(
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn hash_password(password: &Password) -> Result<String, AccountError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AccountError::Hash(e.to_string()))
-}
-
-fn verify_password(password: &Password, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
-}
-
-/// An Argon2id hash of a random string nobody knows, with the default parameters.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c2hvZWJveGR1bW15c2FsdA$WlDfNvDnVHl0BRHHtVmnpgn6mK2mA+8tDT4hXLFD4zI";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_verify_only_against_their_own_hash() {
-        let p = Password::parse("correct horse battery".into()).expect("valid");
-        let hash = hash_password(&p).expect("hash");
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(&p, &hash));
-        assert!(!verify_password(&Password::parse("wrong horse battery".into()).expect("valid"), &hash));
-        assert!(!verify_password(&p, "not a hash"));
-    }
-
-    #[test]
-    fn the_dummy_hash_parses_so_unknown_emails_cost_a_real_verification() {
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
-    }
 }
