@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use image::{AnimationDecoder, ExtendedColorType, ImageEncoder};
 use shoebox::cli::resize::{ResizeArgs, run};
 use shoebox::imaging::{
-    self, ImageType, ImagingError, Limits, NotImage, Orientation, OutputFormat, Recipe, fit_within, render,
-    render_with_limits, render_all, probe, sniff,
+    self, ImageType, ImagingError, Limits, NotImage, Orientation, OutputFormat, Recipe, fit_within, probe, render,
+    render_all, render_with_limits, sniff,
 };
 
 const PHOTOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/photos");
@@ -103,8 +103,7 @@ fn refusal(name: &str) -> ImagingError {
 
 #[test]
 fn a_camera_jpeg_fits_the_box_by_its_longer_side() {
-    let variant =
-        render(&photo("camera/canon-eos-5d-mark-iii_5760x3840.jpg"), &Recipe::fit(320, 320)).expect("resize");
+    let variant = render(&photo("camera/canon-eos-5d-mark-iii_5760x3840.jpg"), &Recipe::fit(320, 320)).expect("resize");
     assert_eq!((variant.width, variant.height), (320, 213));
     assert_eq!(variant.image_type, ImageType::Jpeg);
     let out = decode(&variant.bytes);
@@ -115,11 +114,9 @@ fn a_camera_jpeg_fits_the_box_by_its_longer_side() {
 
 #[test]
 fn an_image_smaller_than_the_box_is_never_upscaled() {
-    let variant = render(
-        &photo("formats/alpha-lossy_400x301.webp"),
-        &Recipe::fit(1280, 1280).with_format(OutputFormat::Png),
-    )
-    .expect("resize");
+    let variant =
+        render(&photo("formats/alpha-lossy_400x301.webp"), &Recipe::fit(1280, 1280).with_format(OutputFormat::Png))
+            .expect("resize");
     assert_eq!((variant.width, variant.height), (400, 301));
 }
 
@@ -232,8 +229,8 @@ fn a_camera_orientation_tag_turns_the_photo_upright() {
     let variant =
         render(&photo("camera/leica-t-typ701_4928x3264_orient8.jpg"), &Recipe::fit(320, 320)).expect("resize");
     assert_eq!((variant.width, variant.height), (212, 320));
-    let webp = render(&photo("formats/nikon-p7000_3648x2736_orient6_badxmp.webp"), &Recipe::fit(320, 320))
-        .expect("resize");
+    let webp =
+        render(&photo("formats/nikon-p7000_3648x2736_orient6_badxmp.webp"), &Recipe::fit(320, 320)).expect("resize");
     assert_eq!((webp.width, webp.height), (240, 320));
 }
 
@@ -529,8 +526,7 @@ fn the_memory_limit_is_checked_before_decoding() {
     let jpeg = photo("camera/canon-eos-5d-mark-iii_5760x3840.jpg");
     let small = Limits { max_alloc_bytes: 8 << 20, ..Limits::default() };
     render_with_limits(&jpeg, &Recipe::fit(320, 320), &small).expect("fits");
-    let err =
-        render_with_limits(&jpeg, &Recipe::fit(2000, 2000), &small).expect_err("a bigger variant does not fit");
+    let err = render_with_limits(&jpeg, &Recipe::fit(2000, 2000), &small).expect_err("a bigger variant does not fit");
     assert_eq!(err.code(), "too_much_memory");
 }
 

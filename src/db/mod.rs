@@ -115,7 +115,8 @@ impl Db {
 /// sqlx refuses to run when an applied migration's checksum changed, so such a database is told
 /// that it applied the shared file: the schema it holds is the same.
 async fn adopt_sqlite_twin_checksum(pool: &AnyPool) -> Result<(), DbError> {
-    const TWIN_SHA384: &str = "3577882a84f1b09e078b2983c76fb1d124be681ce367995d4840c42fb39b14d44f974d129fd34a4bba0f35a969e8baef";
+    const TWIN_SHA384: &str =
+        "3577882a84f1b09e078b2983c76fb1d124be681ce367995d4840c42fb39b14d44f974d129fd34a4bba0f35a969e8baef";
     const VERSION: i64 = 20_261_128_000_001;
     let has_table = sqlx::query("select 1 from sqlite_master where type = 'table' and name = '_sqlx_migrations'")
         .fetch_optional(pool)
