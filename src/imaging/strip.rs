@@ -2,10 +2,10 @@
 //!
 //! The served original of an upload must not carry the uploader's location, camera serial
 //! numbers or an embedded thumbnail (which can show what was cropped out). Re-encoding would
-//! cost quality and a full decode; instead the container is filtered, and what draws the
-//! picture (image data, tables, palette, transparency, colour profile, animation) is kept
-//! byte for byte. The EXIF orientation is the one fact worth keeping, so a one-tag EXIF block
-//! is written back when the photo is not upright.
+//! cost quality and a full decode; instead the container is filtered (with `img-parts`), and
+//! what draws the picture (image data, tables, palette, transparency, colour profile,
+//! animation) is kept byte for byte. The EXIF orientation is the one fact worth keeping, so a
+//! one-tag EXIF block is written back when the photo is not upright.
 //!
 //! - JPEG: marker segments before the scan other than JFIF, ICC and Adobe go, and so does
 //!   anything after the end-of-image marker (phones append extra images there).
@@ -14,11 +14,16 @@
 //! - WebP: the `EXIF` and `XMP ` chunks go, and the header's flags say so.
 //! - GIF carries no location or camera data and is returned unchanged.
 
+use bytes::Bytes;
+use img_parts::ImageEXIF;
+use img_parts::jpeg::Jpeg;
+use img_parts::png::Png;
+use img_parts::webp::WebP;
+
 use super::error::ImagingError;
 use super::image_type::ImageType;
 use super::orient::Orientation;
 
-const SOI: u8 = 0xD8;
 const EOI: u8 = 0xD9;
 const SOS: u8 = 0xDA;
 const APP0: u8 = 0xE0;
@@ -37,6 +42,18 @@ pub fn strip_metadata(bytes: &[u8], image_type: ImageType, orientation: Orientat
     }
 }
 
+fn parse_error(image_type: ImageType, err: img_parts::Error) -> ImagingError {
+    match err {
+        img_parts::Error::Truncated => ImagingError::Truncated(image_type),
+        other => ImagingError::Corrupt { image_type, reason: other.to_string() },
+    }
+}
+
+/// The EXIF block to write back: only the orientation, and only when it is not upright.
+fn orientation_block(orientation: Orientation) -> Option<Bytes> {
+    (orientation != Orientation::Normal).then(|| Bytes::copy_from_slice(&orientation_tiff(orientation)))
+}
+
 /// The JPEG `bytes` with every metadata segment removed but the ICC profile, and a minimal EXIF
 /// block holding only `orientation` when it is not [`Orientation::Normal`].
 ///
@@ -44,82 +61,23 @@ pub fn strip_metadata(bytes: &[u8], image_type: ImageType, orientation: Orientat
 /// structure is broken; callers have already decoded the file, so that does not happen for
 /// verified uploads.
 pub fn strip_jpeg_metadata(bytes: &[u8], orientation: Orientation) -> Result<Vec<u8>, ImagingError> {
-    if bytes.get(..2) != Some(&[0xFF, SOI]) {
+    let mut jpeg = Jpeg::from_bytes(Bytes::copy_from_slice(bytes)).map_err(|e| parse_error(ImageType::Jpeg, e))?;
+    if jpeg.segment_by_marker(SOS).is_none() {
         return Err(ImagingError::Corrupt {
             image_type: ImageType::Jpeg,
-            reason: "it does not start with a JPEG start-of-image marker".to_owned(),
+            reason: "it ends before any image data".to_owned(),
         });
     }
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&[0xFF, SOI]);
-    // The orientation block goes right after JFIF (APP0) when there is one, else first.
-    let mut pending_orientation = (orientation != Orientation::Normal).then(|| orientation_exif(orientation));
-    let mut at = 2;
-    loop {
-        match next_segment(bytes, at)? {
-            Segment::Scan { start, end } => {
-                if let Some(block) = pending_orientation.take() {
-                    out.extend_from_slice(&block);
-                }
-                out.extend_from_slice(&bytes[start..end]);
-                return Ok(out);
-            }
-            Segment::Marker { marker, start, end } => {
-                let keep_it = keep(marker, &bytes[start + 4..end]);
-                if !(keep_it && marker == APP0)
-                    && let Some(block) = pending_orientation.take()
-                {
-                    out.extend_from_slice(&block);
-                }
-                if keep_it {
-                    out.extend_from_slice(&bytes[start..end]);
-                }
-                at = end;
-            }
-        }
-    }
-}
-
-/// One marker segment before the scan, or the scan through the end-of-image marker.
-enum Segment {
-    Marker { marker: u8, start: usize, end: usize },
-    Scan { start: usize, end: usize },
-}
-
-fn next_segment(bytes: &[u8], mut at: usize) -> Result<Segment, ImagingError> {
-    let corrupt = |reason: &str| ImagingError::Corrupt { image_type: ImageType::Jpeg, reason: reason.to_owned() };
-    // Fill bytes (0xFF runs) may precede a marker.
-    while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
-        at += 1;
-    }
-    let (Some(&0xFF), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
-        return Err(ImagingError::Truncated(ImageType::Jpeg));
-    };
-    match marker {
-        SOS => {
-            let end = end_of_image(bytes, at).ok_or(ImagingError::Truncated(ImageType::Jpeg))?;
-            Ok(Segment::Scan { start: at, end })
-        }
-        EOI => Err(corrupt("it ends before any image data")),
-        _ => {
-            let len = match (bytes.get(at + 2), bytes.get(at + 3)) {
-                (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
-                _ => return Err(ImagingError::Truncated(ImageType::Jpeg)),
-            };
-            if len < 2 {
-                return Err(corrupt("a marker segment has an impossible length"));
-            }
-            let end = at + 2 + len;
-            if end > bytes.len() {
-                return Err(ImagingError::Truncated(ImageType::Jpeg));
-            }
-            Ok(Segment::Marker { marker, start: at, end })
-        }
-    }
-}
-
-fn is_app(marker: u8) -> bool {
-    (0xE0..=0xEF).contains(&marker)
+    jpeg.segments_mut().retain(|segment| keep(segment.marker(), segment.contents()));
+    // Goes after JFIF (APP0) when there is one, else first.
+    jpeg.set_exif(orientation_block(orientation));
+    // img-parts keeps everything after the first scan header as it is, extra images appended
+    // by phones included: cut after the end-of-image marker.
+    let header_len: usize = jpeg.segments().iter().map(|s| s.len()).sum::<usize>() + 2;
+    let mut out = Vec::from(jpeg.encoder().bytes());
+    let end = end_of_image(&out, header_len).ok_or(ImagingError::Truncated(ImageType::Jpeg))?;
+    out.truncate(end);
+    Ok(out)
 }
 
 /// Segments that describe the image rather than where, when or with what it was taken.
@@ -129,33 +87,18 @@ fn keep(marker: u8, payload: &[u8]) -> bool {
         APP2 => payload.starts_with(b"ICC_PROFILE\0"),
         APP14 => payload.starts_with(b"Adobe"),
         // Other APPn (EXIF, XMP, IPTC, maker data, MPF) and comments go.
-        m if is_app(m) || m == 0xFE => false,
+        0xE0..=0xEF | 0xFE => false,
         // Frame headers, tables, restart intervals: the image itself.
         _ => true,
     }
 }
 
-/// The offset just past the end-of-image marker that ends the image whose first scan starts
-/// at `sos`. Inside entropy-coded data 0xFF is always followed by 0x00 (stuffing) or a restart
-/// marker, so the first other marker pair after the scans is found by a plain scan.
-fn end_of_image(bytes: &[u8], sos: usize) -> Option<usize> {
-    let mut at = sos;
-    while at + 1 < bytes.len() {
-        if bytes[at] == 0xFF && bytes[at + 1] == EOI {
-            return Some(at + 2);
-        }
-        at += 1;
-    }
-    None
-}
-
-/// A minimal APP1 EXIF block for JPEG: the marker, its length, `Exif\0\0` and [`orientation_tiff`].
-fn orientation_exif(orientation: Orientation) -> [u8; 36] {
-    let mut b = [0u8; 36];
-    b[..4].copy_from_slice(&[0xFF, 0xE1, 0x00, 34]);
-    b[4..10].copy_from_slice(b"Exif\0\0");
-    b[10..].copy_from_slice(&orientation_tiff(orientation));
-    b
+/// The offset just past the end-of-image marker that ends the image whose entropy-coded data
+/// starts at `from`. Inside entropy-coded data 0xFF is always followed by 0x00 (stuffing) or
+/// a restart marker, so the first other marker pair after the scans is found by a plain scan.
+fn end_of_image(bytes: &[u8], from: usize) -> Option<usize> {
+    let at = bytes.get(from..)?.windows(2).position(|pair| pair == [0xFF, EOI])?;
+    Some(from + at + 2)
 }
 
 /// A TIFF structure (as EXIF is stored) with one IFD holding only the Orientation tag.
@@ -169,8 +112,6 @@ fn orientation_tiff(orientation: Orientation) -> [u8; 26] {
     b
 }
 
-const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
-
 /// Chunks that change how a PNG is drawn, kept with the critical ones (upper-case first letter).
 const PNG_RENDERING_CHUNKS: [&[u8; 4]; 11] =
     [b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs", b"acTL", b"fcTL", b"fdAT"];
@@ -178,103 +119,70 @@ const PNG_RENDERING_CHUNKS: [&[u8; 4]; 11] =
 /// The PNG `bytes` with only the chunks that draw the picture, plus an `eXIf` chunk holding the
 /// orientation when it is not upright.
 pub fn strip_png_metadata(bytes: &[u8], orientation: Orientation) -> Result<Vec<u8>, ImagingError> {
-    let truncated = || ImagingError::Truncated(ImageType::Png);
-    let rest = bytes.strip_prefix(PNG_SIGNATURE).ok_or(ImagingError::Corrupt {
-        image_type: ImageType::Png,
-        reason: "it does not start with the PNG signature".to_owned(),
-    })?;
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(PNG_SIGNATURE);
-    let mut at = 0;
-    let mut pending_orientation = orientation != Orientation::Normal;
-    loop {
-        let header = rest.get(at..at + 8).ok_or_else(truncated)?;
-        let len = usize::try_from(u32::from_be_bytes([header[0], header[1], header[2], header[3]]))
-            .map_err(|_| truncated())?;
-        let kind: [u8; 4] = [header[4], header[5], header[6], header[7]];
-        let end = at.checked_add(12).and_then(|n| n.checked_add(len)).ok_or_else(truncated)?;
-        let chunk = rest.get(at..end).ok_or_else(truncated)?;
-        // The orientation goes just before the image data, where eXIf must be.
-        if &kind == b"IDAT" && pending_orientation {
-            push_png_chunk(&mut out, b"eXIf", &orientation_tiff(orientation));
-            pending_orientation = false;
-        }
-        let critical = kind[0].is_ascii_uppercase();
-        if critical || PNG_RENDERING_CHUNKS.contains(&&kind) {
-            out.extend_from_slice(chunk);
-        }
-        if &kind == b"IEND" {
-            return Ok(out);
-        }
-        at = end;
+    let mut png = Png::from_bytes(Bytes::copy_from_slice(bytes)).map_err(|e| parse_error(ImageType::Png, e))?;
+    if png.chunk_by_type(*b"IEND").is_none() {
+        return Err(ImagingError::Truncated(ImageType::Png));
     }
-}
-
-fn push_png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
+    png.chunks_mut().retain(|chunk| {
+        let kind = chunk.kind();
+        kind[0].is_ascii_uppercase() || PNG_RENDERING_CHUNKS.contains(&&kind)
+    });
+    if let Some(tiff) = orientation_block(orientation) {
+        // Just before the image data, where eXIf must be (img-parts would put it after IHDR).
+        let at = png.chunks().iter().position(|c| c.kind() == *b"IDAT").unwrap_or(png.chunks().len());
+        png.chunks_mut().insert(at, img_parts::png::PngChunk::new(*b"eXIf", tiff));
+    }
+    Ok(Vec::from(png.encoder().bytes()))
 }
 
 /// The WebP `bytes` without `EXIF` and `XMP ` chunks (an `EXIF` chunk holding only the
 /// orientation is written back when it is not upright), with the header's flags to match.
 pub fn strip_webp_metadata(bytes: &[u8], orientation: Orientation) -> Result<Vec<u8>, ImagingError> {
-    let truncated = || ImagingError::Truncated(ImageType::Webp);
-    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WEBP" {
-        return Err(ImagingError::Corrupt {
-            image_type: ImageType::Webp,
-            reason: "it is not a RIFF WebP file".to_owned(),
-        });
-    }
-    let mut chunks: Vec<([u8; 4], Vec<u8>)> = Vec::new();
-    let mut at = 12;
-    while at < bytes.len() {
-        let header = bytes.get(at..at + 8).ok_or_else(truncated)?;
-        let kind = [header[0], header[1], header[2], header[3]];
-        let len = usize::try_from(u32::from_le_bytes([header[4], header[5], header[6], header[7]]))
-            .map_err(|_| truncated())?;
-        let data = bytes.get(at + 8..at + 8 + len).ok_or_else(truncated)?;
-        if &kind != b"EXIF" && &kind != b"XMP " {
-            chunks.push((kind, data.to_vec()));
-        }
-        // Chunks are padded to an even length.
-        at += 8 + len + (len & 1);
-    }
-    let keep_exif = orientation != Orientation::Normal;
-    match chunks.first_mut() {
-        Some((kind, data)) if kind == b"VP8X" && !data.is_empty() => {
-            // Flags: 0x08 EXIF present, 0x04 XMP present.
-            data[0] = (data[0] & !0x0C) | if keep_exif { 0x08 } else { 0 };
-            if keep_exif {
-                chunks.push((*b"EXIF", orientation_tiff(orientation).to_vec()));
+    let mut webp = WebP::from_bytes(Bytes::copy_from_slice(bytes)).map_err(|e| parse_error(ImageType::Webp, e))?;
+    webp.remove_chunks_by_id(*b"XMP ");
+    webp.remove_chunks_by_id(*b"EXIF");
+    // A simple (VP8 or VP8L only) file has no place for metadata and had none to drop.
+    if webp.has_chunk(*b"VP8X") {
+        // img-parts keeps the EXIF and ICC flags right but not the XMP one (0x04).
+        for chunk in webp.chunks_mut().iter_mut().filter(|c| c.id() == *b"VP8X") {
+            if let img_parts::riff::RiffContent::Data(data) = chunk.content_mut()
+                && let Some(&flags) = data.first()
+            {
+                let mut patched = data.to_vec();
+                patched[0] = flags & !0x04;
+                *data = Bytes::from(patched);
             }
         }
-        // A simple (VP8 or VP8L only) file has no place for metadata and had none to drop.
-        _ => {}
+        webp.set_exif(orientation_block(orientation));
     }
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(b"RIFF\0\0\0\0WEBP");
-    for (kind, data) in &chunks {
-        out.extend_from_slice(kind);
-        out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_le_bytes());
-        out.extend_from_slice(data);
-        if data.len() % 2 == 1 {
-            out.push(0);
-        }
-    }
-    let riff_size = u32::try_from(out.len() - 8).unwrap_or(u32::MAX);
-    out[4..8].copy_from_slice(&riff_size.to_le_bytes());
-    Ok(out)
+    Ok(Vec::from(webp.encoder().bytes()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SOI: u8 = 0xD8;
+    const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+    /// The APP1 block the JPEG should carry: marker, length, `Exif\0\0`, [`orientation_tiff`].
+    fn orientation_exif(orientation: Orientation) -> [u8; 36] {
+        let mut b = [0u8; 36];
+        b[..4].copy_from_slice(&[0xFF, 0xE1, 0x00, 34]);
+        b[4..10].copy_from_slice(b"Exif\0\0");
+        b[10..].copy_from_slice(&orientation_tiff(orientation));
+        b
+    }
+
+    fn push_png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&u32::try_from(data.len()).expect("small").to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+    }
 
     fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
         let len = u16::try_from(payload.len() + 2).expect("short").to_be_bytes();
