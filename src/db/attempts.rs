@@ -30,7 +30,12 @@ pub async fn record(
 }
 
 /// How many attempts for `subject` are still live at `now`.
-pub async fn count_live(db: impl Executor<'_, Database = Any>, scope: &str, subject: &str, now: Millis) -> Result<i64, DbError> {
+pub async fn count_live(
+    db: impl Executor<'_, Database = Any>,
+    scope: &str,
+    subject: &str,
+    now: Millis,
+) -> Result<i64, DbError> {
     let row =
         sqlx::query("select count(*) as n from auth_attempts where scope = $1 and subject = $2 and expires_at > $3")
             .bind(scope.to_owned())
@@ -63,10 +68,7 @@ pub async fn nth_newest_expiry(
 }
 
 pub async fn delete(db: impl Executor<'_, Database = Any>, attempt_id: &str) -> Result<(), DbError> {
-    sqlx::query("delete from auth_attempts where attempt_id = $1")
-        .bind(attempt_id.to_owned())
-        .execute(db)
-        .await?;
+    sqlx::query("delete from auth_attempts where attempt_id = $1").bind(attempt_id.to_owned()).execute(db).await?;
     Ok(())
 }
 
