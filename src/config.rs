@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::domain::BucketAccess;
+use crate::domain::{BucketAccess, PrivateDelivery};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -77,6 +77,9 @@ pub struct KindSettings {
     pub max_width: u32,
     #[serde(default = "default_max_side")]
     pub max_height: u32,
+    /// `"proxy"` (the default) or `"redirect"`: how viewers get this kind's private photos.
+    #[serde(default)]
+    pub private_delivery: PrivateDelivery,
 }
 
 /// Abuse and lifetime limits.
@@ -254,6 +257,7 @@ pub fn example_kinds() -> Vec<KindSettings> {
         max_pixels: default_max_pixels(),
         max_width: default_max_side(),
         max_height: default_max_side(),
+        private_delivery: PrivateDelivery::Proxy,
     };
     vec![
         kind("avatar", "Profile photo", "public", 10_000_000),
