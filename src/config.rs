@@ -284,6 +284,10 @@ mod tests {
         assert!(s.database_url.expose().starts_with("sqlite://"));
         assert_eq!(s.buckets.len(), 2);
         assert_eq!(s.kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["avatar", "id_document"]);
+        assert!(
+            s.kinds.iter().all(|k| k.private_delivery == PrivateDelivery::Proxy),
+            "redirect mode is off by default"
+        );
     }
 
     #[test]
@@ -317,6 +321,7 @@ mod tests {
             bucket = "ids"
             types = ["image/jpeg"]
             max_bytes = 1000
+            private_delivery = "redirect"
             "#,
         )
         .expect("write");
@@ -327,6 +332,7 @@ mod tests {
         let passport = &s.kinds[0];
         assert_eq!((passport.name.as_str(), passport.types.as_slice()), ("passport", &["image/jpeg".to_owned()][..]));
         assert_eq!(passport.max_bytes, 1000);
+        assert_eq!(passport.private_delivery, PrivateDelivery::Redirect);
     }
 
     #[test]

@@ -142,6 +142,9 @@ async fn log_in_and_capture_session(app: &TestApp, client: &reqwest::Client, ema
     cookie.split(';').next().expect("value").to_owned()
 }
 
+/// Who asks, in which browser, with which method, for which path, with which extra headers.
+type Attempt<'a> = (&'a str, reqwest::Client, Method, String, Vec<(&'a str, &'a str)>);
+
 async fn nothing_of_a_private_photo_reaches_anyone_else(app: TestApp) {
     let (ann, path, served) = private_photo(&app).await;
     let id = path.split('/').nth(2).expect("id").to_owned();
@@ -187,7 +190,7 @@ async fn nothing_of_a_private_photo_reaches_anyone_else(app: TestApp) {
     ];
     let range = ("range", "bytes=0-99");
     let validator = ("if-none-match", etag.as_str());
-    let mut attempts: Vec<(&str, reqwest::Client, Method, String, Vec<(&str, &str)>)> = Vec::new();
+    let mut attempts: Vec<Attempt> = Vec::new();
     for (who, client) in
         [("anonymous", anonymous.clone()), ("bob", bob.client.clone()), ("ann, logged out", ann.client.clone())]
     {
