@@ -99,7 +99,7 @@ pub fn configured_kinds(settings: &Settings) -> Result<Kinds, KindError> {
         .map(|k| {
             let limits = ImageLimits { max_width: k.max_width, max_height: k.max_height, max_pixels: k.max_pixels };
             ConfiguredKind::new(&k.name, k.label.as_deref(), &k.bucket, &k.types, k.max_bytes, limits)
-                .map(|kind| Arc::new(kind) as Arc<dyn Kind>)
+                .map(|kind| Arc::new(kind.with_private_delivery(k.private_delivery)) as Arc<dyn Kind>)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Kinds::new(kinds, settings.buckets.iter().map(|b| b.name.as_str()))

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::domain::BucketAccess;
+use crate::domain::{BucketAccess, PrivateDelivery};
 
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
@@ -81,6 +81,9 @@ pub struct KindSettings {
     pub max_width: u32,
     #[serde(default = "default_max_side")]
     pub max_height: u32,
+    /// `"proxy"` (the default) or `"redirect"`: how viewers get this kind's private photos.
+    #[serde(default)]
+    pub private_delivery: PrivateDelivery,
 }
 
 /// Abuse and lifetime limits.
@@ -311,6 +314,7 @@ pub fn example_kinds() -> Vec<KindSettings> {
         max_pixels: default_max_pixels(),
         max_width: default_max_side(),
         max_height: default_max_side(),
+        private_delivery: PrivateDelivery::Proxy,
     };
     vec![
         kind("avatar", "Profile photo", "public", 10_000_000),
@@ -337,6 +341,10 @@ mod tests {
         assert!(s.database_url.expose().starts_with("sqlite://"));
         assert_eq!(s.buckets.len(), 2);
         assert_eq!(s.kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["avatar", "id_document"]);
+        assert!(
+            s.kinds.iter().all(|k| k.private_delivery == PrivateDelivery::Proxy),
+            "redirect mode is off by default"
+        );
     }
 
     #[test]
@@ -379,6 +387,7 @@ mod tests {
             bucket = "ids"
             types = ["image/jpeg"]
             max_bytes = 1000
+            private_delivery = "redirect"
             "#,
         )
         .expect("write");
@@ -389,6 +398,7 @@ mod tests {
         let passport = &s.kinds[0];
         assert_eq!((passport.name.as_str(), passport.types.as_slice()), ("passport", &["image/jpeg".to_owned()][..]));
         assert_eq!(passport.max_bytes, 1000);
+        assert_eq!(passport.private_delivery, PrivateDelivery::Redirect);
     }
 
     #[test]

@@ -19,6 +19,19 @@ pub struct ImageLimits {
     pub max_pixels: u64,
 }
 
+/// How an authorized viewer gets a private photo's bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrivateDelivery {
+    /// Streamed through Shoebox, so the bytes never leave our server by another path: the
+    /// default, as the seed asks.
+    #[default]
+    Proxy,
+    /// A redirect to a presigned S3 GET valid about a minute: S3 carries the bytes, and anyone
+    /// holding the link can fetch it until it expires.
+    Redirect,
+}
+
 /// A kind of photo. Methods with defaults are the hooks an application overrides.
 pub trait Kind: Send + Sync + Debug {
     /// The kind's name in URLs and the database (`avatar`).
@@ -40,6 +53,10 @@ pub trait Kind: Send + Sync + Debug {
     fn may_view(&self, viewer: UserId, photo: &Photo) -> bool {
         photo.uploader == viewer
     }
+    /// How authorized viewers get its private photos. Default: through the proxy.
+    fn private_delivery(&self) -> PrivateDelivery {
+        PrivateDelivery::Proxy
+    }
 }
 
 /// A kind described by configuration.
@@ -51,6 +68,7 @@ pub struct ConfiguredKind {
     pub accepts: Vec<ImageType>,
     pub max_bytes: u64,
     pub limits: ImageLimits,
+    pub private_delivery: PrivateDelivery,
 }
 
 impl Kind for ConfiguredKind {
@@ -71,6 +89,9 @@ impl Kind for ConfiguredKind {
     }
     fn limits(&self) -> ImageLimits {
         self.limits
+    }
+    fn private_delivery(&self) -> PrivateDelivery {
+        self.private_delivery
     }
 }
 
@@ -125,7 +146,15 @@ impl ConfiguredKind {
             accepts,
             max_bytes,
             limits,
+            private_delivery: PrivateDelivery::default(),
         })
+    }
+
+    /// The same kind, delivering private photos as `delivery` says.
+    #[must_use]
+    pub fn with_private_delivery(mut self, delivery: PrivateDelivery) -> Self {
+        self.private_delivery = delivery;
+        self
     }
 }
 

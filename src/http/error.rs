@@ -84,7 +84,8 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
             UploadError::Gone(_) => (S::GONE, "upload_refused", shown),
             UploadError::Changed => (S::CONFLICT, "upload_changed", shown),
             UploadError::Photo(p) => photo_status(p, shown),
-            UploadError::Db(_) | UploadError::Storage(_) => internal,
+            UploadError::Storage(s) => storage_status(s).unwrap_or(internal),
+            UploadError::Db(_) => internal,
         },
         AppError::Photo(p) => photo_status(p, shown),
         AppError::Account(a) => match a {
@@ -100,7 +101,59 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
         AppError::UnknownHost => (S::BAD_REQUEST, "unknown_host", shown),
         AppError::Forbidden => (S::FORBIDDEN, "forbidden", shown),
         AppError::NotFound => (S::NOT_FOUND, "not_found", shown),
-        AppError::Db(_) | AppError::Storage(_) | AppError::Internal(_) => internal,
+        AppError::Storage(s) => storage_status(s).unwrap_or(internal),
+        AppError::Db(_) | AppError::Internal(_) => internal,
+    }
+}
+
+/// What a viewer is told when S3 is down or slow: it is not their fault and will pass.
+const STORAGE_UNAVAILABLE: &str = "Photo storage is not answering right now. Try again in a few seconds.";
+/// How long a client should wait before trying again when S3 is unavailable: about as long as
+/// one request's time budget for S3, so a retry is not wasted on the same outage at once.
+const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+
+/// Storage failures a client can act on; `None` for the rest, which are internal.
+fn storage_status(s: &StorageError) -> Option<(StatusCode, &'static str, Option<String>)> {
+    match s {
+        StorageError::Unavailable(_) => {
+            Some((StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", Some(STORAGE_UNAVAILABLE.into())))
+        }
+        StorageError::RangeNotSatisfiable { size } => Some((
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            Some(format!(
+                "The requested range is outside this photo, which is {size} bytes long. Ask for bytes 0 to {}.",
+                size.saturating_sub(1)
+            )),
+        )),
+        _ => None,
+    }
+}
+
+fn storage_error(e: &AppError) -> Option<&StorageError> {
+    match e {
+        AppError::Storage(s) | AppError::Upload(UploadError::Storage(s)) | AppError::Photo(PhotoError::Storage(s)) => {
+            Some(s)
+        }
+        AppError::Upload(UploadError::Photo(PhotoError::Storage(s))) => Some(s),
+        _ => None,
+    }
+}
+
+/// How a served photo (or part of one) is answered: the proxy's successful statuses, chosen
+/// here with the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Whole,
+    Partial,
+    NotModified,
+}
+
+pub fn delivery_status(d: Delivery) -> StatusCode {
+    match d {
+        Delivery::Whole => StatusCode::OK,
+        Delivery::Partial => StatusCode::PARTIAL_CONTENT,
+        Delivery::NotModified => StatusCode::NOT_MODIFIED,
     }
 }
 
@@ -113,7 +166,8 @@ fn photo_status(p: &PhotoError, shown: Option<String>) -> (StatusCode, &'static 
         PhotoError::NotReady => (S::CONFLICT, "not_ready", shown),
         PhotoError::Gone(_) => (S::GONE, "photo_gone", shown),
         PhotoError::KeepUntilInPast => (S::BAD_REQUEST, "keep_until_in_past", shown),
-        PhotoError::Db(_) | PhotoError::Storage(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
+        PhotoError::Storage(s) => storage_status(s).unwrap_or((S::INTERNAL_SERVER_ERROR, "internal", None)),
+        PhotoError::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
     }
 }
 
@@ -158,6 +212,7 @@ pub(crate) fn retry_after(e: &AppError) -> Option<u64> {
     match e {
         AppError::Upload(UploadError::RateLimited { retry_after_secs })
         | AppError::Account(AccountError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
+        _ if matches!(storage_error(e), Some(StorageError::Unavailable(_))) => Some(STORAGE_RETRY_AFTER_SECS),
         _ => None,
     }
 }
@@ -210,6 +265,19 @@ impl IntoResponse for PageError {
 }
 
 fn finish(res: &mut Response, e: &AppError) {
+    match storage_error(e) {
+        Some(StorageError::Unavailable(why)) => {
+            // Not a 5xx of ours, so internal_message did not log it; an outage must show in the log.
+            let id = REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".into());
+            tracing::warn!(request_id = %id, error = %why, "S3 unavailable; answered 503");
+        }
+        Some(StorageError::RangeNotSatisfiable { size }) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                res.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+        }
+        _ => {}
+    }
     if let Some(secs) = retry_after(e)
         && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {

@@ -7,11 +7,16 @@ pub mod admin;
 #[cfg(feature = "embedded-s3")]
 pub mod embedded;
 pub mod post_policy;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, ProvideCredentials as _, Region, SharedCredentialsProvider};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -19,6 +24,19 @@ use time::OffsetDateTime;
 use crate::config::BucketSettings;
 use crate::domain::BucketAccess;
 pub use post_policy::{PostPolicyRequest, SignedPostForm, SigningCredentials, sign_post_policy};
+pub use serve::{ObjectMeta, ObjectRead};
+
+/// How long to wait for a TCP connection to the endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one attempt may wait for S3's answer (its headers; a body streams on after).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1800);
+/// How long an operation may take, retries included: an unreachable or hung S3 becomes
+/// [`StorageError::Unavailable`] within this, so a request answers 503 well inside 5 s (and far
+/// inside Heroku's 30 s router limit) instead of hanging.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+/// Writes carry a whole photo (up to the largest kind's limit), which takes longer than a
+/// read's first byte on a slow link; they happen only when an upload completes.
+const PUT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Errors from the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +52,13 @@ pub enum StorageError {
     /// A read pinned to an object's ETag found another object (replaced between two reads).
     #[error("the object changed between two reads")]
     Changed,
+    /// S3 did not answer in time, could not be reached, or answered with a 5xx: worth retrying
+    /// shortly, and nothing to do with the request.
+    #[error("S3 is unavailable: {0}")]
+    Unavailable(String),
+    /// A byte range that starts past the end of the object, which is `size` bytes long.
+    #[error("the requested range is outside the object ({size} bytes)")]
+    RangeNotSatisfiable { size: u64 },
 }
 
 /// What a HEAD request says about an object.
@@ -159,7 +184,16 @@ impl Bucket {
         let credentials = sdk
             .credentials_provider()
             .ok_or_else(|| StorageError::Credentials("no AWS credentials found in the environment".into()))?;
-        let mut builder = aws_sdk_s3::config::Builder::from(&sdk);
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
+        // Two attempts: one retry absorbs a dropped keep-alive connection, and more would only
+        // spend the time budget on an endpoint that is down.
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(2));
         let endpoint = s.endpoint.as_deref().map(|e| e.trim_end_matches('/').to_owned());
         if let Some(ep) = &endpoint {
             builder = builder.endpoint_url(ep.clone()).force_path_style(true);
@@ -336,6 +370,10 @@ impl Bucket {
             .content_type(&headers.content_type)
             .content_disposition(&headers.content_disposition)
             .cache_control(&headers.cache_control)
+            .customize()
+            .config_override(aws_sdk_s3::config::Config::builder().timeout_config(
+                TimeoutConfig::builder().operation_attempt_timeout(PUT_TIMEOUT).operation_timeout(PUT_TIMEOUT).build(),
+            ))
             .send()
             .await
             .map_err(service_error)?;
@@ -355,25 +393,29 @@ impl Bucket {
     }
 }
 
-/// A GET's failure: a missing key is [`StorageError::NotFound`], anything else a service error.
-fn get_error<R>(e: aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError, R>) -> StorageError
-where
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
+/// A GET's failure: a missing key is [`StorageError::NotFound`], anything else as
+/// [`service_error`] says.
+fn get_error(e: SdkError<aws_sdk_s3::operation::get_object::GetObjectError, HttpResponse>) -> StorageError {
     match e.as_service_error() {
         Some(s) if s.is_no_such_key() => StorageError::NotFound,
         _ => service_error(e),
     }
 }
 
-fn service_error<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> StorageError
+fn service_error<E>(e: SdkError<E, HttpResponse>) -> StorageError
 where
     E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     // DisplayErrorContext prints the whole chain ("service error: NoSuchBucket: …") where
     // Display alone says only "service error".
-    StorageError::Service(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+    let text = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+    let unavailable = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        // SlowDown, InternalError, ServiceUnavailable: S3's own "try again shortly".
+        SdkError::ServiceError(s) => s.raw().status().is_server_error(),
+        _ => false,
+    };
+    if unavailable { StorageError::Unavailable(text) } else { StorageError::Service(text) }
 }
 
 #[cfg(test)]

@@ -15,4 +15,5 @@ mod doctor;
 mod embedded_endpoint;
 mod imaging;
 mod serve;
+mod serving;
 mod uploads;
