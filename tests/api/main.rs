@@ -13,5 +13,6 @@ mod browser;
 mod doctor;
 mod embedded_endpoint;
 mod imaging;
+mod lifecycle;
 mod serve;
 mod uploads;
