@@ -90,3 +90,27 @@ pub fn render(s: &Summary) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_takes_rfc3339_and_says_what_it_wants_otherwise() {
+        assert_eq!(parse_rfc3339("1970-01-02T00:00:00Z"), Ok(86_400_000));
+        for bad in ["tomorrow", "2027-01-31", "2027-13-01T00:00:00Z", ""] {
+            let err = parse_rfc3339(bad).expect_err(bad);
+            assert!(err.contains("RFC 3339"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_summary_reads_as_a_sentence_with_reasons() {
+        let mut s = Summary { deleted: 2, errors: 1, s3_requests: 1, ..Summary::default() };
+        s.by_reason.insert("It was not saved within 24 hours.".into(), 2);
+        s.error_messages.push("deleting x: AccessDenied".into());
+        let text = render(&s);
+        assert!(text.starts_with("clean-up deleted 2 photos"), "{text}");
+        assert!(text.contains("2  It was not saved") && text.contains("error: deleting x"), "{text}");
+    }
+}
