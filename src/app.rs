@@ -7,7 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Limits, Settings};
 use crate::db::Db;
-use crate::domain::{ConfiguredKind, ImageLimits, Kind, KindError, Kinds};
+use crate::domain::{ConfiguredKind, ImageLimits, KeepRules, Kind, KindError, Kinds};
 use crate::storage::Storage;
 
 /// Everything the domain operations need, behind one `Arc`.
@@ -98,8 +98,9 @@ pub fn configured_kinds(settings: &Settings) -> Result<Kinds, KindError> {
         .iter()
         .map(|k| {
             let limits = ImageLimits { max_width: k.max_width, max_height: k.max_height, max_pixels: k.max_pixels };
+            let keep = KeepRules { keep_for_days: k.keep_for_days, latest_only: k.latest_only };
             ConfiguredKind::new(&k.name, k.label.as_deref(), &k.bucket, &k.types, k.max_bytes, limits)
-                .map(|kind| Arc::new(kind.with_private_delivery(k.private_delivery)) as Arc<dyn Kind>)
+                .map(|kind| Arc::new(kind.with_private_delivery(k.private_delivery).with_keep(keep)) as Arc<dyn Kind>)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Kinds::new(kinds, settings.buckets.iter().map(|b| b.name.as_str()))

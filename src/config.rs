@@ -62,6 +62,10 @@ pub struct BucketSettings {
     /// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` chain.
     pub access_key_id_env: Option<String>,
     pub secret_access_key_env: Option<String>,
+    /// This database owns the bucket: `reconcile --delete` may delete objects no row knows.
+    /// Off unless said, so a development database can never empty a shared bucket.
+    #[serde(default)]
+    pub owned: bool,
 }
 
 /// One configured kind, as written in the file.
@@ -84,6 +88,11 @@ pub struct KindSettings {
     /// `"proxy"` (the default) or `"redirect"`: how viewers get this kind's private photos.
     #[serde(default)]
     pub private_delivery: PrivateDelivery,
+    /// Delete an in-use photo this many days after it was attached.
+    pub keep_for_days: Option<u32>,
+    /// Keep only each uploader's latest saved photo of this kind.
+    #[serde(default)]
+    pub latest_only: bool,
 }
 
 /// Abuse and lifetime limits.
@@ -109,6 +118,8 @@ pub struct Limits {
     pub signup_per_account: AttemptLimit,
     /// Whose word to take for the client's address (`SHOEBOX_TRUST_PROXY`).
     pub trust_proxy: TrustProxy,
+    /// How long an upload may wait to be attached before clean-up deletes it.
+    pub clean_up_grace: Duration,
 }
 
 /// At most `max` attempts in any `window`.
@@ -145,6 +156,7 @@ impl Default for Limits {
             signup_per_address: AttemptLimit { max: 20, window: Duration::from_secs(60 * 60) },
             signup_per_account: AttemptLimit { max: 5, window: Duration::from_secs(60 * 60) },
             trust_proxy: TrustProxy::None,
+            clean_up_grace: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -176,6 +188,8 @@ struct FileConfig {
     #[serde(default)]
     kinds: Vec<KindSettings>,
     forms_per_minute: Option<u32>,
+    /// Hours an upload may wait to be attached before clean-up deletes it (default 24).
+    clean_up_grace_hours: Option<u64>,
 }
 
 fn default_region() -> String {
@@ -244,6 +258,9 @@ impl Settings {
             Some("heroku") => TrustProxy::Heroku,
             Some(other) => anyhow::bail!("SHOEBOX_TRUST_PROXY must be heroku or none, not {other:?}"),
         };
+        if let Some(h) = file.clean_up_grace_hours {
+            limits.clean_up_grace = Duration::from_secs(h.saturating_mul(3600));
+        }
         let settings = Self {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             public_url,
@@ -299,13 +316,15 @@ pub fn embedded_buckets() -> Vec<BucketSettings> {
         cdn_base_url: None,
         access_key_id_env: None,
         secret_access_key_env: None,
+        // The embedded endpoint's buckets exist only for this database.
+        owned: true,
     };
     vec![bucket("public", BucketAccess::Public), bucket("private", BucketAccess::Private)]
 }
 
 /// Example kinds for a fresh checkout: a public avatar and a private identity document.
 pub fn example_kinds() -> Vec<KindSettings> {
-    let kind = |name: &str, label: &str, bucket: &str, max_bytes| KindSettings {
+    let kind = |name: &str, label: &str, bucket: &str, max_bytes, latest_only| KindSettings {
         name: name.into(),
         label: Some(label.into()),
         bucket: bucket.into(),
@@ -315,10 +334,13 @@ pub fn example_kinds() -> Vec<KindSettings> {
         max_width: default_max_side(),
         max_height: default_max_side(),
         private_delivery: PrivateDelivery::Proxy,
+        keep_for_days: None,
+        latest_only,
     };
     vec![
-        kind("avatar", "Profile photo", "public", 10_000_000),
-        kind("id_document", "Identity document", "private", 15_000_000),
+        // A profile photo: only the latest saved one is kept.
+        kind("avatar", "Profile photo", "public", 10_000_000, true),
+        kind("id_document", "Identity document", "private", 15_000_000, false),
     ]
 }
 
@@ -377,17 +399,20 @@ mod tests {
             &path,
             r#"
             forms_per_minute = 5
+            clean_up_grace_hours = 2
             [[buckets]]
             name = "ids"
             bucket = "acme-ids"
             access = "private"
             region = "eu-west-1"
+            owned = true
             [[kinds]]
             name = "passport"
             bucket = "ids"
             types = ["image/jpeg"]
             max_bytes = 1000
             private_delivery = "redirect"
+            keep_for_days = 30
             "#,
         )
         .expect("write");
@@ -399,6 +424,9 @@ mod tests {
         assert_eq!((passport.name.as_str(), passport.types.as_slice()), ("passport", &["image/jpeg".to_owned()][..]));
         assert_eq!(passport.max_bytes, 1000);
         assert_eq!(passport.private_delivery, PrivateDelivery::Redirect);
+        assert_eq!((passport.keep_for_days, passport.latest_only), (Some(30), false));
+        assert_eq!(s.limits.clean_up_grace, Duration::from_secs(2 * 3600));
+        assert!(s.buckets[0].owned);
     }
 
     #[test]

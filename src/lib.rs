@@ -27,6 +27,8 @@ pub mod accounts;
 pub mod photos;
 /// The upload path: sign a form, then verify and promote the upload.
 pub mod uploads;
+/// The lifecycle jobs (clean-up): plain async functions that return a summary.
+pub mod jobs;
 /// The S3 doctor: each bucket's needed configuration, and checks of a live setup.
 pub mod doctor;
 /// Routes, pages, the JSON API, the private proxy and error mapping.

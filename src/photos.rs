@@ -7,8 +7,10 @@
 use std::sync::Arc;
 
 use crate::app::Shoebox;
-use crate::db::{DbError, photos as rows};
-use crate::domain::{BucketAccess, Kind, Millis, Photo, PhotoId, PhotoState, UserId, now_millis};
+use crate::db::{DbError, claims, photos as rows};
+use crate::domain::{
+    BucketAccess, KeepContext, Kind, Millis, Photo, PhotoId, PhotoState, UserId, now_millis, random_token,
+};
 use crate::storage::StorageError;
 
 /// Why an operation on an existing photo failed. Each variant has one HTTP status, chosen in
@@ -98,8 +100,16 @@ pub fn is_private(app: &Shoebox, kind: &dyn Kind) -> bool {
     app.storage.bucket(kind.bucket()).is_ok_and(|b| b.access() == BucketAccess::Private)
 }
 
-/// Mark a verified photo as in use, optionally until a time after which it may go.
-/// Attaching twice answers with the photo again.
+/// What a photo claimed by clean-up answers to attach: the claim means its objects are going.
+const BEING_DELETED: &str = "It was not saved in time and is being deleted.";
+
+/// Mark a verified photo as in use, optionally until a time after which it may go (else until
+/// the time its kind says). Attaching twice answers with the photo again.
+///
+/// A photo of a kind that keeps one per user releases the uploader's earlier ones in the same
+/// transaction, so there is never a moment with two current profile photos or none. Attach is
+/// a conditional update that fails on a row clean-up has claimed: at the grace period's end,
+/// clean-up wins and attach answers [`PhotoError::Gone`].
 pub async fn attach(app: &Shoebox, user: UserId, id: PhotoId, keep_until: Option<Millis>) -> Result<Photo, PhotoError> {
     let photo = owned(app, user, id).await?;
     let now = now_millis();
@@ -112,8 +122,73 @@ pub async fn attach(app: &Shoebox, user: UserId, id: PhotoId, keep_until: Option
         PhotoState::Deleted => return Err(PhotoError::Gone(photo.deleted_reason.unwrap_or_default())),
         PhotoState::Ready => {}
     }
-    rows::attach(&app.db, id, keep_until, now).await?;
+    let kind = app.kinds.get(&photo.kind).cloned();
+    let keep_until = match (keep_until, &kind) {
+        (Some(t), _) => Some(t),
+        (None, Some(k)) => {
+            let attached = Photo { attached_at: Some(now), ..photo.clone() };
+            k.keep_until(&attached, &KeepContext { now, newer: None }).await.filter(|t| *t > now)
+        }
+        (None, None) => None,
+    };
+    let mut tx = app.db.begin().await?;
+    if !rows::attach(&mut *tx, id, keep_until, now).await? {
+        drop(tx);
+        // The claim is asked first: a claim only ever ends in a tombstone, so a photo found
+        // unclaimed afterwards is attached (by a racing request) or deleted.
+        if claims::is_claimed(&app.db, id).await? {
+            return Err(PhotoError::Gone(BEING_DELETED.into()));
+        }
+        return match owned(app, user, id).await? {
+            p if p.state == PhotoState::InUse => Ok(p),
+            p if p.state == PhotoState::Deleted => Err(PhotoError::Gone(p.deleted_reason.unwrap_or_default())),
+            _ => Err(PhotoError::NotReady),
+        };
+    }
+    if kind.is_some_and(|k| k.one_per_user()) {
+        claims::release_others(&mut *tx, &photo, now).await?;
+    }
+    tx.commit().await.map_err(DbError::from)?;
     owned(app, user, id).await
+}
+
+/// The objects a photo has in its bucket: everything deleting it must remove. The one list
+/// user deletion and clean-up both use, so objects added later (variants) are added here.
+pub fn photo_objects(photo: &Photo) -> Vec<String> {
+    std::iter::once(photo.incoming_key.clone()).chain(photo.object_key.clone()).collect()
+}
+
+/// What a deleted photo's tombstone says when its uploader deleted it.
+pub const DELETED_BY_UPLOADER: &str = "deleted by its uploader";
+
+/// The uploader deletes their photo: its objects go now and its row becomes a tombstone.
+///
+/// The row is claimed first, so clean-up cannot be deleting it at the same time and attach
+/// cannot revive it; if the objects cannot be deleted, the claim is left for clean-up to
+/// finish (the photo stays hidden from attach and is retried by the next run).
+pub async fn delete_by_uploader(app: &Shoebox, user: UserId, id: PhotoId) -> Result<(), PhotoError> {
+    let photo = owned(app, user, id).await?;
+    if photo.state == PhotoState::Deleted {
+        return Err(PhotoError::NotFound);
+    }
+    let now = now_millis();
+    let token = format!("user-{}", random_token());
+    let claim = claims::Claim { token: &token, until: now + 10 * 60 * 1000, takeover_before: now };
+    if !claims::claim_for_uploader(&app.db, id, &user.to_string(), claim).await? {
+        return Err(PhotoError::NotFound);
+    }
+    let bucket = app.storage.bucket(&photo.bucket)?;
+    let failed = match bucket.delete_keys(&photo_objects(&photo)).await {
+        Ok(failed) if failed.is_empty() => None,
+        Ok(failed) => Some(crate::storage::StorageError::Service(format!("{failed:?}"))),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = failed {
+        claims::release_for_retry(&app.db, id, &token, now_millis()).await?;
+        return Err(e.into());
+    }
+    claims::finish(&app.db, id, &token, DELETED_BY_UPLOADER, now_millis()).await?;
+    Ok(())
 }
 
 /// End a photo: delete its objects, then turn its row into a tombstone saying when and why,
@@ -130,8 +205,8 @@ pub async fn tombstone(
     now: Millis,
 ) -> Result<bool, PhotoError> {
     let bucket = app.storage.bucket(&photo.bucket)?;
-    for key in std::iter::once(&photo.incoming_key).chain(photo.object_key.as_ref()) {
-        bucket.delete(key).await?;
+    for key in photo_objects(photo) {
+        bucket.delete(&key).await?;
     }
     Ok(rows::mark_deleted(&app.db, photo.id, from, reason, now).await?)
 }

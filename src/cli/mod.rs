@@ -1,5 +1,6 @@
 //! Subcommands: parse, then call one library function each.
 
+pub mod clean_up;
 pub mod doctor;
 pub mod resize;
 pub mod s3_config;
@@ -33,6 +34,9 @@ pub enum Command {
     S3Config(s3_config::S3ConfigArgs),
     /// Check the database and every bucket for real; exit 1 when a check fails.
     Doctor(doctor::DoctorArgs),
+    /// Delete abandoned uploads, photos past keep-until with a reason, leftovers under incoming/
+    /// and expired sessions; `--dry-run`, `--as-of TIME`, `--json`. Exit 1 when an item failed.
+    CleanUp(clean_up::CleanUpArgs),
 }
 
 /// Run the chosen subcommand. Only the commands that do I/O start an async runtime: `resize`
@@ -54,6 +58,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         // No log lines for these two: they print their own findings, and the embedded
         // endpoint logs every refusal the doctor provokes on purpose.
         Command::S3Config(args) => runtime()?.block_on(s3_config::run(&args)),
+        Command::CleanUp(args) => {
+            start_logging();
+            let summary = runtime()?.block_on(clean_up::run(&args))?;
+            if summary.errors > 0 { std::process::exit(1) } else { Ok(()) }
+        }
         Command::Doctor(args) => {
             if runtime()?.block_on(doctor::run(&args))? {
                 Ok(())

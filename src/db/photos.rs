@@ -9,7 +9,7 @@ use super::{Backend, Db, DbError, col};
 use crate::domain::{Millis, Photo, PhotoId, PhotoState, UserId};
 use crate::imaging::ImageType;
 
-const COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, declared_type, \
+pub(super) const COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, declared_type, \
     image_type, max_bytes, byte_size, width, height, filename, form_expires_at, created_at, verified_at, \
     attached_at, keep_until, deleted_at, deleted_reason";
 
@@ -99,7 +99,8 @@ pub struct Verified {
     pub height: i64,
 }
 
-/// `signed` → `ready`. False when the photo was not `signed` any more.
+/// `signed` → `ready`. False when the photo was not `signed` any more, or clean-up claimed it
+/// (its objects are being deleted).
 pub async fn mark_ready(
     db: impl Executor<'_, Database = Any>,
     id: PhotoId,
@@ -108,7 +109,7 @@ pub async fn mark_ready(
 ) -> Result<bool, DbError> {
     let done = sqlx::query(
         "update photos set state = 'ready', object_key = $2, image_type = $3, byte_size = $4, width = $5, \
-         height = $6, verified_at = $7 where photo_id = $1 and state = 'signed'",
+         height = $6, verified_at = $7 where photo_id = $1 and state = 'signed' and claimed_by is null",
     )
     .bind(id.to_string())
     .bind(v.object_key.clone())
@@ -142,7 +143,8 @@ pub async fn mark_deleted(
     Ok(done.rows_affected() == 1)
 }
 
-/// `ready` → `in_use`. False when the photo was not `ready`.
+/// `ready` → `in_use`. False when the photo was not `ready`, or clean-up had claimed it: a
+/// claimed photo is being deleted, so attach loses to clean-up (and answers 410).
 pub async fn attach(
     db: impl Executor<'_, Database = Any>,
     id: PhotoId,
@@ -150,7 +152,8 @@ pub async fn attach(
     now: Millis,
 ) -> Result<bool, DbError> {
     let done = sqlx::query(
-        "update photos set state = 'in_use', attached_at = $2, keep_until = $3 where photo_id = $1 and state = 'ready'",
+        "update photos set state = 'in_use', attached_at = $2, keep_until = $3 where photo_id = $1 and state = 'ready' \
+         and claimed_by is null",
     )
     .bind(id.to_string())
     .bind(now)
@@ -172,7 +175,7 @@ pub async fn list_live_for_user(db: impl Executor<'_, Database = Any>, user: Use
     rows.iter().map(from_row).collect()
 }
 
-fn from_row(r: &AnyRow) -> Result<Photo, DbError> {
+pub(super) fn from_row(r: &AnyRow) -> Result<Photo, DbError> {
     let id: String = col(r, "photo_id")?;
     let state: String = col(r, "state")?;
     let mime = |name: &str| -> Result<Option<ImageType>, DbError> {

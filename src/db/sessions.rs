@@ -80,3 +80,15 @@ pub async fn delete_all_for_user(db: impl Executor<'_, Database = Any>, user: Us
     let done = sqlx::query("delete from sessions where user_id = $1").bind(user.to_string()).execute(db).await?;
     Ok(done.rows_affected())
 }
+
+/// Delete the sessions that expired at `now` or before; how many.
+pub async fn delete_expired(db: impl Executor<'_, Database = Any>, now: Millis) -> Result<u64, DbError> {
+    let done = sqlx::query("delete from sessions where expires_at <= $1").bind(now).execute(db).await?;
+    Ok(done.rows_affected())
+}
+
+/// How many sessions [`delete_expired`] would delete.
+pub async fn count_expired(db: impl Executor<'_, Database = Any>, now: Millis) -> Result<i64, DbError> {
+    let row = sqlx::query("select count(*) as n from sessions where expires_at <= $1").bind(now).fetch_one(db).await?;
+    col(&row, "n")
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use super::{Photo, UserId};
+use super::{Millis, Photo, PhotoId, UserId};
 use crate::imaging::ImageType;
 
 /// Size limits checked from the image header before anything is decoded.
@@ -32,7 +32,21 @@ pub enum PrivateDelivery {
     Redirect,
 }
 
+/// What the clean-up job knows when it asks a kind about an in-use photo. The photo itself is
+/// passed beside it; an embedding application reads its own data through its own handles (the
+/// kind is its own value and may hold a pool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepContext {
+    /// The time the decision is made for (`--as-of`, else now).
+    pub now: Millis,
+    /// A newer in-use photo of the same kind by the same uploader, if there is one.
+    pub newer: Option<PhotoId>,
+}
+
+const DAY_MS: Millis = 24 * 60 * 60 * 1000;
+
 /// A kind of photo. Methods with defaults are the hooks an application overrides.
+#[async_trait::async_trait]
 pub trait Kind: Send + Sync + Debug {
     /// The kind's name in URLs and the database (`avatar`).
     fn name(&self) -> &str;
@@ -57,6 +71,32 @@ pub trait Kind: Send + Sync + Debug {
     fn private_delivery(&self) -> PrivateDelivery {
         PrivateDelivery::Proxy
     }
+    /// Does attaching a photo of this kind release the uploader's earlier in-use ones (a
+    /// profile photo: only the latest counts)? Released photos get a keep-until of now, and
+    /// clean-up then asks [`Kind::reason_to_delete`]. Default: no.
+    fn one_per_user(&self) -> bool {
+        false
+    }
+    /// Until when an in-use photo must be kept: asked when it is attached without a time, and
+    /// again by clean-up when its keep-until has passed and there is no reason to delete it.
+    /// `None` keeps it for as long as it is in use. Default: `None`.
+    async fn keep_until(&self, _photo: &Photo, _cx: &KeepContext) -> Option<Millis> {
+        None
+    }
+    /// Why an in-use photo whose keep-until has passed may be deleted; stored on its tombstone.
+    /// `None` keeps it. Default: `None` (a photo in use is kept).
+    async fn reason_to_delete(&self, _photo: &Photo, _cx: &KeepContext) -> Option<String> {
+        None
+    }
+}
+
+/// Keep rules a configured kind can have (`keep_for_days`, `latest_only` in the TOML).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepRules {
+    /// Keep an in-use photo this many days after it was attached, then delete it.
+    pub keep_for_days: Option<u32>,
+    /// Keep only each uploader's latest in-use photo of this kind.
+    pub latest_only: bool,
 }
 
 /// A kind described by configuration.
@@ -69,8 +109,17 @@ pub struct ConfiguredKind {
     pub max_bytes: u64,
     pub limits: ImageLimits,
     pub private_delivery: PrivateDelivery,
+    pub keep: KeepRules,
 }
 
+impl ConfiguredKind {
+    fn kept_until(&self, photo: &Photo) -> Option<Millis> {
+        let days = Millis::from(self.keep.keep_for_days?);
+        Some(photo.attached_at?.saturating_add(days.saturating_mul(DAY_MS)))
+    }
+}
+
+#[async_trait::async_trait]
 impl Kind for ConfiguredKind {
     fn name(&self) -> &str {
         &self.name
@@ -92,6 +141,19 @@ impl Kind for ConfiguredKind {
     }
     fn private_delivery(&self) -> PrivateDelivery {
         self.private_delivery
+    }
+    fn one_per_user(&self) -> bool {
+        self.keep.latest_only
+    }
+    async fn keep_until(&self, photo: &Photo, _cx: &KeepContext) -> Option<Millis> {
+        self.kept_until(photo)
+    }
+    async fn reason_to_delete(&self, photo: &Photo, cx: &KeepContext) -> Option<String> {
+        if self.keep.latest_only && cx.newer.is_some() {
+            return Some(format!("replaced by a newer {}", self.label.to_lowercase()));
+        }
+        let days = self.keep.keep_for_days?;
+        (self.kept_until(photo)? <= cx.now).then(|| format!("kept for the {days} days its kind keeps photos"))
     }
 }
 
@@ -147,6 +209,7 @@ impl ConfiguredKind {
             max_bytes,
             limits,
             private_delivery: PrivateDelivery::default(),
+            keep: KeepRules::default(),
         })
     }
 
@@ -154,6 +217,13 @@ impl ConfiguredKind {
     #[must_use]
     pub fn with_private_delivery(mut self, delivery: PrivateDelivery) -> Self {
         self.private_delivery = delivery;
+        self
+    }
+
+    /// The same kind with keep rules.
+    #[must_use]
+    pub fn with_keep(mut self, keep: KeepRules) -> Self {
+        self.keep = keep;
         self
     }
 }
@@ -233,5 +303,54 @@ mod tests {
         assert!(matches!(new("a", &["image/png"], 0), Err(KindError::NoBytes(_))));
         let ok = new("id_card", &["image/png"], 1).expect("valid");
         assert_eq!((ok.label.as_str(), ok.accepts.as_slice()), ("id card", &[ImageType::Png][..]));
+    }
+
+    fn in_use(attached_at: Millis) -> Photo {
+        Photo {
+            id: PhotoId::new(),
+            kind: "avatar".into(),
+            bucket: "public".into(),
+            uploader: UserId::new(),
+            state: super::super::PhotoState::InUse,
+            incoming_key: "incoming/x".into(),
+            object_key: Some("photos/x/original.jpg".into()),
+            declared_type: None,
+            image_type: Some(ImageType::Jpeg),
+            max_bytes: 1,
+            byte_size: Some(1),
+            width: Some(1),
+            height: Some(1),
+            filename: None,
+            form_expires_at: 0,
+            created_at: 0,
+            verified_at: Some(0),
+            attached_at: Some(attached_at),
+            keep_until: None,
+            deleted_at: None,
+            deleted_reason: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn by_default_a_photo_in_use_is_kept() {
+        let k = ConfiguredKind::new("a", None, "b", &["image/png".into()], 1, LIMITS).expect("valid");
+        let cx = KeepContext { now: Millis::MAX, newer: Some(PhotoId::new()) };
+        assert_eq!(k.reason_to_delete(&in_use(0), &cx).await, None);
+        assert_eq!(k.keep_until(&in_use(0), &cx).await, None);
+    }
+
+    #[tokio::test]
+    async fn configured_rules_keep_for_days_and_only_the_latest() {
+        let k = ConfiguredKind::new("avatar", Some("Profile photo"), "b", &["image/png".into()], 1, LIMITS)
+            .expect("valid")
+            .with_keep(KeepRules { keep_for_days: Some(2), latest_only: true });
+        let p = in_use(1000);
+        let early = KeepContext { now: 1000 + DAY_MS, newer: None };
+        assert_eq!(k.keep_until(&p, &early).await, Some(1000 + 2 * DAY_MS));
+        assert_eq!(k.reason_to_delete(&p, &early).await, None);
+        let due = KeepContext { now: 1000 + 2 * DAY_MS, newer: None };
+        assert!(k.reason_to_delete(&p, &due).await.is_some_and(|r| r.contains("2 days")));
+        let replaced = KeepContext { newer: Some(PhotoId::new()), ..early };
+        assert_eq!(k.reason_to_delete(&p, &replaced).await.as_deref(), Some("replaced by a newer profile photo"));
     }
 }

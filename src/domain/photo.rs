@@ -87,8 +87,11 @@ pub struct Photo {
 /// The key a form uploads to. The `incoming/` prefix is never readable anonymously, even in a
 /// public bucket, so nothing is served before it is verified.
 pub fn incoming_key(token: &str) -> String {
-    format!("incoming/{token}")
+    format!("{INCOMING_PREFIX}{token}")
 }
+
+/// The prefix upload forms write to.
+pub const INCOMING_PREFIX: &str = "incoming/";
 
 /// The key a verified original is served from. The prefix is the only one a public bucket lets
 /// anonymous readers see; the token keeps private keys unguessable too.

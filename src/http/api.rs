@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/uploads", post(create_upload))
         .route("/api/uploads/{id}/complete", post(complete_upload))
         .route("/api/photos/{id}/attach", post(attach_photo))
-        .route("/api/photos/{id}", get(get_photo))
+        .route("/api/photos/{id}", get(get_photo).delete(delete_photo))
 }
 
 /// Turn a body that is not the JSON we expect into a 400 with our error shape.
@@ -110,6 +110,16 @@ async fn get_photo(State(state): State<AppState>, user: MaybeUser, id: PhotoIdPa
     let viewer = user.0.map(|u| u.id);
     let (photo, _kind, _loc) = photos::viewable(&state.app, viewer, id.id()).await?;
     Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
+}
+
+/// The uploader deletes their photo: 204, and it is gone; anyone else gets 404.
+async fn delete_photo(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    id: PhotoIdParam,
+) -> Result<Response, ApiError> {
+    photos::delete_by_uploader(&state.app, user.id, id.id()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A photo as the API shows it.

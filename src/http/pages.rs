@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/uploads/{id}/done", get(upload_done))
         .route("/photos/{id}", get(photo_page))
         .route("/photos/{id}/save", post(save_photo))
+        .route("/photos/{id}/delete", post(delete_photo))
         .route("/static/upload.js", get(upload_js))
         .route("/static/style.css", get(style_css))
 }
@@ -147,6 +148,7 @@ async fn photo_page(
         keep_until: photo.keep_until.map(display_time),
         deleted_reason: photo.deleted_reason.clone(),
         can_save: photo.uploader == user.id && photo.state == PhotoState::Ready,
+        can_delete: photo.uploader == user.id,
     };
     render(&page)
 }
@@ -166,6 +168,19 @@ async fn save_photo(
     let Form(form) = form.map_err(|_| AppError::Csrf)?;
     user.check_csrf(Some(&form.csrf))?;
     photos::attach(&state.app, user.id, id.id(), None).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// The page's Delete button (behind a confirming `<details>` step): delete the photo.
+async fn delete_photo(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    id: PagePhotoId,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(form) = form.map_err(|_| AppError::Csrf)?;
+    user.check_csrf(Some(&form.csrf))?;
+    photos::delete_by_uploader(&state.app, user.id, id.id()).await?;
     Ok(Redirect::to("/").into_response())
 }
 

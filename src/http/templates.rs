@@ -78,6 +78,7 @@ pub struct PhotoPage {
     pub keep_until: Option<String>,
     pub deleted_reason: Option<String>,
     pub can_save: bool,
+    pub can_delete: bool,
 }
 
 #[derive(Template)]

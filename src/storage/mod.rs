@@ -6,6 +6,7 @@
 pub mod admin;
 #[cfg(feature = "embedded-s3")]
 pub mod embedded;
+pub mod listing;
 pub mod post_policy;
 pub mod serve;
 
@@ -148,6 +149,7 @@ pub struct Bucket {
     credentials: SharedCredentialsProvider,
     form_url: String,
     public_base: Option<String>,
+    owned: bool,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -222,7 +224,14 @@ impl Bucket {
             credentials,
             form_url,
             public_base,
+            owned: s.owned,
         })
+    }
+
+    /// Whether this database owns the bucket (`owned = true`): only then may reconcile delete
+    /// objects no row knows.
+    pub fn owned(&self) -> bool {
+        self.owned
     }
 
     pub fn name(&self) -> &str {

@@ -165,6 +165,7 @@ fn moto_bucket(moto: &Moto, name: &str, s3_name: &str, access: BucketAccess) -> 
         cdn_base_url: None,
         access_key_id_env: None,
         secret_access_key_env: None,
+        owned: false,
     }
 }
 

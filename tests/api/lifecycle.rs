@@ -1,0 +1,307 @@
+//! Lifecycle jobs and deletion, each a short story on both backends: clean-up's cut-off and
+//! keep rules (the seed's own cases), the avatar rule, user deletion, races with attach,
+//! failures and crashes that the next run recovers from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shoebox::app::Shoebox;
+use shoebox::db::{claims, photos as rows};
+use shoebox::domain::{KeepContext, Kind, Kinds, Millis, Photo, PhotoId, PhotoState, now_millis};
+use shoebox::jobs::clean_up::{self, Options, Summary};
+
+use crate::helpers::{TestApp, TestUser, photo};
+
+const DAY: Millis = 24 * 60 * 60 * 1000;
+
+fn jpeg() -> Vec<u8> {
+    photo("orientation/Portrait_1.jpg")
+}
+
+async fn row(app: &TestApp, id: &str) -> Photo {
+    let id: PhotoId = id.parse().expect("photo id");
+    rows::get(&app.state.app.db, id).await.expect("query").expect("row")
+}
+
+async fn clean_up_as_of(shoebox: &Shoebox, as_of: Millis) -> Summary {
+    clean_up::run(shoebox, &Options::new(as_of), &|_| {}).await.expect("clean-up runs")
+}
+
+async fn uploaded(user: &TestUser, kind: &str) -> String {
+    user.upload(kind, jpeg(), "image/jpeg").await["id"].as_str().expect("id").to_owned()
+}
+
+async fn object_of(app: &TestApp, id: &str) -> (String, String) {
+    let p = row(app, id).await;
+    (p.bucket.clone(), p.object_key.expect("verified"))
+}
+
+both_backends!(
+    an_upload_exactly_as_old_as_the_grace_period_goes_and_a_younger_one_stays,
+    an_in_use_photo_is_deleted_only_when_its_kind_gives_a_reason,
+    saving_a_new_profile_photo_releases_the_previous_one,
+    the_uploader_deletes_a_photo_and_others_cannot,
+    a_photo_claimed_by_clean_up_cannot_be_attached,
+    an_s3_outage_loses_nothing,
+    a_crash_between_deleting_objects_and_marking_rows_converges,
+    two_clean_ups_racing_attaches_never_delete_an_attached_photo,
+);
+
+async fn an_upload_exactly_as_old_as_the_grace_period_goes_and_a_younger_one_stays(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let old = uploaded(&ann, "avatar").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let young = uploaded(&ann, "avatar").await;
+    let (bucket, key) = object_of(&app, &old).await;
+    let cut = row(&app, &old).await.created_at + DAY;
+
+    let dry =
+        clean_up::run(&app.state.app, &Options { dry_run: true, ..Options::new(cut) }, &|_| {}).await.expect("dry");
+    assert_eq!(dry.deleted, 1, "the dry run names the one photo: {dry:?}");
+    assert!(app.object_exists(&bucket, &key).await, "a dry run deletes nothing");
+
+    let s = clean_up_as_of(&app.state.app, cut).await;
+    assert_eq!((s.deleted, s.errors), (1, 0), "{s:?}");
+    assert_eq!(s.by_reason.get("It was not saved within 24 hours."), Some(&1), "{s:?}");
+    assert!(!app.object_exists(&bucket, &key).await, "its object is gone");
+    let tomb = row(&app, &old).await;
+    assert_eq!(tomb.state, PhotoState::Deleted);
+    assert_eq!(tomb.deleted_reason.as_deref(), Some("It was not saved within 24 hours."));
+    assert_eq!(row(&app, &young).await.state, PhotoState::Ready, "one millisecond younger: untouched");
+    let (yb, yk) = object_of(&app, &young).await;
+    assert!(app.object_exists(&yb, &yk).await);
+    assert_eq!(ann.attach(&old, json!({})).await.status(), StatusCode::GONE);
+
+    let again = clean_up_as_of(&app.state.app, cut).await;
+    assert_eq!(again.deleted, 0, "a second run finds nothing: {again:?}");
+}
+
+/// A kind as an embedding application writes it: deletes only photos it has a reason for, and
+/// otherwise keeps them ten more years (the seed's `calc_and_set_keep`).
+#[derive(Debug)]
+struct SeedKind {
+    inner: Arc<dyn Kind>,
+    reasons: Vec<PhotoId>,
+}
+
+#[async_trait::async_trait]
+impl Kind for SeedKind {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn label(&self) -> &str {
+        self.inner.label()
+    }
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    fn accepts(&self) -> &[shoebox::imaging::ImageType] {
+        self.inner.accepts()
+    }
+    fn max_bytes(&self) -> u64 {
+        self.inner.max_bytes()
+    }
+    fn limits(&self) -> shoebox::domain::ImageLimits {
+        self.inner.limits()
+    }
+    async fn keep_until(&self, _photo: &Photo, cx: &KeepContext) -> Option<Millis> {
+        Some(cx.now + 3650 * DAY)
+    }
+    async fn reason_to_delete(&self, photo: &Photo, _cx: &KeepContext) -> Option<String> {
+        self.reasons.contains(&photo.id).then(|| "the application said so".to_owned())
+    }
+}
+
+async fn an_in_use_photo_is_deleted_only_when_its_kind_gives_a_reason(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let soon = soon.format(&time::format_description::well_known::Rfc3339).expect("format");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = uploaded(&ann, "id_document").await;
+        assert_eq!(ann.attach(&id, json!({"keep_until": soon})).await.status(), StatusCode::OK);
+        ids.push(id);
+    }
+    let forever = uploaded(&ann, "id_document").await;
+    assert_eq!(ann.attach(&forever, json!({})).await.status(), StatusCode::OK);
+    let (with_reason, without, _) = (&ids[0], &ids[1], &ids[2]);
+
+    let base = &app.state.app;
+    let seed = SeedKind {
+        inner: base.kinds.get("id_document").expect("kind").clone(),
+        reasons: vec![with_reason.parse().expect("id")],
+    };
+    let avatar = base.kinds.get("avatar").expect("kind").clone();
+    let kinds = Kinds::new([Arc::new(seed) as Arc<dyn Kind>, avatar], ["public", "private"]).expect("kinds");
+    let host = Shoebox::new(base.db.clone(), base.storage.clone(), kinds, base.limits.clone());
+
+    let as_of = now_millis() + 2 * 60 * 60 * 1000;
+    let s = clean_up_as_of(&host, as_of).await;
+    assert_eq!(s.by_reason.get("the application said so"), Some(&1), "{s:?}");
+    assert_eq!((s.deleted, s.kept_longer, s.errors), (1, 2, 0), "{s:?}");
+    assert_eq!(row(&app, with_reason).await.deleted_reason.as_deref(), Some("the application said so"));
+    let kept = row(&app, without).await;
+    assert_eq!(kept.state, PhotoState::InUse);
+    assert_eq!(kept.keep_until, Some(as_of + 3650 * DAY), "keep-until moved to the kind's new time");
+    let never = row(&app, &forever).await;
+    assert_eq!((never.state, never.keep_until), (PhotoState::InUse, None), "no keep-until: never deleted");
+    let far = clean_up_as_of(&host, as_of + 100 * 365 * DAY).await;
+    assert_eq!(row(&app, &forever).await.state, PhotoState::InUse, "{far:?}");
+}
+
+async fn saving_a_new_profile_photo_releases_the_previous_one(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let first = uploaded(&ann, "avatar").await;
+    assert_eq!(ann.attach(&first, json!({})).await.status(), StatusCode::OK);
+    let s = clean_up_as_of(&app.state.app, now_millis()).await;
+    assert_eq!(s.deleted, 0, "the only profile photo stays: {s:?}");
+    let second = uploaded(&ann, "avatar").await;
+    assert_eq!(ann.attach(&second, json!({})).await.status(), StatusCode::OK);
+    let (bucket, key) = object_of(&app, &first).await;
+
+    let s = clean_up_as_of(&app.state.app, now_millis()).await;
+    assert_eq!(s.by_reason.get("replaced by a newer profile photo"), Some(&1), "{s:?}");
+    assert!(!app.object_exists(&bucket, &key).await);
+    assert_eq!(row(&app, &first).await.deleted_reason.as_deref(), Some("replaced by a newer profile photo"));
+    assert_eq!(row(&app, &second).await.state, PhotoState::InUse);
+}
+
+async fn the_uploader_deletes_a_photo_and_others_cannot(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let bob = app.sign_up_elsewhere("bob@example.com").await;
+    let id = uploaded(&ann, "id_document").await;
+    let (bucket, key) = object_of(&app, &id).await;
+    let path = format!("/api/photos/{id}");
+
+    let res = bob.client.delete(bob.url(&path)).header("x-csrf-token", &bob.csrf).send().await.expect("delete");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "someone else's photo does not exist for them");
+    let res = ann.client.delete(ann.url(&path)).send().await.expect("delete");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no CSRF token, refused");
+    let res = ann.client.delete(ann.url("/api/photos/not-an-id")).header("x-csrf-token", &ann.csrf).send().await;
+    assert_eq!(res.expect("delete").status(), StatusCode::NOT_FOUND);
+    assert!(app.object_exists(&bucket, &key).await);
+
+    let res = ann.client.delete(ann.url(&path)).header("x-csrf-token", &ann.csrf).send().await.expect("delete");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert!(!app.object_exists(&bucket, &key).await, "the objects go at once");
+    assert_eq!(row(&app, &id).await.deleted_reason.as_deref(), Some("deleted by its uploader"));
+    assert_eq!(ann.get(&path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(ann.get(&format!("/photos/{id}/original")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(ann.get(&format!("/photos/{id}")).await.status(), StatusCode::NOT_FOUND);
+
+    // The page's button: a form post with the CSRF token, behind a confirming step.
+    let other = uploaded(&ann, "avatar").await;
+    let page = ann.get(&format!("/photos/{other}")).await.text().await.expect("page");
+    assert!(page.contains("<details id=\"delete\">") && page.contains(&format!("/photos/{other}/delete")));
+    let form_path = ann.url(&format!("/photos/{other}/delete"));
+    let forged = ann.client.post(&form_path).form(&[("csrf", "forged")]).send().await.expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let bobs = bob.client.post(&form_path).form(&[("csrf", bob.csrf.as_str())]).send().await.expect("post");
+    assert_eq!(bobs.status(), StatusCode::NOT_FOUND);
+    let res = ann.client.post(&form_path).form(&[("csrf", ann.csrf.as_str())]).send().await.expect("post");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(row(&app, &other).await.state, PhotoState::Deleted);
+}
+
+async fn a_photo_claimed_by_clean_up_cannot_be_attached(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let id = uploaded(&ann, "avatar").await;
+    let db = &app.state.app.db;
+    let claim = claims::Claim { token: "runner-a", until: now_millis() + 60_000, takeover_before: now_millis() };
+    let got = claims::claim_abandoned(db, db.backend(), claim, now_millis(), 10).await.expect("claim");
+    assert_eq!(got.len(), 1);
+    // The grace period ended and clean-up took the photo first: attach loses, with 410.
+    let res = ann.attach(&id, json!({})).await;
+    assert_eq!(res.status(), StatusCode::GONE);
+    let body: Value = res.json().await.expect("json");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("being deleted")), "{body}");
+    let again = claims::claim_abandoned(db, db.backend(), claim, now_millis(), 10).await.expect("claim");
+    assert!(again.is_empty(), "a second runner does not take a held claim");
+}
+
+async fn an_s3_outage_loses_nothing(mut app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let id = uploaded(&ann, "avatar").await;
+    let cut = row(&app, &id).await.created_at + DAY;
+    app.stop_s3();
+    let s = clean_up_as_of(&app.state.app, cut).await;
+    assert_eq!(s.deleted, 0, "{s:?}");
+    assert!(s.errors >= 1 && s.s3_requests >= 1, "{s:?}");
+    let p = row(&app, &id).await;
+    assert_eq!(p.state, PhotoState::Ready, "not tombstoned while its object may still exist");
+    assert!(claims::is_claimed(&app.state.app.db, p.id).await.expect("query"), "left doomed for the next run");
+    assert_eq!(ann.attach(&id, json!({})).await.status(), StatusCode::GONE);
+}
+
+async fn a_crash_between_deleting_objects_and_marking_rows_converges(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let id = uploaded(&ann, "avatar").await;
+    let (bucket, key) = object_of(&app, &id).await;
+    let cut = row(&app, &id).await.created_at + DAY;
+    let db = &app.state.app.db;
+    // A runner claims, deletes the objects, and dies before marking the row; its lease runs out.
+    let claim = claims::Claim { token: "dead-runner", until: now_millis(), takeover_before: now_millis() };
+    let got = claims::claim_abandoned(db, db.backend(), claim, cut, 10).await.expect("claim");
+    let bucket_handle = app.state.app.storage.bucket(&bucket).expect("bucket");
+    bucket_handle.delete_keys(&shoebox::photos::photo_objects(&got[0])).await.expect("deleted");
+    assert!(!app.object_exists(&bucket, &key).await);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let s = clean_up_as_of(&app.state.app, cut).await;
+    assert_eq!((s.deleted, s.errors), (1, 0), "the next run takes the dead claim over: {s:?}");
+    assert_eq!(row(&app, &id).await.state, PhotoState::Deleted);
+}
+
+async fn two_clean_ups_racing_attaches_never_delete_an_attached_photo(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    for round in 0..4 {
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            ids.push(uploaded(&ann, "id_document").await);
+        }
+        let as_of = now_millis() + DAY;
+        let shoebox = app.state.app.clone();
+        let runs = (0..2).map(|_| {
+            let shoebox = shoebox.clone();
+            tokio::spawn(async move { clean_up_as_of(&shoebox, as_of).await })
+        });
+        let runs: Vec<_> = runs.collect();
+        let attaches: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (ann, id) = (ann.clone(), id.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 20)).await;
+                    ann.attach(&id, json!({})).await.status()
+                })
+            })
+            .collect();
+        let mut deleted = 0;
+        for r in runs {
+            deleted += r.await.expect("run").deleted;
+        }
+        for (id, a) in ids.iter().zip(attaches) {
+            let status = a.await.expect("attach");
+            let p = row(&app, id).await;
+            match p.state {
+                PhotoState::InUse => {
+                    assert_eq!(status, StatusCode::OK, "round {round}");
+                    let key = p.object_key.expect("key");
+                    assert!(app.object_exists(&p.bucket, &key).await, "round {round}: attached photo lost its object");
+                }
+                PhotoState::Deleted => assert_eq!(status, StatusCode::GONE, "round {round}"),
+                other => panic!("round {round}: {id} left {other:?}, attach said {status}"),
+            }
+        }
+        let tombs = ids.len() as u64 - {
+            let mut n = 0;
+            for id in &ids {
+                n += u64::from(row(&app, id).await.state == PhotoState::InUse);
+            }
+            n
+        };
+        assert_eq!(deleted, tombs, "round {round}: each photo deleted once, by one runner");
+    }
+}
