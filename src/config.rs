@@ -77,6 +77,26 @@ pub struct KindSettings {
     pub max_width: u32,
     #[serde(default = "default_max_side")]
     pub max_height: u32,
+    /// The variants made of each photo; unset means `thumb` (320 px) and `display` (1280 px),
+    /// an empty list means none.
+    #[serde(default)]
+    pub variants: Option<Vec<VariantSettings>>,
+}
+
+/// One variant of a kind, as written in the file: `{ name = "thumb", max_width = 320,
+/// max_height = 320, quality = 80 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSettings {
+    pub name: String,
+    pub max_width: u32,
+    pub max_height: u32,
+    #[serde(default = "default_variant_quality")]
+    pub quality: u8,
+}
+
+fn default_variant_quality() -> u8 {
+    crate::domain::VariantSpec::DEFAULT_QUALITY
 }
 
 /// Abuse and lifetime limits.
@@ -254,6 +274,7 @@ pub fn example_kinds() -> Vec<KindSettings> {
         max_pixels: default_max_pixels(),
         max_width: default_max_side(),
         max_height: default_max_side(),
+        variants: None,
     };
     vec![
         kind("avatar", "Profile photo", "public", 10_000_000),

@@ -27,6 +27,10 @@ pub mod accounts;
 pub mod photos;
 /// The upload path: sign a form, then verify and promote the upload.
 pub mod uploads;
+/// Variants (thumb, display, ...): made once, on completion, on first request or by resize-all.
+pub mod variants;
+/// Jobs: plain async functions that return a summary (resize-all, clean-up).
+pub mod jobs;
 /// The S3 doctor: each bucket's needed configuration, and checks of a live setup.
 pub mod doctor;
 /// Routes, pages, the JSON API, the private proxy and error mapping.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use crate::app::Shoebox;
 use crate::db::{DbError, photos as rows};
+use crate::domain::photo::variant_key;
 use crate::domain::{BucketAccess, Kind, Millis, Photo, PhotoId, PhotoState, UserId, now_millis};
+use crate::imaging::ImageType;
 use crate::storage::StorageError;
 
 /// Why an operation on an existing photo failed. Each variant has one HTTP status, chosen in
@@ -116,6 +118,22 @@ pub async fn attach(app: &Shoebox, user: UserId, id: PhotoId, keep_until: Option
     owned(app, user, id).await
 }
 
+/// Every object key a photo may have in its bucket: the incoming upload, the original and
+/// each variant (of every recipe it was ever made with). Deletion and reconciliation use it.
+pub async fn object_keys(app: &Shoebox, photo: &Photo) -> Result<Vec<String>, PhotoError> {
+    let mut keys: Vec<String> = std::iter::once(photo.incoming_key.clone()).chain(photo.object_key.clone()).collect();
+    let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
+    for row in crate::db::variants::list_for_photo(&app.db, photo.id).await? {
+        match row.object_key {
+            Some(key) => keys.push(key),
+            // Being made, or failed: it may have written either format's key.
+            None => keys
+                .extend([ImageType::Jpeg, ImageType::Png].map(|t| variant_key(token, &row.name, &row.recipe_hash, t))),
+        }
+    }
+    Ok(keys)
+}
+
 /// End a photo: delete its objects, then turn its row into a tombstone saying when and why,
 /// provided it is still in `from` (the state the caller decided on).
 ///
@@ -130,8 +148,8 @@ pub async fn tombstone(
     now: Millis,
 ) -> Result<bool, PhotoError> {
     let bucket = app.storage.bucket(&photo.bucket)?;
-    for key in std::iter::once(&photo.incoming_key).chain(photo.object_key.as_ref()) {
-        bucket.delete(key).await?;
+    for key in object_keys(app, photo).await? {
+        bucket.delete(&key).await?;
     }
     Ok(rows::mark_deleted(&app.db, photo.id, from, reason, now).await?)
 }

@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod resize;
+pub mod resize_all;
 pub mod s3_config;
 
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub enum Command {
     Migrate,
     /// Resize one image with the server's engine, limits and errors: `resize IN --fit 1280x1280 -o OUT.jpg`.
     Resize(resize::ResizeArgs),
+    /// Make every missing variant of every live photo (safe beside the web and other runs);
+    /// exit 1 when a photo failed.
+    ResizeAll(resize_all::ResizeAllArgs),
     /// Print what each bucket needs (CORS, public access, ownership, policy, lifecycle, IAM);
     /// `--apply` writes the bucket-level parts.
     S3Config(s3_config::S3ConfigArgs),
@@ -51,6 +55,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(migrate())
         }
         Command::Resize(args) => resize::run(&args),
+        Command::ResizeAll(args) => {
+            if runtime()?.block_on(resize_all::run(&args))?.failed == 0 {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
         // No log lines for these two: they print their own findings, and the embedded
         // endpoint logs every refusal the doctor provokes on purpose.
         Command::S3Config(args) => runtime()?.block_on(s3_config::run(&args)),

@@ -40,6 +40,59 @@ pub trait Kind: Send + Sync + Debug {
     fn may_view(&self, viewer: UserId, photo: &Photo) -> bool {
         photo.uploader == viewer
     }
+    /// The smaller renditions made of each photo, besides the original. Default: `thumb`
+    /// (fits 320 px) and `display` (fits 1280 px).
+    fn variants(&self) -> Vec<VariantSpec> {
+        VariantSpec::defaults()
+    }
+}
+
+/// A named rendition a kind makes of each photo: fits within a box, never upscaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantSpec {
+    /// Its name in URLs and the database (`thumb`); never `original`.
+    pub name: String,
+    pub max_width: u32,
+    pub max_height: u32,
+    /// JPEG quality, 1 to 100 (PNG variants are lossless).
+    pub quality: u8,
+}
+
+impl VariantSpec {
+    /// JPEG quality of variants unless configured: about 80, as the web commonly serves.
+    pub const DEFAULT_QUALITY: u8 = 80;
+
+    /// A checked spec: a usable name other than `original`, a non-empty box and a quality.
+    pub fn new(name: &str, max_width: u32, max_height: u32, quality: u8) -> Result<Self, KindError> {
+        let bad = |why: &str| Err(KindError::BadVariant(format!("{name:?}: {why}")));
+        if name.is_empty()
+            || name.len() > 32
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return bad("a name must be 1 to 32 lowercase letters, digits and '_'");
+        }
+        if name == "original" {
+            return bad("\"original\" is the uploaded image itself; choose another name");
+        }
+        if max_width == 0 || max_height == 0 {
+            return bad("the box must be at least 1x1");
+        }
+        if !(1..=100).contains(&quality) {
+            return bad("quality must be between 1 and 100");
+        }
+        Ok(Self { name: name.to_owned(), max_width, max_height, quality })
+    }
+
+    /// `thumb` fits 320 px and `display` 1280 px.
+    pub fn defaults() -> Vec<VariantSpec> {
+        let fit = |name: &str, side| VariantSpec {
+            name: name.to_owned(),
+            max_width: side,
+            max_height: side,
+            quality: Self::DEFAULT_QUALITY,
+        };
+        vec![fit("thumb", 320), fit("display", 1280)]
+    }
 }
 
 /// A kind described by configuration.
@@ -51,6 +104,7 @@ pub struct ConfiguredKind {
     pub accepts: Vec<ImageType>,
     pub max_bytes: u64,
     pub limits: ImageLimits,
+    pub variants: Vec<VariantSpec>,
 }
 
 impl Kind for ConfiguredKind {
@@ -72,6 +126,9 @@ impl Kind for ConfiguredKind {
     fn limits(&self) -> ImageLimits {
         self.limits
     }
+    fn variants(&self) -> Vec<VariantSpec> {
+        self.variants.clone()
+    }
 }
 
 /// Why a set of kinds cannot be used; said at start-up, before anything is served.
@@ -89,6 +146,10 @@ pub enum KindError {
     NoTypes(String),
     #[error("kind {0:?}: max_bytes must be at least 1")]
     NoBytes(String),
+    #[error("variant {0}")]
+    BadVariant(String),
+    #[error("kind {kind:?} names variant {variant:?} twice")]
+    DuplicateVariant { kind: String, variant: String },
 }
 
 impl ConfiguredKind {
@@ -125,7 +186,19 @@ impl ConfiguredKind {
             accepts,
             max_bytes,
             limits,
+            variants: VariantSpec::defaults(),
         })
+    }
+
+    /// The same kind with other variants (none is allowed: only the original is served).
+    pub fn with_variants(mut self, variants: Vec<VariantSpec>) -> Result<Self, KindError> {
+        for (i, v) in variants.iter().enumerate() {
+            if variants[..i].iter().any(|w| w.name == v.name) {
+                return Err(KindError::DuplicateVariant { kind: self.name, variant: v.name.clone() });
+            }
+        }
+        self.variants = variants;
+        Ok(self)
     }
 }
 
@@ -204,5 +277,18 @@ mod tests {
         assert!(matches!(new("a", &["image/png"], 0), Err(KindError::NoBytes(_))));
         let ok = new("id_card", &["image/png"], 1).expect("valid");
         assert_eq!((ok.label.as_str(), ok.accepts.as_slice()), ("id card", &[ImageType::Png][..]));
+    }
+
+    #[test]
+    fn variant_specs_refuse_the_original_name_empty_boxes_and_duplicates() {
+        assert!(VariantSpec::new("original", 10, 10, 80).is_err());
+        assert!(VariantSpec::new("Thumb", 10, 10, 80).is_err());
+        assert!(VariantSpec::new("thumb", 0, 10, 80).is_err());
+        assert!(VariantSpec::new("thumb", 10, 10, 0).is_err());
+        let thumb = VariantSpec::new("thumb", 10, 10, 80).expect("valid");
+        let kind = ConfiguredKind::new("a", None, "b", &["image/png".into()], 1, LIMITS).expect("valid");
+        assert_eq!(kind.variants().iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["thumb", "display"]);
+        let err = kind.with_variants(vec![thumb.clone(), thumb]).expect_err("twice");
+        assert!(err.to_string().contains("names variant \"thumb\" twice"), "{err}");
     }
 }

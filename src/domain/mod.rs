@@ -9,7 +9,7 @@ pub mod user;
 
 pub use bucket::BucketAccess;
 pub use ids::{PhotoId, UserId, random_token};
-pub use kind::{ConfiguredKind, ImageLimits, Kind, KindError, Kinds};
+pub use kind::{ConfiguredKind, ImageLimits, Kind, KindError, Kinds, VariantSpec};
 pub use photo::{Photo, PhotoState};
 pub use user::{Email, Password};
 

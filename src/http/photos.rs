@@ -12,8 +12,9 @@ use tokio_util::io::ReaderStream;
 use super::AppState;
 use super::auth::{MaybeUser, PhotoIdParam};
 use super::error::{ApiError, AppError};
-use crate::photos::{self, Location};
+use crate::photos::Location;
 use crate::storage::StorageError;
+use crate::variants;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/photos/{id}/{variant}", get(serve_variant))
@@ -25,12 +26,10 @@ async fn serve_variant(
     id: PhotoIdParam,
     Path((_, variant)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    // Only the original exists until variants land; anything else is a missing page.
-    if variant != "original" {
-        return Err(AppError::NotFound.into());
-    }
-    let (photo, _kind, location) = photos::viewable(&state.app, user.0.map(|u| u.id), id.id()).await?;
-    let (bucket, key) = match location {
+    // Which object to serve (the original or a variant, made first if missing) is decided in
+    // `variants`; this only serves it.
+    let served = variants::locate(&state.app, user.0.map(|u| u.id), id.id(), &variant).await?;
+    let (bucket, key) = match served.location {
         Location::Public(url) => return Ok(Redirect::to(&url).into_response()),
         Location::Private { bucket, key } => (bucket, key),
     };
@@ -41,8 +40,8 @@ async fn serve_variant(
         Err(e) => return Err(e.into()),
     };
     // The type comes from what verification sniffed, never from what S3 or the uploader says.
-    let mime = photo.image_type.map_or("application/octet-stream", |t| t.mime());
-    let ext = photo.image_type.map_or("bin", |t| t.extension());
+    let mime = served.image_type.map_or("application/octet-stream", |t| t.mime());
+    let ext = served.image_type.map_or("bin", |t| t.extension());
     let body = Body::from_stream(ReaderStream::new(stream.into_async_read()));
     let mut res = body.into_response();
     let h = res.headers_mut();

@@ -15,3 +15,4 @@ mod embedded_endpoint;
 mod imaging;
 mod serve;
 mod uploads;
+mod variants;

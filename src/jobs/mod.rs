@@ -1,0 +1,1 @@
+pub mod resize_all;
