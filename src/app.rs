@@ -2,12 +2,13 @@
 //! CLI and (later) the jobs. Cheap to clone.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tokio::sync::Semaphore;
 
 use crate::config::{Limits, Settings};
 use crate::db::Db;
-use crate::domain::{ConfiguredKind, ImageLimits, KeepRules, Kind, KindError, Kinds};
+use crate::domain::{ConfiguredKind, ImageLimits, KeepRules, Kind, KindError, Kinds, VariantSpec};
 use crate::storage::Storage;
 
 /// Everything the domain operations need, behind one `Arc`.
@@ -32,6 +33,9 @@ pub struct Inner {
     pub passwords: crate::accounts::Passwords,
     /// Bounds how many upload verifications hold a whole upload in memory at once.
     pub verifying: Semaphore,
+    /// Variant objects this process has written: what the tests count to prove a variant is
+    /// made once under concurrent first requests.
+    pub variant_writes: AtomicU64,
 }
 
 impl Shoebox {
@@ -47,6 +51,7 @@ impl Shoebox {
             hashing: Semaphore::new(hashing),
             passwords: crate::accounts::Passwords::new(hashing),
             verifying: Semaphore::new(permits),
+            variant_writes: AtomicU64::new(0),
         }))
     }
 
@@ -99,8 +104,17 @@ pub fn configured_kinds(settings: &Settings) -> Result<Kinds, KindError> {
         .map(|k| {
             let limits = ImageLimits { max_width: k.max_width, max_height: k.max_height, max_pixels: k.max_pixels };
             let keep = KeepRules { keep_for_days: k.keep_for_days, latest_only: k.latest_only };
-            ConfiguredKind::new(&k.name, k.label.as_deref(), &k.bucket, &k.types, k.max_bytes, limits)
-                .map(|kind| Arc::new(kind.with_private_delivery(k.private_delivery).with_keep(keep)) as Arc<dyn Kind>)
+            let mut kind = ConfiguredKind::new(&k.name, k.label.as_deref(), &k.bucket, &k.types, k.max_bytes, limits)?
+                .with_private_delivery(k.private_delivery)
+                .with_keep(keep);
+            if let Some(variants) = &k.variants {
+                let specs = variants
+                    .iter()
+                    .map(|v| VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality))
+                    .collect::<Result<Vec<_>, _>>()?;
+                kind = kind.with_variants(specs)?;
+            }
+            Ok(Arc::new(kind) as Arc<dyn Kind>)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Kinds::new(kinds, settings.buckets.iter().map(|b| b.name.as_str()))
@@ -134,5 +148,17 @@ mod tests {
         assert!(err.to_string().contains("svg"), "{err}");
         let twice = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\n[[kinds]]\nname = \"x\"\nbucket = \"private\"\n";
         assert_eq!(configured_kinds(&settings_with(twice)).expect_err("twice"), KindError::Duplicate("x".into()));
+    }
+
+    #[test]
+    fn a_kind_may_name_its_own_variants_in_toml() {
+        let toml = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\n\
+                    [[kinds.variants]]\nname = \"small\"\nmax_width = 100\nmax_height = 50\n";
+        let kinds = configured_kinds(&settings_with(toml)).expect("kinds");
+        let variants = kinds.get("x").expect("x").variants();
+        assert_eq!(variants, [VariantSpec::new("small", 100, 50, 80).expect("spec")]);
+        let bad = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\n\
+                   [[kinds.variants]]\nname = \"original\"\nmax_width = 1\nmax_height = 1\n";
+        assert!(configured_kinds(&settings_with(bad)).expect_err("original").to_string().contains("original"));
     }
 }

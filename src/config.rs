@@ -93,6 +93,26 @@ pub struct KindSettings {
     /// Keep only each uploader's latest saved photo of this kind.
     #[serde(default)]
     pub latest_only: bool,
+    /// The variants made of each photo; unset means `thumb` (320 px) and `display` (1280 px),
+    /// an empty list means none.
+    #[serde(default)]
+    pub variants: Option<Vec<VariantSettings>>,
+}
+
+/// One variant of a kind, as written in the file: `{ name = "thumb", max_width = 320,
+/// max_height = 320, quality = 80 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSettings {
+    pub name: String,
+    pub max_width: u32,
+    pub max_height: u32,
+    #[serde(default = "default_variant_quality")]
+    pub quality: u8,
+}
+
+fn default_variant_quality() -> u8 {
+    crate::domain::VariantSpec::DEFAULT_QUALITY
 }
 
 /// Abuse and lifetime limits.
@@ -336,6 +356,7 @@ pub fn example_kinds() -> Vec<KindSettings> {
         private_delivery: PrivateDelivery::Proxy,
         keep_for_days: None,
         latest_only,
+        variants: None,
     };
     vec![
         // A profile photo: only the latest saved one is kept.

@@ -27,7 +27,9 @@ pub mod accounts;
 pub mod photos;
 /// The upload path: sign a form, then verify and promote the upload.
 pub mod uploads;
-/// The lifecycle jobs (clean-up): plain async functions that return a summary.
+/// Variants (thumb, display, ...): made once, on completion, on first request or by resize-all.
+pub mod variants;
+/// Jobs: plain async functions that return a summary (clean-up, resize-all).
 pub mod jobs;
 /// The S3 doctor: each bucket's needed configuration, and checks of a live setup.
 pub mod doctor;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use crate::app::Shoebox;
 use crate::db::{DbError, claims, photos as rows};
+use crate::domain::photo::variant_key;
 use crate::domain::{
     BucketAccess, KeepContext, Kind, Millis, Photo, PhotoId, PhotoState, UserId, now_millis, random_token,
 };
+use crate::imaging::ImageType;
 use crate::storage::StorageError;
 
 /// Why an operation on an existing photo failed. Each variant has one HTTP status, chosen in
@@ -152,10 +154,20 @@ pub async fn attach(app: &Shoebox, user: UserId, id: PhotoId, keep_until: Option
     owned(app, user, id).await
 }
 
-/// The objects a photo has in its bucket: everything deleting it must remove. The one list
-/// user deletion and clean-up both use, so objects added later (variants) are added here.
-pub fn photo_objects(photo: &Photo) -> Vec<String> {
-    std::iter::once(photo.incoming_key.clone()).chain(photo.object_key.clone()).collect()
+/// Every object key a photo may have in its bucket: the incoming upload, the original and
+/// each variant (of every recipe it was ever made with). Deletion and reconciliation use it.
+pub async fn object_keys(app: &Shoebox, photo: &Photo) -> Result<Vec<String>, PhotoError> {
+    let mut keys: Vec<String> = std::iter::once(photo.incoming_key.clone()).chain(photo.object_key.clone()).collect();
+    let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
+    for row in crate::db::variants::list_for_photo(&app.db, photo.id).await? {
+        match row.object_key {
+            Some(key) => keys.push(key),
+            // Being made, or failed: it may have written either format's key.
+            None => keys
+                .extend([ImageType::Jpeg, ImageType::Png].map(|t| variant_key(token, &row.name, &row.recipe_hash, t))),
+        }
+    }
+    Ok(keys)
 }
 
 /// What a deleted photo's tombstone says when its uploader deleted it.
@@ -178,7 +190,7 @@ pub async fn delete_by_uploader(app: &Shoebox, user: UserId, id: PhotoId) -> Res
         return Err(PhotoError::NotFound);
     }
     let bucket = app.storage.bucket(&photo.bucket)?;
-    let failed = match bucket.delete_keys(&photo_objects(&photo)).await {
+    let failed = match bucket.delete_keys(&object_keys(app, &photo).await?).await {
         Ok(failed) if failed.is_empty() => None,
         Ok(failed) => Some(crate::storage::StorageError::Service(format!("{failed:?}"))),
         Err(e) => Some(e),
@@ -205,7 +217,7 @@ pub async fn tombstone(
     now: Millis,
 ) -> Result<bool, PhotoError> {
     let bucket = app.storage.bucket(&photo.bucket)?;
-    for key in photo_objects(photo) {
+    for key in object_keys(app, photo).await? {
         bucket.delete(&key).await?;
     }
     Ok(rows::mark_deleted(&app.db, photo.id, from, reason, now).await?)

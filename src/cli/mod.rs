@@ -3,6 +3,7 @@
 pub mod clean_up;
 pub mod doctor;
 pub mod resize;
+pub mod resize_all;
 pub mod s3_config;
 
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub enum Command {
     Migrate,
     /// Resize one image with the server's engine, limits and errors: `resize IN --fit 1280x1280 -o OUT.jpg`.
     Resize(resize::ResizeArgs),
+    /// Make every missing variant of every live photo (safe beside the web and other runs);
+    /// exit 1 when a photo failed.
+    ResizeAll(resize_all::ResizeAllArgs),
     /// Print what each bucket needs (CORS, public access, ownership, policy, lifecycle, IAM);
     /// `--apply` writes the bucket-level parts.
     S3Config(s3_config::S3ConfigArgs),
@@ -55,6 +59,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(migrate())
         }
         Command::Resize(args) => resize::run(&args),
+        Command::ResizeAll(args) => {
+            if runtime()?.block_on(resize_all::run(&args))?.failed == 0 {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
         // No log lines for these two: they print their own findings, and the embedded
         // endpoint logs every refusal the doctor provokes on purpose.
         Command::S3Config(args) => runtime()?.block_on(s3_config::run(&args)),

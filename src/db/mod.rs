@@ -9,6 +9,7 @@ pub mod claims;
 pub mod photos;
 pub mod sessions;
 pub mod users;
+pub mod variants;
 
 use std::str::FromStr as _;
 use std::time::Duration;

@@ -88,6 +88,11 @@ pub trait Kind: Send + Sync + Debug {
     async fn reason_to_delete(&self, _photo: &Photo, _cx: &KeepContext) -> Option<String> {
         None
     }
+    /// The smaller renditions made of each photo, besides the original. Default: `thumb`
+    /// (fits 320 px) and `display` (fits 1280 px).
+    fn variants(&self) -> Vec<VariantSpec> {
+        VariantSpec::defaults()
+    }
 }
 
 /// Keep rules a configured kind can have (`keep_for_days`, `latest_only` in the TOML).
@@ -97,6 +102,54 @@ pub struct KeepRules {
     pub keep_for_days: Option<u32>,
     /// Keep only each uploader's latest in-use photo of this kind.
     pub latest_only: bool,
+}
+
+/// A named rendition a kind makes of each photo: fits within a box, never upscaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantSpec {
+    /// Its name in URLs and the database (`thumb`); never `original`.
+    pub name: String,
+    pub max_width: u32,
+    pub max_height: u32,
+    /// JPEG quality, 1 to 100 (PNG variants are lossless).
+    pub quality: u8,
+}
+
+impl VariantSpec {
+    /// JPEG quality of variants unless configured: about 80, as the web commonly serves.
+    pub const DEFAULT_QUALITY: u8 = 80;
+
+    /// A checked spec: a usable name other than `original`, a non-empty box and a quality.
+    pub fn new(name: &str, max_width: u32, max_height: u32, quality: u8) -> Result<Self, KindError> {
+        let bad = |why: &str| Err(KindError::BadVariant(format!("{name:?}: {why}")));
+        if name.is_empty()
+            || name.len() > 32
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return bad("a name must be 1 to 32 lowercase letters, digits and '_'");
+        }
+        if name == "original" {
+            return bad("\"original\" is the uploaded image itself; choose another name");
+        }
+        if max_width == 0 || max_height == 0 {
+            return bad("the box must be at least 1x1");
+        }
+        if !(1..=100).contains(&quality) {
+            return bad("quality must be between 1 and 100");
+        }
+        Ok(Self { name: name.to_owned(), max_width, max_height, quality })
+    }
+
+    /// `thumb` fits 320 px and `display` 1280 px.
+    pub fn defaults() -> Vec<VariantSpec> {
+        let fit = |name: &str, side| VariantSpec {
+            name: name.to_owned(),
+            max_width: side,
+            max_height: side,
+            quality: Self::DEFAULT_QUALITY,
+        };
+        vec![fit("thumb", 320), fit("display", 1280)]
+    }
 }
 
 /// A kind described by configuration.
@@ -110,6 +163,7 @@ pub struct ConfiguredKind {
     pub limits: ImageLimits,
     pub private_delivery: PrivateDelivery,
     pub keep: KeepRules,
+    pub variants: Vec<VariantSpec>,
 }
 
 impl ConfiguredKind {
@@ -155,6 +209,9 @@ impl Kind for ConfiguredKind {
         let days = self.keep.keep_for_days?;
         (self.kept_until(photo)? <= cx.now).then(|| format!("kept for the {days} days its kind keeps photos"))
     }
+    fn variants(&self) -> Vec<VariantSpec> {
+        self.variants.clone()
+    }
 }
 
 /// Why a set of kinds cannot be used; said at start-up, before anything is served.
@@ -172,6 +229,10 @@ pub enum KindError {
     NoTypes(String),
     #[error("kind {0:?}: max_bytes must be at least 1")]
     NoBytes(String),
+    #[error("variant {0}")]
+    BadVariant(String),
+    #[error("kind {kind:?} names variant {variant:?} twice")]
+    DuplicateVariant { kind: String, variant: String },
 }
 
 impl ConfiguredKind {
@@ -210,6 +271,7 @@ impl ConfiguredKind {
             limits,
             private_delivery: PrivateDelivery::default(),
             keep: KeepRules::default(),
+            variants: VariantSpec::defaults(),
         })
     }
 
@@ -225,6 +287,17 @@ impl ConfiguredKind {
     pub fn with_keep(mut self, keep: KeepRules) -> Self {
         self.keep = keep;
         self
+    }
+
+    /// The same kind with other variants (none is allowed: only the original is served).
+    pub fn with_variants(mut self, variants: Vec<VariantSpec>) -> Result<Self, KindError> {
+        for (i, v) in variants.iter().enumerate() {
+            if variants[..i].iter().any(|w| w.name == v.name) {
+                return Err(KindError::DuplicateVariant { kind: self.name, variant: v.name.clone() });
+            }
+        }
+        self.variants = variants;
+        Ok(self)
     }
 }
 
@@ -352,5 +425,18 @@ mod tests {
         assert!(k.reason_to_delete(&p, &due).await.is_some_and(|r| r.contains("2 days")));
         let replaced = KeepContext { newer: Some(PhotoId::new()), ..early };
         assert_eq!(k.reason_to_delete(&p, &replaced).await.as_deref(), Some("replaced by a newer profile photo"));
+    }
+
+    #[test]
+    fn variant_specs_refuse_the_original_name_empty_boxes_and_duplicates() {
+        assert!(VariantSpec::new("original", 10, 10, 80).is_err());
+        assert!(VariantSpec::new("Thumb", 10, 10, 80).is_err());
+        assert!(VariantSpec::new("thumb", 0, 10, 80).is_err());
+        assert!(VariantSpec::new("thumb", 10, 10, 0).is_err());
+        let thumb = VariantSpec::new("thumb", 10, 10, 80).expect("valid");
+        let kind = ConfiguredKind::new("a", None, "b", &["image/png".into()], 1, LIMITS).expect("valid");
+        assert_eq!(kind.variants().iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["thumb", "display"]);
+        let err = kind.with_variants(vec![thumb.clone(), thumb]).expect_err("twice");
+        assert!(err.to_string().contains("names variant \"thumb\" twice"), "{err}");
     }
 }

@@ -9,7 +9,9 @@ pub mod user;
 
 pub use bucket::BucketAccess;
 pub use ids::{PhotoId, UserId, random_token};
-pub use kind::{ConfiguredKind, ImageLimits, KeepContext, KeepRules, Kind, KindError, Kinds, PrivateDelivery};
+pub use kind::{
+    ConfiguredKind, ImageLimits, KeepContext, KeepRules, Kind, KindError, Kinds, PrivateDelivery, VariantSpec,
+};
 pub use photo::{Photo, PhotoState};
 pub use user::{Email, Password};
 

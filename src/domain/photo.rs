@@ -99,6 +99,12 @@ pub fn served_key(token: &str, image_type: ImageType) -> String {
     format!("{}{token}/original.{}", SERVED_PREFIX, image_type.extension())
 }
 
+/// Where a variant of the photo uploaded with `token` is stored, beside its original (so a
+/// public bucket serves it under the same prefix): `photos/<token>/<name>-<recipe hash>.<ext>`.
+pub fn variant_key(token: &str, name: &str, recipe_hash: &str, image_type: ImageType) -> String {
+    format!("{SERVED_PREFIX}{token}/{name}-{recipe_hash}.{}", image_type.extension())
+}
+
 /// The one prefix a public bucket serves anonymously.
 pub const SERVED_PREFIX: &str = "photos/";
 

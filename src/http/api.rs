@@ -17,6 +17,7 @@ use crate::app::Shoebox;
 use crate::domain::{Photo, from_millis};
 use crate::photos;
 use crate::uploads::{self, FormStyle, SignRequest};
+use crate::variants;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -109,7 +110,12 @@ async fn attach_photo(
 async fn get_photo(State(state): State<AppState>, user: MaybeUser, id: PhotoIdParam) -> Result<Response, ApiError> {
     let viewer = user.0.map(|u| u.id);
     let (photo, _kind, _loc) = photos::viewable(&state.app, viewer, id.id()).await?;
-    Ok(Json(json!({ "photo": photo_json(&state.app, &photo) })).into_response())
+    let mut json = photo_json(&state.app, &photo);
+    // Every rendition's URL: the bucket's once made (public), else the route that makes it.
+    for (name, url) in variants::urls(&state.app, &photo).await? {
+        json.urls.insert(name, Value::String(url));
+    }
+    Ok(Json(json!({ "photo": json })).into_response())
 }
 
 /// The uploader deletes their photo: 204, and it is gone; anyone else gets 404.

@@ -16,6 +16,7 @@ use crate::db::DbError;
 use crate::photos::PhotoError;
 use crate::storage::StorageError;
 use crate::uploads::{Refusal, UploadError};
+use crate::variants::VariantError;
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware around every handler.
@@ -39,6 +40,8 @@ pub enum AppError {
     Photo(#[from] PhotoError),
     #[error(transparent)]
     Account(#[from] AccountError),
+    #[error(transparent)]
+    Variant(#[from] VariantError),
     /// Input that could not be parsed; the message says what to fix.
     #[error("{0}")]
     BadInput(String),
@@ -88,6 +91,11 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
             UploadError::Db(_) => internal,
         },
         AppError::Photo(p) => photo_status(p, shown),
+        AppError::Variant(v) => match v {
+            VariantError::NoSuchVariant(_) => (S::NOT_FOUND, "no_such_variant", shown),
+            VariantError::Photo(p) => photo_status(p, shown),
+            VariantError::Db(_) | VariantError::Storage(_) => internal,
+        },
         AppError::Account(a) => match a {
             AccountError::EmailTaken => (S::CONFLICT, "email_taken", shown),
             AccountError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials", shown),
@@ -250,7 +258,12 @@ impl<E: Into<AppError>> From<E> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        if matches!(self.0, AppError::Unauthenticated | AppError::Photo(PhotoError::Unauthenticated)) {
+        if matches!(
+            self.0,
+            AppError::Unauthenticated
+                | AppError::Photo(PhotoError::Unauthenticated)
+                | AppError::Variant(VariantError::Photo(PhotoError::Unauthenticated))
+        ) {
             return Redirect::to("/login").into_response();
         }
         let (status, _code, shown) = classify(&self.0);

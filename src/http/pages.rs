@@ -16,6 +16,7 @@ use crate::domain::text::human_bytes;
 use crate::domain::{PhotoState, display_time};
 use crate::photos;
 use crate::uploads::{self, FormStyle, SignRequest};
+use crate::variants;
 
 /// The `{id}` of a page's route; a malformed one is a missing page.
 type PagePhotoId = PhotoIdParam<PageError>;
@@ -47,6 +48,7 @@ async fn index(State(state): State<AppState>, user: MaybeUser) -> Result<Respons
     };
     let app = &state.app;
     let mine = photos::live_for_user(app, user.id).await?;
+    let made = crate::db::variants::ready_for_uploader(&app.db, user.id).await.map_err(AppError::Db)?;
     let groups = app
         .kinds
         .iter()
@@ -58,9 +60,16 @@ async fn index(State(state): State<AppState>, user: MaybeUser) -> Result<Respons
                 .iter()
                 .filter(|p| p.kind == k.name())
                 .filter_map(|p| {
+                    photos::original_src(app, p)?;
+                    // The grid shows thumbs; high-density screens take the display size.
                     Some(PhotoCard {
                         id: p.id.to_string(),
-                        src: photos::original_src(app, p)?,
+                        src: variants::src(app, p, "thumb", &made),
+                        srcset: format!(
+                            "{} 1x, {} 2x",
+                            variants::src(app, p, "thumb", &made),
+                            variants::src(app, p, "display", &made)
+                        ),
                         alt: p.filename.clone().unwrap_or_else(|| k.label().to_owned()),
                         state: p.state.as_str().to_owned(),
                     })
@@ -139,7 +148,8 @@ async fn photo_page(
         id: photo.id.to_string(),
         kind_label: kind.label().to_owned(),
         state: photo.state.as_str().replace('_', " "),
-        src: photos::original_src(&state.app, &photo),
+        src: photos::original_src(&state.app, &photo).map(|_| format!("/photos/{}/display", photo.id)),
+        original: photos::original_src(&state.app, &photo),
         width: photo.width.unwrap_or(0),
         height: photo.height.unwrap_or(0),
         size: human_bytes(photo.byte_size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)),

@@ -40,6 +40,8 @@ pub struct KindGroup {
 pub struct PhotoCard {
     pub id: String,
     pub src: String,
+    /// The same photo at its other widths, for high-density screens.
+    pub srcset: String,
     pub alt: String,
     pub state: String,
 }
@@ -69,7 +71,10 @@ pub struct PhotoPage {
     pub id: String,
     pub kind_label: String,
     pub state: String,
+    /// The `display` variant.
     pub src: Option<String>,
+    /// The full-size original.
+    pub original: Option<String>,
     pub width: i64,
     pub height: i64,
     pub size: String,

@@ -10,6 +10,7 @@ use crate::domain::{Millis, Photo, PhotoId, PhotoState, UserId, now_millis};
 use crate::imaging;
 use crate::photos;
 use crate::storage::{Bucket, ServedHeaders};
+use crate::variants;
 
 /// Verify a finished upload and promote it to the key it is served from.
 ///
@@ -84,6 +85,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
     // What is served carries no metadata (location, camera serials, embedded thumbnails):
     // filtered losslessly, keeping the pixels, colour profile and orientation.
     let orientation = checked.info.orientation;
+    let upload = checked.bytes.clone(); // Bytes: a reference count, kept for the variants
     let stripped = app.run_blocking(move || imaging::strip_metadata(&checked.bytes, image_type, orientation)).await;
     let stripped = match stripped {
         Ok(b) => b,
@@ -107,6 +109,17 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         // Harmless to the photo; the leftover is an unreadable orphan under incoming/.
         tracing::warn!(photo = %photo.id, error = %e, "could not delete the incoming copy");
     }
+    // The variants are made now, from the bytes in hand (no second read from the bucket), but
+    // without keeping the uploader waiting: a page asking for one meanwhile waits on the claim.
+    // If this fails, the first request or resize-all makes them.
+    tokio::spawn({
+        let (app, photo) = (app.clone(), photo.clone());
+        async move {
+            if let Err(e) = variants::make_from_bytes(&app, &photo, kind.as_ref(), upload).await {
+                tracing::warn!(photo = %photo.id, error = %e, "variants not made at completion; made on first request");
+            }
+        }
+    });
     Ok(())
 }
 

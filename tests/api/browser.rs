@@ -169,7 +169,11 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
     })
     .await;
     let src = img.attr("src").await.expect("src").expect("has src");
-    assert!(src.starts_with(&app.s3_endpoint), "public photo served straight from the bucket: {src}");
+    // Its thumb: straight from the bucket once made, or the route that redirects there.
+    assert!(
+        src.starts_with(&app.s3_endpoint) && src.contains("/thumb-") || src.ends_with("/thumb"),
+        "public photo's thumb served from the bucket: {src}"
+    );
     let loaded = wait_for(10, "the image to load", || async {
         let v = c.execute("const i = document.querySelector('section[data-kind=avatar] img'); return i.complete ? i.naturalWidth : 0;", vec![]).await.ok()?;
         v.as_u64().filter(|w| *w > 0)

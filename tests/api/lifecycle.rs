@@ -245,7 +245,10 @@ async fn a_crash_between_deleting_objects_and_marking_rows_converges(app: TestAp
     let claim = claims::Claim { token: "dead-runner", until: now_millis(), takeover_before: now_millis() };
     let got = claims::claim_abandoned(db, db.backend(), claim, cut, 10).await.expect("claim");
     let bucket_handle = app.state.app.storage.bucket(&bucket).expect("bucket");
-    bucket_handle.delete_keys(&shoebox::photos::photo_objects(&got[0])).await.expect("deleted");
+    bucket_handle
+        .delete_keys(&shoebox::photos::object_keys(&app.state.app, &got[0]).await.expect("keys"))
+        .await
+        .expect("deleted");
     assert!(!app.object_exists(&bucket, &key).await);
     tokio::time::sleep(Duration::from_millis(5)).await;
 

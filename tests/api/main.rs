@@ -18,3 +18,4 @@ mod lifecycle;
 mod serve;
 mod serving;
 mod uploads;
+mod variants;

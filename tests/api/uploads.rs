@@ -28,7 +28,7 @@ async fn a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page(
     let public_url = attached["photo"]["urls"]["original"].as_str().expect("url").to_owned();
     assert!(public_url.starts_with(&app.s3_endpoint), "{public_url}");
     let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("text");
-    assert!(home.contains(&format!("src=\"{public_url}\"")), "home page shows the photo");
+    assert!(home.contains(&format!("data-photo-id=\"{id}\"")) && home.contains("thumb"), "home page shows its thumb");
     let fetched = reqwest::get(&public_url).await.expect("anonymous GET");
     assert_eq!(fetched.status(), StatusCode::OK);
     assert_eq!(fetched.headers()["content-type"], "image/jpeg");
@@ -448,7 +448,7 @@ async fn the_upload_page_works_without_javascript(app: TestApp) {
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
     let id = photo_page.trim_start_matches("/photos/");
-    assert!(home.contains(&format!("src=\"/photos/{id}/original\"")), "private photo shown through the proxy");
+    assert!(home.contains(&format!("src=\"/photos/{id}/thumb\"")), "private photo shown through the proxy");
     let bytes_back = app
         .client
         .get(app.url(&format!("/photos/{id}/original")))
@@ -489,7 +489,10 @@ async fn completing_the_same_upload_at_once_from_several_requests_gives_one_phot
         photos.push(res.json::<Value>().await.expect("json")["photo"].clone());
     }
     assert!(photos.windows(2).all(|w| w[0] == w[1]), "every request saw the same photo");
-    let keys = app.stored_keys("shoebox-public");
+    // Variants (thumb-…, display-…) are beside it; one original, nothing left under incoming/.
+    let keys: Vec<String> =
+        app.stored_keys("shoebox-public").into_iter().filter(|k| k.contains("/original.")).collect();
+    assert!(app.stored_keys("shoebox-public").iter().all(|k| k.starts_with("photos/")));
     assert_eq!(keys.len(), 1, "one served object, nothing left under incoming/: {keys:?}");
     assert!(keys[0].starts_with("photos/"));
 }

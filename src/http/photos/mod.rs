@@ -21,8 +21,10 @@ use super::AppState;
 use super::auth::{MaybeUser, PhotoIdParam};
 use super::error::{ApiError, AppError, Delivery, delivery_status};
 use crate::domain::{Photo, PrivateDelivery};
-use crate::photos::{self, Location};
+use crate::imaging::ImageType;
+use crate::photos::Location;
 use crate::storage::{ObjectMeta, StorageError};
+use crate::variants;
 
 /// How long a redirect-mode link works: long enough for the browser to follow it, short enough
 /// that a copied link is soon useless.
@@ -41,12 +43,11 @@ async fn serve_variant(
     id: PhotoIdParam,
     Path((_, variant)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    // Only the original exists until variants land; anything else is a missing page.
-    if variant != "original" {
-        return Err(AppError::NotFound.into());
-    }
-    let (photo, kind, location) = photos::viewable(&state.app, user.0.map(|u| u.id), id.id()).await?;
-    let (bucket, key) = match location {
+    // Which object to serve (the original or a variant, made first if missing) is decided in
+    // `variants`; this only serves it.
+    let served = variants::locate(&state.app, user.0.map(|u| u.id), id.id(), &variant).await?;
+    let (photo, kind, image_type) = (&served.photo, &served.kind, served.image_type);
+    let (bucket, key) = match served.location {
         Location::Public(url) => return Ok(Redirect::to(&url).into_response()),
         Location::Private { bucket, key } => (bucket, key),
     };
@@ -63,9 +64,9 @@ async fn serve_variant(
     let head_only = method == Method::HEAD;
     if head_only || range::is_conditional(&headers) || wanted.is_some_and(|r| r.always_unsatisfiable()) {
         // Decided from a HEAD, so a 304 or a HEAD answer costs S3 no body.
-        let meta = bucket.head_meta(&key).await?.ok_or_else(|| missing(&photo, &key))?;
+        let meta = bucket.head_meta(&key).await?.ok_or_else(|| missing(photo, &key))?;
         if range::not_modified(&headers, meta.etag.as_deref(), meta.last_modified) {
-            return Ok(answer(Delivery::NotModified, &photo, &meta, None, Body::empty()));
+            return Ok(answer(Delivery::NotModified, image_type, &meta, None, Body::empty()));
         }
         let span = match wanted {
             Some(r) => Some(r.resolve(meta.size).ok_or(StorageError::RangeNotSatisfiable { size: meta.size })?),
@@ -73,18 +74,18 @@ async fn serve_variant(
         };
         if head_only {
             let d = if span.is_some() { Delivery::Partial } else { Delivery::Whole };
-            return Ok(answer(d, &photo, &meta, span, Body::empty()));
+            return Ok(answer(d, image_type, &meta, span, Body::empty()));
         }
     }
     let read = match bucket.get_for_serving(&key, wanted.map(|r| r.header()).as_deref()).await {
-        Err(StorageError::NotFound) => return Err(missing(&photo, &key).into()),
+        Err(StorageError::NotFound) => return Err(missing(photo, &key).into()),
         other => other?,
     };
     // A dropped response drops this stream and with it the connection to S3: a viewer who goes
     // away stops the read.
     let body = Body::from_stream(ReaderStream::new(read.body.into_async_read()));
     let d = if read.range.is_some() { Delivery::Partial } else { Delivery::Whole };
-    let mut res = answer(d, &photo, &read.meta, read.range, body);
+    let mut res = answer(d, image_type, &read.meta, read.range, body);
     if let Ok(v) = HeaderValue::from_str(&read.length.to_string()) {
         res.headers_mut().insert(header::CONTENT_LENGTH, v);
     }
@@ -103,7 +104,13 @@ fn missing(photo: &Photo, key: &str) -> AppError {
 
 /// A served photo's answer: validators, type, and the headers that keep a private photo out of
 /// shared caches and out of any document context. `span` is the inclusive byte range sent.
-fn answer(d: Delivery, photo: &Photo, meta: &ObjectMeta, span: Option<(u64, u64)>, body: Body) -> Response {
+fn answer(
+    d: Delivery,
+    image_type: Option<ImageType>,
+    meta: &ObjectMeta,
+    span: Option<(u64, u64)>,
+    body: Body,
+) -> Response {
     let mut res = (delivery_status(d), body).into_response();
     let h = res.headers_mut();
     let mut set = |name, value: String| {
@@ -124,8 +131,8 @@ fn answer(d: Delivery, photo: &Photo, meta: &ObjectMeta, span: Option<(u64, u64)
         return res;
     }
     // The type comes from what verification sniffed, never from what S3 or the uploader says.
-    let mime = photo.image_type.map_or("application/octet-stream", |t| t.mime());
-    let ext = photo.image_type.map_or("bin", |t| t.extension());
+    let mime = image_type.map_or("application/octet-stream", |t| t.mime());
+    let ext = image_type.map_or("bin", |t| t.extension());
     set(header::CONTENT_TYPE, mime.into());
     set(header::CONTENT_DISPOSITION, format!("inline; filename=\"photo.{ext}\""));
     set(header::ACCEPT_RANGES, "bytes".into());
