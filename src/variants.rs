@@ -113,6 +113,12 @@ pub fn src(app: &Shoebox, photo: &Photo, name: &str, made: &[VariantRow]) -> Str
         .unwrap_or(route)
 }
 
+/// The made variants of all of a user's photos, for a page that lists them (one query, not
+/// one per photo); pass them to [`src`].
+pub async fn made_for_uploader(app: &Shoebox, user: UserId) -> Result<Vec<VariantRow>, VariantError> {
+    Ok(rows::ready_for_uploader(&app.db, user).await?)
+}
+
 /// Every rendition's URL, by name (`original` and each of the kind's variants).
 pub async fn urls(app: &Shoebox, photo: &Photo) -> Result<Vec<(String, String)>, VariantError> {
     let made = rows::list_for_photo(&app.db, photo.id).await?;

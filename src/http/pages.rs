@@ -48,7 +48,7 @@ async fn index(State(state): State<AppState>, user: MaybeUser) -> Result<Respons
     };
     let app = &state.app;
     let mine = photos::live_for_user(app, user.id).await?;
-    let made = crate::db::variants::ready_for_uploader(&app.db, user.id).await.map_err(AppError::Db)?;
+    let made = crate::variants::made_for_uploader(app, user.id).await?;
     let groups = app
         .kinds
         .iter()
