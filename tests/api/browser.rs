@@ -152,7 +152,9 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
             panic!("the page reported an error: {status}");
         }
         let save = c.find(Locator::Id("save-button")).await.ok()?;
-        save.is_displayed().await.ok()?.then_some(status)
+        save.is_displayed().await.ok()?.then_some(())?;
+        // Read again: the status read above may predate the answer that showed Save.
+        c.find(Locator::Id("status")).await.ok()?.text().await.ok()
     })
     .await;
     assert!(shown.contains("Uploaded"), "{shown}");
