@@ -13,27 +13,6 @@ pub(super) const COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, in
     image_type, max_bytes, byte_size, width, height, filename, form_expires_at, created_at, verified_at, \
     attached_at, keep_until, deleted_at, deleted_reason";
 
-/// Record a freshly signed form.
-pub async fn insert_signed(db: impl Executor<'_, Database = Any>, p: &Photo) -> Result<(), DbError> {
-    sqlx::query(
-        "insert into photos (photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
-         filename, form_expires_at, created_at) values ($1, $2, $3, $4, 'signed', $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(p.id.to_string())
-    .bind(p.kind.clone())
-    .bind(p.bucket.clone())
-    .bind(p.uploader.to_string())
-    .bind(p.incoming_key.clone())
-    .bind(p.declared_type.map(|t| t.mime().to_owned()))
-    .bind(p.max_bytes)
-    .bind(p.filename.clone())
-    .bind(p.form_expires_at)
-    .bind(p.created_at)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 pub async fn get(db: impl Executor<'_, Database = Any>, id: PhotoId) -> Result<Option<Photo>, DbError> {
     let row = sqlx::query(&format!("select {COLUMNS} from photos where photo_id = $1"))
         .bind(id.to_string())

@@ -13,7 +13,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{FORM_CSRF_COOKIE, MaybeUser, SESSION_COOKIE, check_form_csrf, cookie};
+use super::auth::{FORM_CSRF_COOKIE, FormUser, MaybeUser, SESSION_COOKIE, check_form_csrf, cookie};
 use super::error::{AppError, PageError, classify, retry_after};
 use super::pages::render;
 use super::templates::AccountPage;
@@ -204,21 +204,11 @@ fn signed_in(state: &AppState, headers: &HeaderMap, jar: CookieJar, session: &Ne
     (jar, Redirect::to("/")).into_response()
 }
 
-#[derive(Deserialize)]
-struct LogoutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn logout(
     State(state): State<AppState>,
-    user: MaybeUser,
     jar: CookieJar,
-    form: Result<Form<LogoutForm>, FormRejection>,
+    FormUser(user): FormUser,
 ) -> Result<Response, PageError> {
-    let user = user.require()?;
-    let Form(form) = form.map_err(|_| AppError::Csrf)?;
-    user.check_csrf(Some(&form.csrf))?;
     accounts::log_out(&state.app, &user.session_token).await?;
     let jar = jar.remove(cookie(SESSION_COOKIE, String::new(), false, None));
     Ok((jar, Redirect::to("/")).into_response())
@@ -227,13 +217,9 @@ async fn logout(
 /// End every session of the signed-in user, this one included, and go home.
 async fn logout_everywhere(
     State(state): State<AppState>,
-    user: MaybeUser,
     jar: CookieJar,
-    form: Result<Form<LogoutForm>, FormRejection>,
+    FormUser(user): FormUser,
 ) -> Result<Response, PageError> {
-    let user = user.require()?;
-    let Form(form) = form.map_err(|_| AppError::Csrf)?;
-    user.check_csrf(Some(&form.csrf))?;
     let ended = accounts::log_out_everywhere(&state.app, user.id).await?;
     tracing::info!(user = %user.id, sessions = ended, "logged out everywhere");
     let jar = jar.remove(cookie(SESSION_COOKIE, String::new(), false, None));

@@ -6,7 +6,8 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::Form;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
@@ -84,6 +85,31 @@ impl FromRequestParts<AppState> for PageUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await.map_err(|e| PageError(e.0))?;
         Ok(Self(user.ok_or(AppError::Unauthenticated)?))
+    }
+}
+
+/// A signed-in user whose page form carried the session's CSRF token in its `csrf` field: what
+/// every state-changing page form (save, delete, log out) needs. Takes the body, so it comes last.
+#[derive(Debug, Clone)]
+pub struct FormUser(pub CurrentUser);
+
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl FromRequest<AppState> for FormUser {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let PageUser(user) = PageUser::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        // No form at all is as forged as a wrong token.
+        let Form(field) = Form::<CsrfField>::from_request(req, state).await.map_err(|_| AppError::Csrf)?;
+        user.check_csrf(Some(&field.csrf))?;
+        Ok(Self(user))
     }
 }
 

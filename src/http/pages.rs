@@ -1,15 +1,14 @@
 //! Server-rendered pages: home, upload, one photo, and the no-JavaScript upload return.
 
-use axum::extract::rejection::FormRejection;
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{CurrentUser, MaybeUser, PageUser, PhotoIdParam};
+use super::auth::{CurrentUser, FormUser, MaybeUser, PageUser, PhotoIdParam};
 use super::error::{AppError, PageError};
 use super::templates::{IndexPage, KindGroup, KindLink, PhotoCard, PhotoPage, UploadPage, Viewer};
 use crate::domain::text::human_bytes;
@@ -163,20 +162,12 @@ async fn photo_page(
     render(&page)
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
 /// The page's Save button: attach the photo.
 async fn save_photo(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
     id: PagePhotoId,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    FormUser(user): FormUser,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| AppError::Csrf)?;
-    user.check_csrf(Some(&form.csrf))?;
     photos::attach(&state.app, user.id, id.id(), None).await?;
     Ok(Redirect::to("/").into_response())
 }
@@ -184,12 +175,9 @@ async fn save_photo(
 /// The page's Delete button (behind a confirming `<details>` step): delete the photo.
 async fn delete_photo(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
     id: PagePhotoId,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    FormUser(user): FormUser,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|_| AppError::Csrf)?;
-    user.check_csrf(Some(&form.csrf))?;
     photos::delete_by_uploader(&state.app, user.id, id.id()).await?;
     Ok(Redirect::to("/").into_response())
 }
