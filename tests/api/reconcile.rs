@@ -1,0 +1,112 @@
+//! `reconcile`, on both backends: it finds objects no row knows and rows whose objects are
+//! gone, deletes only old unknown objects, and refuses to delete where the table looks empty
+//! or belongs to another bucket.
+
+use bytes::Bytes;
+use shoebox::db::photos as rows;
+use shoebox::domain::{Millis, PhotoId, now_millis};
+use shoebox::jobs::reconcile::{self, BucketReport, Options, Summary};
+use shoebox::storage::ServedHeaders;
+
+use crate::helpers::{TestApp, TestUser, photo};
+
+const TWO_DAYS: Millis = 2 * 24 * 60 * 60 * 1000;
+
+/// The bucket the example `avatar` kind stores in.
+const AVATARS: &str = "public";
+
+both_backends!(
+    unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_deleted,
+    deleting_is_refused_when_the_table_looks_empty_or_foreign,
+);
+
+async fn reconcile_as_of(app: &TestApp, delete: bool, as_of: Millis) -> Summary {
+    reconcile::run(&app.state.app, &Options { delete, as_of }).await.expect("reconcile runs")
+}
+
+fn report<'a>(s: &'a Summary, bucket: &str) -> &'a BucketReport {
+    s.buckets.iter().find(|b| b.bucket == bucket).expect("a report for the bucket")
+}
+
+/// Uploads a photo and answers its bucket and original's key.
+async fn uploaded(app: &TestApp, user: &TestUser) -> (String, String) {
+    let v = user.upload("avatar", photo("orientation/Portrait_1.jpg"), "image/jpeg").await;
+    let id: PhotoId = v["id"].as_str().expect("id").parse().expect("photo id");
+    let p = rows::get(&app.state.app.db, id).await.expect("query").expect("row");
+    (p.bucket, p.object_key.expect("verified"))
+}
+
+async fn put_stray(app: &TestApp, bucket: &str, key: &str) {
+    let headers = ServedHeaders {
+        content_type: "image/jpeg".into(),
+        content_disposition: "inline".into(),
+        cache_control: "no-store".into(),
+    };
+    let b = app.state.app.storage.bucket(bucket).expect("bucket");
+    b.put(key, Bytes::from_static(b"not from any upload"), &headers).await.expect("put");
+}
+
+async fn unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_deleted(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let mut kept = Vec::new();
+    for _ in 0..4 {
+        kept.push(uploaded(&app, &ann).await);
+    }
+    let (bucket, lost) = uploaded(&app, &ann).await;
+    app.state.app.storage.bucket(&bucket).expect("bucket").delete(&lost).await.expect("delete");
+    let strays = ["photos/nobodysToken/original.jpg", "incoming/nobodysUpload"];
+    for k in strays {
+        put_stray(&app, &bucket, k).await;
+    }
+
+    let s = reconcile_as_of(&app, false, now_millis()).await;
+    let r = report(&s, &bucket);
+    assert_eq!((r.unknown, s.errors), (2, 0), "{s:?}");
+    let mut unknown = r.unknown_keys.clone();
+    unknown.sort();
+    assert_eq!(unknown, ["incoming/nobodysUpload", "photos/nobodysToken/original.jpg"]);
+    assert_eq!(r.missing, 1, "{r:?}");
+    assert!(r.missing_keys[0].ends_with(&lost), "{r:?}");
+    assert_eq!((r.deleted, r.refused.as_deref()), (0, None), "a report deletes nothing");
+
+    // Younger than the grace period: possibly an upload in flight, so it stays.
+    let young = reconcile_as_of(&app, true, now_millis()).await;
+    assert_eq!((report(&young, &bucket).deleted, report(&young, &bucket).refused.as_deref()), (0, None));
+    for k in strays {
+        assert!(app.object_exists(&bucket, k).await, "{k} is younger than the grace period");
+    }
+
+    let old = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    assert_eq!(report(&old, &bucket).deleted, 2, "{old:?}");
+    for k in strays {
+        assert!(!app.object_exists(&bucket, k).await, "{k} should be deleted");
+    }
+    for (b, k) in &kept {
+        assert!(app.object_exists(b, k).await, "{k} is known and must stay");
+    }
+    let after = reconcile_as_of(&app, false, now_millis()).await;
+    assert_eq!((report(&after, &bucket).unknown, report(&after, &bucket).missing), (0, 1));
+}
+
+async fn deleting_is_refused_when_the_table_looks_empty_or_foreign(app: TestApp) {
+    let bucket = AVATARS.to_owned();
+    let strays: Vec<String> = (0..10).map(|i| format!("photos/prodToken{i}/original.jpg")).collect();
+    for k in &strays {
+        put_stray(&app, &bucket, k).await;
+    }
+    let empty = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let why = report(&empty, &bucket).refused.clone().expect("refused on an empty table");
+    assert!(why.contains("empty or different database"), "{why}");
+
+    // One photo of its own (an original and its variants) beside ten unknown objects: most of the bucket is foreign.
+    let ann = app.sign_up("ann@example.com").await;
+    let (own_bucket, own) = uploaded(&app, &ann).await;
+    assert_eq!(own_bucket, bucket, "avatars go to the public bucket");
+    let foreign = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let r = report(&foreign, &bucket);
+    let why = r.refused.clone().expect("refused on a foreign bucket");
+    assert!(why.contains("another database's bucket") && r.deleted == 0, "{r:?}");
+    for k in strays.iter().chain([&own]) {
+        assert!(app.object_exists(&bucket, k).await, "{k} must survive a refused run");
+    }
+}
