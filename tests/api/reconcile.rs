@@ -3,6 +3,7 @@
 //! or belongs to another bucket.
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use shoebox::db::photos as rows;
 use shoebox::domain::{Millis, PhotoId, now_millis};
 use shoebox::jobs::reconcile::{self, BucketReport, Options, Summary};
@@ -18,6 +19,7 @@ const AVATARS: &str = "public";
 both_backends!(
     unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_deleted,
     deleting_is_refused_when_the_table_looks_empty_or_foreign,
+    a_bucket_longer_than_one_listing_page_is_seen_whole,
 );
 
 async fn reconcile_as_of(app: &TestApp, delete: bool, as_of: Millis) -> Summary {
@@ -109,4 +111,21 @@ async fn deleting_is_refused_when_the_table_looks_empty_or_foreign(app: TestApp)
     for k in strays.iter().chain([&own]) {
         assert!(app.object_exists(&bucket, k).await, "{k} must survive a refused run");
     }
+}
+
+async fn a_bucket_longer_than_one_listing_page_is_seen_whole(app: TestApp) {
+    // S3 lists at most 1000 keys a page: one more proves the continuation is followed.
+    const N: usize = 1001;
+    let bucket = "private";
+    futures_util::stream::iter(0..N)
+        .for_each_concurrent(16, |i| {
+            let app = &app;
+            async move { put_stray(app, bucket, &format!("photos/t{i:04}/original.jpg")).await }
+        })
+        .await;
+    let s = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let r = report(&s, bucket);
+    assert_eq!((r.objects, r.unknown, s.errors), (N as u64, N as u64, 0), "{r:?}");
+    assert!(s.s3_requests >= 2, "two listing pages at least: {s:?}");
+    assert!(r.refused.is_some() && r.deleted == 0, "no rows at all: nothing may be deleted");
 }
