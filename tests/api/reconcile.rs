@@ -4,10 +4,11 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use shoebox::app::Shoebox;
 use shoebox::db::photos as rows;
 use shoebox::domain::{Millis, PhotoId, now_millis};
 use shoebox::jobs::reconcile::{self, BucketReport, Options, Summary};
-use shoebox::storage::ServedHeaders;
+use shoebox::storage::{ServedHeaders, Storage};
 
 use crate::helpers::{TestApp, TestUser, photo};
 
@@ -20,6 +21,8 @@ both_backends!(
     unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_deleted,
     deleting_is_refused_when_the_table_looks_empty_or_foreign,
     a_bucket_longer_than_one_listing_page_is_seen_whole,
+    a_bucket_not_marked_owned_is_only_reported,
+    an_object_only_a_tombstone_names_is_unknown,
 );
 
 async fn reconcile_as_of(app: &TestApp, delete: bool, as_of: Millis) -> Summary {
@@ -32,10 +35,15 @@ fn report<'a>(s: &'a Summary, bucket: &str) -> &'a BucketReport {
 
 /// Uploads a photo and answers its bucket and original's key.
 async fn uploaded(app: &TestApp, user: &TestUser) -> (String, String) {
+    let (_, bucket, key) = uploaded_with_id(app, user).await;
+    (bucket, key)
+}
+
+async fn uploaded_with_id(app: &TestApp, user: &TestUser) -> (String, String, String) {
     let v = user.upload("avatar", photo("orientation/Portrait_1.jpg"), "image/jpeg").await;
-    let id: PhotoId = v["id"].as_str().expect("id").parse().expect("photo id");
-    let p = rows::get(&app.state.app.db, id).await.expect("query").expect("row");
-    (p.bucket, p.object_key.expect("verified"))
+    let id = v["id"].as_str().expect("id").to_owned();
+    let p = rows::get(&app.state.app.db, id.parse::<PhotoId>().expect("photo id")).await.expect("query").expect("row");
+    (id, p.bucket, p.object_key.expect("verified"))
 }
 
 async fn put_stray(app: &TestApp, bucket: &str, key: &str) {
@@ -128,4 +136,49 @@ async fn a_bucket_longer_than_one_listing_page_is_seen_whole(app: TestApp) {
     assert_eq!((r.objects, r.unknown, s.errors), (N as u64, N as u64, 0), "{r:?}");
     assert!(s.s3_requests >= 2, "two listing pages at least: {s:?}");
     assert!(r.refused.is_some() && r.deleted == 0, "no rows at all: nothing may be deleted");
+}
+
+async fn a_bucket_not_marked_owned_is_only_reported(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    for _ in 0..3 {
+        uploaded(&app, &ann).await;
+    }
+    put_stray(&app, AVATARS, "photos/nobodysToken/original.jpg").await;
+    // The same database and endpoint, configured as a deployment that shares the buckets
+    // without owning them.
+    let mut settings = shoebox::config::embedded_buckets();
+    for b in &mut settings {
+        b.endpoint = Some(app.s3_endpoint.clone());
+        b.owned = false;
+    }
+    let storage = Storage::new(&settings, Some(&app.s3_credentials)).await.expect("storage");
+    let inner = &app.state.app;
+    let guest = Shoebox::new(inner.db.clone(), storage, inner.kinds.clone(), inner.limits.clone());
+    let opts = Options { delete: true, as_of: now_millis() + TWO_DAYS };
+    let s = reconcile::run(&guest, &opts).await.expect("reconcile runs");
+    let r = report(&s, AVATARS);
+    assert_eq!((r.owned, r.unknown, r.deleted), (false, 1, 0), "{r:?}");
+    assert!(r.refused.as_deref().is_some_and(|w| w.contains("owned = true")), "{r:?}");
+    assert!(app.object_exists(AVATARS, "photos/nobodysToken/original.jpg").await);
+}
+
+async fn an_object_only_a_tombstone_names_is_unknown(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    for _ in 0..3 {
+        uploaded(&app, &ann).await;
+    }
+    let (id, bucket, key) = uploaded_with_id(&app, &ann).await;
+    let path = format!("/api/photos/{id}");
+    let res = ann.client.delete(ann.url(&path)).header("x-csrf-token", &ann.csrf).send().await.expect("delete");
+    assert!(res.status().is_success(), "{}", res.status());
+    let clean = reconcile_as_of(&app, false, now_millis()).await;
+    assert_eq!((report(&clean, &bucket).unknown, report(&clean, &bucket).missing), (0, 0), "{clean:?}");
+
+    // Its original written back (a delete that raced an upload, a restored backup): the row is
+    // a tombstone, so nothing protects the object any more.
+    put_stray(&app, &bucket, &key).await;
+    let s = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let r = report(&s, &bucket);
+    assert_eq!((r.unknown, r.deleted, r.missing), (1, 1, 0), "{r:?}");
+    assert!(!app.object_exists(&bucket, &key).await);
 }
