@@ -2,6 +2,8 @@
 //! gone, deletes only old unknown objects, and refuses to delete where the table looks empty
 //! or belongs to another bucket.
 
+use std::process::Command;
+
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use shoebox::app::Shoebox;
@@ -181,4 +183,31 @@ async fn an_object_only_a_tombstone_names_is_unknown(app: TestApp) {
     let r = report(&s, &bucket);
     assert_eq!((r.unknown, r.deleted, r.missing), (1, 1, 0), "{r:?}");
     assert!(!app.object_exists(&bucket, &key).await);
+}
+
+/// The real binary on embedded defaults in a temp folder.
+fn shoebox_reconcile(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shoebox"))
+        .arg("reconcile")
+        .args(args)
+        .env("SHOEBOX_DATA_DIR", dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SHOEBOX_CONFIG")
+        .output()
+        .expect("run shoebox")
+}
+
+#[test]
+fn the_command_prints_json_and_names_a_flag_it_does_not_know() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = shoebox_reconcile(dir.path(), &["--delete", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    let buckets = summary["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 2, "{summary}");
+    assert!(buckets.iter().all(|b| b["owned"] == true && b["objects"] == 0 && b["refused"].is_null()), "{summary}");
+
+    let out = shoebox_reconcile(dir.path(), &["--dry-run"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run"), "{}", String::from_utf8_lossy(&out.stderr));
 }
