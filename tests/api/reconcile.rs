@@ -211,3 +211,59 @@ fn the_command_prints_json_and_names_a_flag_it_does_not_know() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Not a test: `scripts/bench-reconcile` runs it to print how long a report takes over a
+/// seeded bucket (live rows with their originals, plus strays). It asserts only that the
+/// report saw what was seeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run by scripts/bench-reconcile"]
+async fn bench_reconcile_report() {
+    let photos: usize = std::env::var("SHOEBOX_BENCH_PHOTOS").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
+    let strays = photos / 10;
+    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let pool = app.state.app.db.pool();
+    let now = now_millis();
+    sqlx::query(
+        "insert into users (user_id, email, password_hash, created_at) values ('u_bench', 'b@example.com', 'x', $1)",
+    )
+    .bind(now)
+    .execute(pool)
+    .await
+    .expect("user");
+    let seed = std::time::Instant::now();
+    for i in 0..photos {
+        sqlx::query(
+            "insert into photos (photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, image_type, \
+             max_bytes, form_expires_at, created_at) values ($1, 'avatar', $2, 'u_bench', 'ready', $3, $4, 'image/jpeg', \
+             1, $5, $5)",
+        )
+        .bind(format!("p_bench{i}"))
+        .bind(AVATARS)
+        .bind(format!("incoming/b{i}"))
+        .bind(format!("photos/b{i}/original.jpg"))
+        .bind(now)
+        .execute(pool)
+        .await
+        .expect("row");
+    }
+    let keys: Vec<String> = (0..photos)
+        .map(|i| format!("photos/b{i}/original.jpg"))
+        .chain((0..strays).map(|i| format!("photos/stray{i}/original.jpg")))
+        .collect();
+    futures_util::stream::iter(&keys).for_each_concurrent(16, |k| put_stray(&app, AVATARS, k)).await;
+    eprintln!("seeded {photos} rows and {} objects in {:.1} s", keys.len(), seed.elapsed().as_secs_f64());
+
+    let started = std::time::Instant::now();
+    let s = reconcile_as_of(&app, false, now_millis()).await;
+    let secs = started.elapsed().as_secs_f64();
+    let r = report(&s, AVATARS);
+    assert_eq!((r.objects, r.unknown, r.missing), (keys.len() as u64, strays as u64, 0), "{s:?}");
+    // On stderr, as the seeding line: the crate keeps stdout for commands' output.
+    eprintln!(
+        "reconcile report (Postgres, embedded S3, debug build): {} objects, {photos} live rows: {secs:.2} s, \
+         {:.0} objects/s, {} S3 requests",
+        r.objects,
+        r.objects as f64 / secs,
+        s.s3_requests
+    );
+}
