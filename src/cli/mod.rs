@@ -2,6 +2,7 @@
 
 pub mod clean_up;
 pub mod doctor;
+pub mod reconcile;
 pub mod resize;
 pub mod resize_all;
 pub mod s3_config;
@@ -41,6 +42,10 @@ pub enum Command {
     /// Delete abandoned uploads, photos past keep-until with a reason, leftovers under incoming/
     /// and expired sessions; `--dry-run`, `--as-of TIME`, `--json`. Exit 1 when an item failed.
     CleanUp(clean_up::CleanUpArgs),
+    /// Compare each bucket with the table both ways (unknown objects, missing objects);
+    /// `--delete` removes old unknown objects in owned buckets; `--json`. Exit 1 on an error
+    /// or a refused deletion.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Run the chosen subcommand. Only the commands that do I/O start an async runtime: `resize`
@@ -73,6 +78,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             start_logging();
             let summary = runtime()?.block_on(clean_up::run(&args))?;
             if summary.errors > 0 { std::process::exit(1) } else { Ok(()) }
+        }
+        Command::Reconcile(args) => {
+            start_logging();
+            let summary = runtime()?.block_on(reconcile::run(&args))?;
+            if reconcile::failed(&summary) { std::process::exit(1) } else { Ok(()) }
         }
         Command::Doctor(args) => {
             if runtime()?.block_on(doctor::run(&args))? {

@@ -7,6 +7,7 @@
 pub mod attempts;
 pub mod claims;
 pub mod photos;
+pub mod reconcile;
 pub mod sessions;
 pub mod users;
 pub mod variants;

@@ -3,6 +3,7 @@
 //! coordinate through the database.
 
 pub mod clean_up;
+pub mod reconcile;
 pub mod resize_all;
 
 /// How many error messages a summary keeps (the count keeps going).

@@ -15,6 +15,7 @@ mod doctor;
 mod embedded_endpoint;
 mod imaging;
 mod lifecycle;
+mod reconcile;
 mod serve;
 mod serving;
 mod uploads;

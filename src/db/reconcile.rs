@@ -1,0 +1,67 @@
+//! Queries for `reconcile`: which listed objects a live row knows, and which objects live rows
+//! expect to exist. Only rows that are not tombstones count: a tombstone's objects should be
+//! gone, so an object that only a tombstone names is an orphan.
+
+use sqlx::{Any, Executor};
+
+use super::{DbError, col};
+
+/// Of these incoming keys (one per listed object's upload token), the ones a live row of
+/// `bucket` was signed with. Every object of a photo (upload, original, variants) is named by
+/// its token, so this one lookup per listing page tells known objects from unknown ones.
+pub async fn live_incoming_keys(
+    db: impl Executor<'_, Database = Any>,
+    bucket: &str,
+    incoming_keys: &[String],
+) -> Result<Vec<String>, DbError> {
+    if incoming_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One placeholder per key: both backends take `$n`, and a page holds at most 1000 keys,
+    // well under either backend's limit on bound parameters.
+    let list = (2..incoming_keys.len() + 2).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "select incoming_key from photos where bucket = $1 and state <> 'deleted' and incoming_key in ({list})"
+    );
+    let mut query = sqlx::query(&sql).bind(bucket.to_owned());
+    for k in incoming_keys {
+        query = query.bind(k.clone());
+    }
+    let rows = query.fetch_all(db).await?;
+    rows.iter().map(|r| col(r, "incoming_key")).collect()
+}
+
+/// How many live (not tombstoned) rows name `bucket`: none at all, beside a bucket full of
+/// objects, means this is not the database that bucket belongs to.
+pub async fn live_rows(db: impl Executor<'_, Database = Any>, bucket: &str) -> Result<i64, DbError> {
+    let row = sqlx::query("select count(*) as n from photos where bucket = $1 and state <> 'deleted'")
+        .bind(bucket.to_owned())
+        .fetch_one(db)
+        .await?;
+    col(&row, "n")
+}
+
+/// One page, in key order after `after`, of the objects live rows of `bucket` say exist: the
+/// originals of verified photos and their finished variants. (A signed row's upload may never
+/// have been posted, and a variant being made has no object yet: neither is expected.)
+pub async fn expected_page(
+    db: impl Executor<'_, Database = Any>,
+    bucket: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String)>, DbError> {
+    let rows = sqlx::query(
+        "select photo_id, object_key as k from photos \
+           where bucket = $1 and state in ('ready', 'in_use') and object_key is not null and object_key > $2 \
+         union all \
+         select v.photo_id as photo_id, v.object_key as k from variants v join photos p on p.photo_id = v.photo_id \
+           where p.bucket = $1 and p.state in ('ready', 'in_use') and v.state = 'ready' and v.object_key > $2 \
+         order by k limit $3",
+    )
+    .bind(bucket.to_owned())
+    .bind(after.to_owned())
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(|r| Ok((col(r, "photo_id")?, col(r, "k")?))).collect()
+}

@@ -1,0 +1,269 @@
+//! `reconcile`, on both backends: it finds objects no row knows and rows whose objects are
+//! gone, deletes only old unknown objects, and refuses to delete where the table looks empty
+//! or belongs to another bucket.
+
+use std::process::Command;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use shoebox::app::Shoebox;
+use shoebox::db::photos as rows;
+use shoebox::domain::{Millis, PhotoId, now_millis};
+use shoebox::jobs::reconcile::{self, BucketReport, Options, Summary};
+use shoebox::storage::{ServedHeaders, Storage};
+
+use crate::helpers::{TestApp, TestUser, photo};
+
+const TWO_DAYS: Millis = 2 * 24 * 60 * 60 * 1000;
+
+/// The bucket the example `avatar` kind stores in.
+const AVATARS: &str = "public";
+
+both_backends!(
+    unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_deleted,
+    deleting_is_refused_when_the_table_looks_empty_or_foreign,
+    a_bucket_longer_than_one_listing_page_is_seen_whole,
+    a_bucket_not_marked_owned_is_only_reported,
+    an_object_only_a_tombstone_names_is_unknown,
+);
+
+async fn reconcile_as_of(app: &TestApp, delete: bool, as_of: Millis) -> Summary {
+    reconcile::run(&app.state.app, &Options { delete, as_of }).await.expect("reconcile runs")
+}
+
+fn report<'a>(s: &'a Summary, bucket: &str) -> &'a BucketReport {
+    s.buckets.iter().find(|b| b.bucket == bucket).expect("a report for the bucket")
+}
+
+/// Uploads a photo and answers its bucket and original's key.
+async fn uploaded(app: &TestApp, user: &TestUser) -> (String, String) {
+    let (_, bucket, key) = uploaded_with_id(app, user).await;
+    (bucket, key)
+}
+
+async fn uploaded_with_id(app: &TestApp, user: &TestUser) -> (String, String, String) {
+    let v = user.upload("avatar", photo("orientation/Portrait_1.jpg"), "image/jpeg").await;
+    let id = v["id"].as_str().expect("id").to_owned();
+    let p = rows::get(&app.state.app.db, id.parse::<PhotoId>().expect("photo id")).await.expect("query").expect("row");
+    (id, p.bucket, p.object_key.expect("verified"))
+}
+
+async fn put_stray(app: &TestApp, bucket: &str, key: &str) {
+    let headers = ServedHeaders {
+        content_type: "image/jpeg".into(),
+        content_disposition: "inline".into(),
+        cache_control: "no-store".into(),
+    };
+    let b = app.state.app.storage.bucket(bucket).expect("bucket");
+    b.put(key, Bytes::from_static(b"not from any upload"), &headers).await.expect("put");
+}
+
+async fn unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_deleted(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let mut kept = Vec::new();
+    for _ in 0..4 {
+        kept.push(uploaded(&app, &ann).await);
+    }
+    let (bucket, lost) = uploaded(&app, &ann).await;
+    app.state.app.storage.bucket(&bucket).expect("bucket").delete(&lost).await.expect("delete");
+    let strays = ["photos/nobodysToken/original.jpg", "incoming/nobodysUpload"];
+    for k in strays {
+        put_stray(&app, &bucket, k).await;
+    }
+
+    let s = reconcile_as_of(&app, false, now_millis()).await;
+    let r = report(&s, &bucket);
+    assert_eq!((r.unknown, s.errors), (2, 0), "{s:?}");
+    let mut unknown = r.unknown_keys.clone();
+    unknown.sort();
+    assert_eq!(unknown, ["incoming/nobodysUpload", "photos/nobodysToken/original.jpg"]);
+    assert_eq!(r.missing, 1, "{r:?}");
+    assert!(r.missing_keys[0].ends_with(&lost), "{r:?}");
+    assert_eq!((r.deleted, r.refused.as_deref()), (0, None), "a report deletes nothing");
+
+    // Younger than the grace period: possibly an upload in flight, so it stays.
+    let young = reconcile_as_of(&app, true, now_millis()).await;
+    assert_eq!((report(&young, &bucket).deleted, report(&young, &bucket).refused.as_deref()), (0, None));
+    for k in strays {
+        assert!(app.object_exists(&bucket, k).await, "{k} is younger than the grace period");
+    }
+
+    let old = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    assert_eq!(report(&old, &bucket).deleted, 2, "{old:?}");
+    for k in strays {
+        assert!(!app.object_exists(&bucket, k).await, "{k} should be deleted");
+    }
+    for (b, k) in &kept {
+        assert!(app.object_exists(b, k).await, "{k} is known and must stay");
+    }
+    let after = reconcile_as_of(&app, false, now_millis()).await;
+    assert_eq!((report(&after, &bucket).unknown, report(&after, &bucket).missing), (0, 1));
+}
+
+async fn deleting_is_refused_when_the_table_looks_empty_or_foreign(app: TestApp) {
+    let bucket = AVATARS.to_owned();
+    let strays: Vec<String> = (0..10).map(|i| format!("photos/prodToken{i}/original.jpg")).collect();
+    for k in &strays {
+        put_stray(&app, &bucket, k).await;
+    }
+    let empty = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let why = report(&empty, &bucket).refused.clone().expect("refused on an empty table");
+    assert!(why.contains("empty or different database"), "{why}");
+
+    // One photo of its own (an original and its variants) beside ten unknown objects: most of the bucket is foreign.
+    let ann = app.sign_up("ann@example.com").await;
+    let (own_bucket, own) = uploaded(&app, &ann).await;
+    assert_eq!(own_bucket, bucket, "avatars go to the public bucket");
+    let foreign = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let r = report(&foreign, &bucket);
+    let why = r.refused.clone().expect("refused on a foreign bucket");
+    assert!(why.contains("another database's bucket") && r.deleted == 0, "{r:?}");
+    for k in strays.iter().chain([&own]) {
+        assert!(app.object_exists(&bucket, k).await, "{k} must survive a refused run");
+    }
+}
+
+async fn a_bucket_longer_than_one_listing_page_is_seen_whole(app: TestApp) {
+    // S3 lists at most 1000 keys a page: one more proves the continuation is followed.
+    const N: usize = 1001;
+    let bucket = "private";
+    futures_util::stream::iter(0..N)
+        .for_each_concurrent(16, |i| {
+            let app = &app;
+            async move { put_stray(app, bucket, &format!("photos/t{i:04}/original.jpg")).await }
+        })
+        .await;
+    let s = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let r = report(&s, bucket);
+    assert_eq!((r.objects, r.unknown, s.errors), (N as u64, N as u64, 0), "{r:?}");
+    assert!(s.s3_requests >= 2, "two listing pages at least: {s:?}");
+    assert!(r.refused.is_some() && r.deleted == 0, "no rows at all: nothing may be deleted");
+}
+
+async fn a_bucket_not_marked_owned_is_only_reported(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    for _ in 0..3 {
+        uploaded(&app, &ann).await;
+    }
+    put_stray(&app, AVATARS, "photos/nobodysToken/original.jpg").await;
+    // The same database and endpoint, configured as a deployment that shares the buckets
+    // without owning them.
+    let mut settings = shoebox::config::embedded_buckets();
+    for b in &mut settings {
+        b.endpoint = Some(app.s3_endpoint.clone());
+        b.owned = false;
+    }
+    let storage = Storage::new(&settings, Some(&app.s3_credentials)).await.expect("storage");
+    let inner = &app.state.app;
+    let guest = Shoebox::new(inner.db.clone(), storage, inner.kinds.clone(), inner.limits.clone());
+    let opts = Options { delete: true, as_of: now_millis() + TWO_DAYS };
+    let s = reconcile::run(&guest, &opts).await.expect("reconcile runs");
+    let r = report(&s, AVATARS);
+    assert_eq!((r.owned, r.unknown, r.deleted), (false, 1, 0), "{r:?}");
+    assert!(r.refused.as_deref().is_some_and(|w| w.contains("owned = true")), "{r:?}");
+    assert!(app.object_exists(AVATARS, "photos/nobodysToken/original.jpg").await);
+}
+
+async fn an_object_only_a_tombstone_names_is_unknown(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    for _ in 0..3 {
+        uploaded(&app, &ann).await;
+    }
+    let (id, bucket, key) = uploaded_with_id(&app, &ann).await;
+    let path = format!("/api/photos/{id}");
+    let res = ann.client.delete(ann.url(&path)).header("x-csrf-token", &ann.csrf).send().await.expect("delete");
+    assert!(res.status().is_success(), "{}", res.status());
+    let clean = reconcile_as_of(&app, false, now_millis()).await;
+    assert_eq!((report(&clean, &bucket).unknown, report(&clean, &bucket).missing), (0, 0), "{clean:?}");
+
+    // Its original written back (a delete that raced an upload, a restored backup): the row is
+    // a tombstone, so nothing protects the object any more.
+    put_stray(&app, &bucket, &key).await;
+    let s = reconcile_as_of(&app, true, now_millis() + TWO_DAYS).await;
+    let r = report(&s, &bucket);
+    assert_eq!((r.unknown, r.deleted, r.missing), (1, 1, 0), "{r:?}");
+    assert!(!app.object_exists(&bucket, &key).await);
+}
+
+/// The real binary on embedded defaults in a temp folder.
+fn shoebox_reconcile(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shoebox"))
+        .arg("reconcile")
+        .args(args)
+        .env("SHOEBOX_DATA_DIR", dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SHOEBOX_CONFIG")
+        .output()
+        .expect("run shoebox")
+}
+
+#[test]
+fn the_command_prints_json_and_names_a_flag_it_does_not_know() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = shoebox_reconcile(dir.path(), &["--delete", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    let buckets = summary["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 2, "{summary}");
+    assert!(buckets.iter().all(|b| b["owned"] == true && b["objects"] == 0 && b["refused"].is_null()), "{summary}");
+
+    let out = shoebox_reconcile(dir.path(), &["--dry-run"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Not a test: `scripts/bench-reconcile` runs it to print how long a report takes over a
+/// seeded bucket (live rows with their originals, plus strays). It asserts only that the
+/// report saw what was seeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run by scripts/bench-reconcile"]
+async fn bench_reconcile_report() {
+    let photos: usize = std::env::var("SHOEBOX_BENCH_PHOTOS").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
+    let strays = photos / 10;
+    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let pool = app.state.app.db.pool();
+    let now = now_millis();
+    sqlx::query(
+        "insert into users (user_id, email, password_hash, created_at) values ('u_bench', 'b@example.com', 'x', $1)",
+    )
+    .bind(now)
+    .execute(pool)
+    .await
+    .expect("user");
+    let seed = std::time::Instant::now();
+    for i in 0..photos {
+        sqlx::query(
+            "insert into photos (photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, image_type, \
+             max_bytes, form_expires_at, created_at) values ($1, 'avatar', $2, 'u_bench', 'ready', $3, $4, 'image/jpeg', \
+             1, $5, $5)",
+        )
+        .bind(format!("p_bench{i}"))
+        .bind(AVATARS)
+        .bind(format!("incoming/b{i}"))
+        .bind(format!("photos/b{i}/original.jpg"))
+        .bind(now)
+        .execute(pool)
+        .await
+        .expect("row");
+    }
+    let keys: Vec<String> = (0..photos)
+        .map(|i| format!("photos/b{i}/original.jpg"))
+        .chain((0..strays).map(|i| format!("photos/stray{i}/original.jpg")))
+        .collect();
+    futures_util::stream::iter(&keys).for_each_concurrent(16, |k| put_stray(&app, AVATARS, k)).await;
+    eprintln!("seeded {photos} rows and {} objects in {:.1} s", keys.len(), seed.elapsed().as_secs_f64());
+
+    let started = std::time::Instant::now();
+    let s = reconcile_as_of(&app, false, now_millis()).await;
+    let secs = started.elapsed().as_secs_f64();
+    let r = report(&s, AVATARS);
+    assert_eq!((r.objects, r.unknown, r.missing), (keys.len() as u64, strays as u64, 0), "{s:?}");
+    // On stderr, as the seeding line: the crate keeps stdout for commands' output.
+    eprintln!(
+        "reconcile report (Postgres, embedded S3, debug build): {} objects, {photos} live rows: {secs:.2} s, \
+         {:.0} objects/s, {} S3 requests",
+        r.objects,
+        r.objects as f64 / secs,
+        s.s3_requests
+    );
+}
