@@ -140,6 +140,9 @@ pub struct Limits {
     pub trust_proxy: TrustProxy,
     /// How long an upload may wait to be attached before clean-up deletes it.
     pub clean_up_grace: Duration,
+    /// Run clean-up inside `serve` this often (`SHOEBOX_CLEAN_UP_EVERY`, e.g. `1h`); `None`
+    /// leaves it to a scheduler running `shoebox clean-up`.
+    pub clean_up_every: Option<Duration>,
 }
 
 /// At most `max` attempts in any `window`.
@@ -177,6 +180,7 @@ impl Default for Limits {
             signup_per_account: AttemptLimit { max: 5, window: Duration::from_secs(60 * 60) },
             trust_proxy: TrustProxy::None,
             clean_up_grace: Duration::from_secs(24 * 60 * 60),
+            clean_up_every: None,
         }
     }
 }
@@ -278,6 +282,12 @@ impl Settings {
             Some("heroku") => TrustProxy::Heroku,
             Some(other) => anyhow::bail!("SHOEBOX_TRUST_PROXY must be heroku or none, not {other:?}"),
         };
+        if let Some(every) = env("SHOEBOX_CLEAN_UP_EVERY").filter(|v| !v.is_empty()) {
+            let parsed = parse_interval(&every);
+            limits.clean_up_every = Some(parsed.with_context(|| {
+                format!("SHOEBOX_CLEAN_UP_EVERY must be a number and a unit (30m, 1h, 1d), not {every:?}")
+            })?);
+        }
         if let Some(h) = file.clean_up_grace_hours {
             limits.clean_up_grace = Duration::from_secs(h.saturating_mul(3600));
         }
@@ -318,6 +328,22 @@ pub fn app_origins(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Vec<S
 /// The names a browser on this machine uses: enough for `cargo run` and the tests.
 pub fn default_allowed_hosts() -> Vec<String> {
     ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec()
+}
+
+/// `30m`, `1h`, `2d`, `90s`: the interval as people write it.
+fn parse_interval(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -462,5 +488,15 @@ mod tests {
         assert!(app_origins(env(&[])).expect("ok").is_empty());
         assert!(app_origins(env(&[("SHOEBOX_ORIGINS", "ftp://x")])).is_err());
         assert!(app_origins(env(&[("SHOEBOX_ORIGINS", "not a url")])).is_err());
+    }
+
+    #[test]
+    fn intervals_read_as_people_write_them_and_nonsense_is_refused() {
+        assert_eq!(parse_interval("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_interval("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("2d"), Some(Duration::from_secs(172_800)));
+        for bad in ["", "m", "0h", "10", "1w", "-1h", "1.5h"] {
+            assert_eq!(parse_interval(bad), None, "{bad}");
+        }
     }
 }

@@ -104,6 +104,10 @@ fn start_logging() {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let built = crate::server::build(&settings).await?;
+    if let Some(every) = settings.limits.clean_up_every {
+        tracing::info!(every_secs = every.as_secs(), "clean-up runs inside serve, one process at a time");
+        tokio::spawn(crate::jobs::scheduled::clean_up_every(built.state.app.clone(), every));
+    }
     tracing::info!("Shoebox is running: open http://localhost:{}/", built.addr.port());
     crate::http::serve(built.listener, built.router, shutdown_signal(), Duration::from_secs(25))
         .await

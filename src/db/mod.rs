@@ -6,6 +6,7 @@
 
 pub mod attempts;
 pub mod claims;
+pub mod job_locks;
 pub mod photos;
 pub mod reconcile;
 pub mod sessions;

@@ -5,6 +5,7 @@
 pub mod clean_up;
 pub mod reconcile;
 pub mod resize_all;
+pub mod scheduled;
 
 /// How many error messages a summary keeps (the count keeps going).
 const KEPT_MESSAGES: usize = 20;

@@ -47,7 +47,39 @@ both_backends!(
     an_s3_outage_loses_nothing,
     a_crash_between_deleting_objects_and_marking_rows_converges,
     two_clean_ups_racing_attaches_never_delete_an_attached_photo,
+    clean_up_inside_serve_runs_in_one_process_at_a_time,
 );
+
+/// `SHOEBOX_CLEAN_UP_EVERY`: each round takes the job lock first, so of several dynos one runs
+/// it; a lock whose holder died expires by itself.
+async fn clean_up_inside_serve_runs_in_one_process_at_a_time(app: TestApp) {
+    use shoebox::db::job_locks;
+    use shoebox::jobs::scheduled::clean_up_if_free;
+    let ann = app.sign_up("ann@example.com").await;
+    let old = uploaded(&ann, "avatar").await;
+    let (bucket, key) = object_of(&app, &old).await;
+    // Abandoned two days ago.
+    sqlx::query("update photos set created_at = created_at - $1 where photo_id = $2")
+        .bind(2 * DAY)
+        .bind(old.clone())
+        .execute(&app.state.app.db)
+        .await
+        .expect("backdate");
+    let db = &app.state.app.db;
+    let now = now_millis();
+    assert!(job_locks::try_take(db, "clean-up", "dyno-2", now, now + 60_000).await.expect("take"));
+    assert!(!job_locks::try_take(db, "clean-up", "dyno-3", now, now + 60_000).await.expect("take"), "held");
+    let lease = Duration::from_secs(60);
+    assert_eq!(clean_up_if_free(&app.state.app, "web.1", lease).await.expect("runs"), None, "dyno-2 has it");
+    assert!(app.object_exists(&bucket, &key).await, "nothing deleted while another holds the lock");
+
+    // dyno-2 died: its lease runs out, and the next round here does the work.
+    sqlx::query("update job_locks set held_until = $1").bind(now - 1).execute(db).await.expect("expire");
+    let summary = clean_up_if_free(&app.state.app, "web.1", lease).await.expect("runs").expect("took the lock");
+    assert_eq!(summary.deleted, 1);
+    assert!(!app.object_exists(&bucket, &key).await, "the abandoned upload is gone");
+    assert!(job_locks::try_take(db, "clean-up", "dyno-3", now, now + 60_000).await.expect("take"), "released");
+}
 
 async fn an_upload_exactly_as_old_as_the_grace_period_goes_and_a_younger_one_stays(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
