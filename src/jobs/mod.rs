@@ -12,7 +12,7 @@ const KEPT_MESSAGES: usize = 20;
 
 /// Keep an error for the summary, and log it.
 fn note_error(errors: &mut u64, messages: &mut Vec<String>, message: String) {
-    tracing::warn!(error = %message, "clean-up item failed; continuing");
+    tracing::warn!(error = %message, "job item failed; continuing");
     *errors += 1;
     if messages.len() < KEPT_MESSAGES {
         messages.push(message);
