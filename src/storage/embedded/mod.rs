@@ -45,12 +45,17 @@ pub struct EmbeddedS3 {
     /// `http://127.0.0.1:PORT`: the endpoint URL for clients and browsers.
     pub endpoint: String,
     pub credentials: SigningCredentials,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _task: JoinHandle<()>,
 }
 
 impl Drop for EmbeddedS3 {
+    /// Stop as S3 going away looks to clients: the listener closes and so do idle keep-alive
+    /// connections. Aborting the accept loop alone would leave those connections answering.
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -133,12 +138,16 @@ pub async fn start(
             async move { Ok::<_, std::convert::Infallible>(front.handle(req).await) }
         }))
         .layer(cors);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "embedded S3 endpoint stopped");
         }
     });
-    Ok(EmbeddedS3 { endpoint: format!("http://{addr}"), credentials, task })
+    Ok(EmbeddedS3 { endpoint: format!("http://{addr}"), credentials, stop: Some(stop), _task: task })
 }
 
 #[cfg(test)]
