@@ -29,8 +29,13 @@ async fn clean_up_as_of(shoebox: &Shoebox, as_of: Millis) -> Summary {
     clean_up::run(shoebox, &Options::new(as_of), &|_| {}).await.expect("clean-up runs")
 }
 
-async fn uploaded(user: &TestUser, kind: &str) -> String {
-    user.upload(kind, jpeg(), "image/jpeg").await["id"].as_str().expect("id").to_owned()
+/// Upload a photo and wait for the variants completion makes in the background: that work
+/// holds the photo's row for moments, and Postgres's SKIP LOCKED rightly passes a held row over,
+/// which would make clean-up's decisions depend on timing.
+async fn uploaded(app: &TestApp, user: &TestUser, kind: &str) -> String {
+    let id = user.upload(kind, jpeg(), "image/jpeg").await["id"].as_str().expect("id").to_owned();
+    crate::variants::wait_for_variants(app, &id).await;
+    id
 }
 
 async fn object_of(app: &TestApp, id: &str) -> (String, String) {
@@ -56,7 +61,7 @@ async fn clean_up_inside_serve_runs_in_one_process_at_a_time(app: TestApp) {
     use shoebox::db::job_locks;
     use shoebox::jobs::scheduled::clean_up_if_free;
     let ann = app.sign_up("ann@example.com").await;
-    let old = uploaded(&ann, "avatar").await;
+    let old = uploaded(&app, &ann, "avatar").await;
     let (bucket, key) = object_of(&app, &old).await;
     // Abandoned two days ago.
     sqlx::query("update photos set created_at = created_at - $1 where photo_id = $2")
@@ -83,9 +88,9 @@ async fn clean_up_inside_serve_runs_in_one_process_at_a_time(app: TestApp) {
 
 async fn an_upload_exactly_as_old_as_the_grace_period_goes_and_a_younger_one_stays(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
-    let old = uploaded(&ann, "avatar").await;
+    let old = uploaded(&app, &ann, "avatar").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let young = uploaded(&ann, "avatar").await;
+    let young = uploaded(&app, &ann, "avatar").await;
     let (bucket, key) = object_of(&app, &old).await;
     let cut = row(&app, &old).await.created_at + DAY;
 
@@ -152,11 +157,11 @@ async fn an_in_use_photo_is_deleted_only_when_its_kind_gives_a_reason(app: TestA
     let soon = soon.format(&time::format_description::well_known::Rfc3339).expect("format");
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let id = uploaded(&ann, "id_document").await;
+        let id = uploaded(&app, &ann, "id_document").await;
         assert_eq!(ann.attach(&id, json!({"keep_until": soon})).await.status(), StatusCode::OK);
         ids.push(id);
     }
-    let forever = uploaded(&ann, "id_document").await;
+    let forever = uploaded(&app, &ann, "id_document").await;
     assert_eq!(ann.attach(&forever, json!({})).await.status(), StatusCode::OK);
     let (with_reason, without, _) = (&ids[0], &ids[1], &ids[2]);
 
@@ -185,11 +190,11 @@ async fn an_in_use_photo_is_deleted_only_when_its_kind_gives_a_reason(app: TestA
 
 async fn saving_a_new_profile_photo_releases_the_previous_one(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
-    let first = uploaded(&ann, "avatar").await;
+    let first = uploaded(&app, &ann, "avatar").await;
     assert_eq!(ann.attach(&first, json!({})).await.status(), StatusCode::OK);
     let s = clean_up_as_of(&app.state.app, now_millis()).await;
     assert_eq!(s.deleted, 0, "the only profile photo stays: {s:?}");
-    let second = uploaded(&ann, "avatar").await;
+    let second = uploaded(&app, &ann, "avatar").await;
     assert_eq!(ann.attach(&second, json!({})).await.status(), StatusCode::OK);
     let (bucket, key) = object_of(&app, &first).await;
 
@@ -203,7 +208,7 @@ async fn saving_a_new_profile_photo_releases_the_previous_one(app: TestApp) {
 async fn the_uploader_deletes_a_photo_and_others_cannot(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     let bob = app.sign_up_elsewhere("bob@example.com").await;
-    let id = uploaded(&ann, "id_document").await;
+    let id = uploaded(&app, &ann, "id_document").await;
     let (bucket, key) = object_of(&app, &id).await;
     let path = format!("/api/photos/{id}");
 
@@ -224,7 +229,7 @@ async fn the_uploader_deletes_a_photo_and_others_cannot(app: TestApp) {
     assert_eq!(ann.get(&format!("/photos/{id}")).await.status(), StatusCode::NOT_FOUND);
 
     // The page's button: a form post with the CSRF token, behind a confirming step.
-    let other = uploaded(&ann, "avatar").await;
+    let other = uploaded(&app, &ann, "avatar").await;
     let page = ann.get(&format!("/photos/{other}")).await.text().await.expect("page");
     assert!(page.contains("<details id=\"delete\">") && page.contains(&format!("/photos/{other}/delete")));
     let form_path = ann.url(&format!("/photos/{other}/delete"));
@@ -239,7 +244,7 @@ async fn the_uploader_deletes_a_photo_and_others_cannot(app: TestApp) {
 
 async fn a_photo_claimed_by_clean_up_cannot_be_attached(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
-    let id = uploaded(&ann, "avatar").await;
+    let id = uploaded(&app, &ann, "avatar").await;
     let db = &app.state.app.db;
     // The variants being made after completion may hold the row for a moment, and Postgres's
     // SKIP LOCKED then (rightly) passes it over: ask again until it is free.
@@ -265,7 +270,7 @@ async fn a_photo_claimed_by_clean_up_cannot_be_attached(app: TestApp) {
 
 async fn an_s3_outage_loses_nothing(mut app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
-    let id = uploaded(&ann, "avatar").await;
+    let id = uploaded(&app, &ann, "avatar").await;
     let cut = row(&app, &id).await.created_at + DAY;
     app.stop_s3();
     let s = clean_up_as_of(&app.state.app, cut).await;
@@ -279,7 +284,7 @@ async fn an_s3_outage_loses_nothing(mut app: TestApp) {
 
 async fn a_crash_between_deleting_objects_and_marking_rows_converges(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
-    let id = uploaded(&ann, "avatar").await;
+    let id = uploaded(&app, &ann, "avatar").await;
     let (bucket, key) = object_of(&app, &id).await;
     let cut = row(&app, &id).await.created_at + DAY;
     let db = &app.state.app.db;
@@ -304,7 +309,7 @@ async fn two_clean_ups_racing_attaches_never_delete_an_attached_photo(app: TestA
     for round in 0..4 {
         let mut ids = Vec::new();
         for _ in 0..4 {
-            ids.push(uploaded(&ann, "id_document").await);
+            ids.push(uploaded(&app, &ann, "id_document").await);
         }
         let as_of = now_millis() + DAY;
         let shoebox = app.state.app.clone();

@@ -34,7 +34,7 @@ async fn fetch_public(app: &TestApp, user: &crate::helpers::TestUser, id: &str, 
 }
 
 /// Wait until completion's background work has made the photo's variants.
-async fn wait_for_variants(app: &TestApp, id: &str) {
+pub(crate) async fn wait_for_variants(app: &TestApp, id: &str) {
     let photo_id: PhotoId = id.parse().expect("id");
     for _ in 0..1200 {
         let rows = shoebox::db::variants::list_for_photo(&app.state.app.db, photo_id).await.expect("rows");
