@@ -31,6 +31,8 @@ pub struct Inner {
     pub hashing: Semaphore,
     /// Argon2's working memory, one array per hashing permit, reused.
     pub passwords: crate::accounts::Passwords,
+    /// Live sessions looked up in the last second.
+    pub sessions: crate::accounts::SessionCache,
     /// Bounds how many upload verifications hold a whole upload in memory at once.
     pub verifying: Semaphore,
     /// Variant objects this process has written: what the tests count to prove a variant is
@@ -50,6 +52,7 @@ impl Shoebox {
             blocking: Semaphore::new(permits),
             hashing: Semaphore::new(hashing),
             passwords: crate::accounts::Passwords::new(hashing),
+            sessions: crate::accounts::SessionCache::default(),
             verifying: Semaphore::new(permits),
             variant_writes: AtomicU64::new(0),
         }))

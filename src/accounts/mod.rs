@@ -7,6 +7,7 @@
 //! memory ([`password`]). Logins and sign-ups are limited per client address and per account
 //! ([`throttle`]), checked before any hashing, so a flood costs a database round trip each.
 
+mod cache;
 mod password;
 mod throttle;
 
@@ -34,6 +35,7 @@ pub enum AccountError {
     Hash(String),
 }
 
+pub use cache::{SESSION_CACHE_TTL, SessionCache};
 pub use password::Passwords;
 
 impl From<DbError> for AccountError {
@@ -108,19 +110,34 @@ pub async fn log_in(
     }
 }
 
-/// The live session behind a cookie token.
+/// The live session behind a cookie token: from this process's [`SessionCache`] when it was
+/// looked up in the last second, otherwise from the database.
 pub async fn session(app: &Shoebox, token: &str) -> Result<Option<SessionRow>, DbError> {
-    sessions::find_live(&app.db, &token_hash(token), now_millis()).await
+    let hash = token_hash(token);
+    let now = now_millis();
+    if let Some(s) = app.sessions.get(&hash, now) {
+        return Ok(Some(s));
+    }
+    let found = sessions::find_live(&app.db, &hash, now).await?;
+    if let Some(s) = &found {
+        app.sessions.insert(hash, s.clone());
+    }
+    Ok(found)
 }
 
 pub async fn log_out(app: &Shoebox, token: &str) -> Result<(), DbError> {
-    sessions::delete(&app.db, &token_hash(token)).await
+    let hash = token_hash(token);
+    sessions::delete(&app.db, &hash).await?;
+    app.sessions.forget(&hash);
+    Ok(())
 }
 
 /// End every session of `user`, on every device (after a lost phone or a leaked password);
-/// returns how many ended.
+/// returns how many ended. Other processes may accept them for up to [`SESSION_CACHE_TTL`].
 pub async fn log_out_everywhere(app: &Shoebox, user: UserId) -> Result<u64, DbError> {
-    sessions::delete_all_for_user(&app.db, user).await
+    let ended = sessions::delete_all_for_user(&app.db, user).await?;
+    app.sessions.forget_user(user);
+    Ok(ended)
 }
 
 async fn start_session(

@@ -21,26 +21,105 @@ pub async fn get(db: impl Executor<'_, Database = Any>, id: PhotoId) -> Result<O
     row.as_ref().map(from_row).transpose()
 }
 
-/// Record a freshly signed form, unless its uploader was already issued `limit` forms of the
-/// same style since `since`: forms rendered into pages (no declared type) and forms asked for
-/// by a script (a declared type) are counted apart, so page views cannot use up the uploads'
-/// allowance. Returns false (and writes nothing) when the limit is reached.
+/// How long a form window stays open.
+pub const FORM_WINDOW_MILLIS: Millis = 60_000;
+
+/// Whether a form was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signed {
+    Recorded,
+    /// The uploader's window is full until this time; nothing was written.
+    Limited {
+        until: Millis,
+    },
+}
+
+/// Record a freshly signed form, unless its uploader's current window already holds `limit`
+/// forms of the same style: forms rendered into pages (no declared type) and forms asked for by
+/// a script (a declared type) are counted apart, so page views cannot use up the uploads'
+/// allowance. A window opens with the first form after the last one closed and lasts a minute.
 ///
-/// The limit counts rows, so it holds across every dyno without shared memory, and the count
-/// and the insert are one decision even under concurrency: SQLite runs the single
-/// `insert … select … where count < limit` under its one write lock; Postgres, whose
-/// read-committed statements would each count from their own snapshot, first takes a
-/// transaction-scoped advisory lock on the uploader, so their forms are decided one at a time.
-pub async fn insert_signed_within_limit(db: &Db, p: &Photo, since: Millis, limit: i64) -> Result<bool, DbError> {
-    let style = if p.declared_type.is_none() { "declared_type is null" } else { "declared_type is not null" };
-    let insert = format!(
-        "insert into photos (photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
-         filename, form_expires_at, created_at) \
-         select $1, $2, $3, $4, 'signed', $5, $6, $7, $8, $9, $10 \
-         where (select count(*) from photos where uploader_id = $4 and created_at >= $11 and {style}) < $12"
-    );
-    let query = sqlx::query(&insert)
-        .bind(p.id.to_string())
+/// The window is a row in the database, so the limit holds across every dyno, and the decision
+/// and the photo row are written together. On Postgres that is one statement (one round trip):
+/// the upsert re-checks its `where` against the latest version of the window row under that
+/// row's lock, so of concurrent forms exactly `limit` get through. SQLite has no data-modifying
+/// `with`, so there it is the same upsert and insert in one transaction under its single writer.
+pub async fn insert_signed_within_limit(db: &Db, p: &Photo, limit: i64) -> Result<Signed, DbError> {
+    let style = if p.declared_type.is_none() { "page" } else { "script" };
+    let closed_before = p.created_at - FORM_WINDOW_MILLIS;
+    let recorded = match db.backend() {
+        Backend::Postgres => {
+            let sql = format!(
+                "with win as ({}) insert into photos ({SIGNED_COLUMNS}) select {} from win",
+                open_or_count_form("$4", "$10", "$11", "$12", "$13"),
+                signed_values(1)
+            );
+            let n = bind_signed(sqlx::query(&sql), p)
+                .bind(closed_before)
+                .bind(limit)
+                .bind(style)
+                .execute(db)
+                .await?
+                .rows_affected();
+            n == 1
+        }
+        Backend::Sqlite => {
+            let mut tx = db.begin().await?;
+            let room = sqlx::query(&open_or_count_form("$1", "$2", "$3", "$4", "$5"))
+                .bind(p.uploader.to_string())
+                .bind(p.created_at)
+                .bind(closed_before)
+                .bind(limit)
+                .bind(style)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if room {
+                let sql = format!("insert into photos ({SIGNED_COLUMNS}) values ({})", signed_values(1));
+                bind_signed(sqlx::query(&sql), p).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            room
+        }
+    };
+    if recorded {
+        return Ok(Signed::Recorded);
+    }
+    let opened: Option<Millis> =
+        sqlx::query_scalar("select opened_at from form_windows where uploader_id = $1 and style = $2")
+            .bind(p.uploader.to_string())
+            .bind(style)
+            .fetch_optional(db)
+            .await?;
+    Ok(Signed::Limited { until: opened.unwrap_or(p.created_at) + FORM_WINDOW_MILLIS })
+}
+
+const SIGNED_COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
+    filename, form_expires_at, created_at";
+
+/// `$first` … `$first+9` for the ten bound values of [`bind_signed`], and the state.
+fn signed_values(first: usize) -> String {
+    let n = |i: usize| format!("${}", first + i);
+    format!(
+        "{}, {}, {}, {}, 'signed', {}, {}, {}, {}, {}, {}",
+        n(0),
+        n(1),
+        n(2),
+        n(3),
+        n(4),
+        n(5),
+        n(6),
+        n(7),
+        n(8),
+        n(9)
+    )
+}
+
+fn bind_signed<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    p: &Photo,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(p.id.to_string())
         .bind(p.kind.clone())
         .bind(p.bucket.clone())
         .bind(p.uploader.to_string())
@@ -50,22 +129,20 @@ pub async fn insert_signed_within_limit(db: &Db, p: &Photo, since: Millis, limit
         .bind(p.filename.clone())
         .bind(p.form_expires_at)
         .bind(p.created_at)
-        .bind(since)
-        .bind(limit);
-    let inserted = match db.backend() {
-        Backend::Sqlite => query.execute(db).await?.rows_affected(),
-        Backend::Postgres => {
-            let mut tx = db.begin().await?;
-            sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 7))::text as locked")
-                .bind(p.uploader.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-            let n = query.execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
-            n
-        }
-    };
-    Ok(inserted == 1)
+}
+
+/// Open a new window, or count one more form in the open one; returns a row only when there was
+/// room. A window opened at or before `closed_before` is over, and the form opens the next.
+fn open_or_count_form(uploader: &str, now: &str, closed_before: &str, limit: &str, style: &str) -> String {
+    format!(
+        "insert into form_windows (uploader_id, style, opened_at, forms) values ({uploader}, {style}, {now}, 1) \
+         on conflict (uploader_id, style) do update set \
+         opened_at = case when form_windows.opened_at <= {closed_before} then excluded.opened_at \
+             else form_windows.opened_at end, \
+         forms = case when form_windows.opened_at <= {closed_before} then 1 else form_windows.forms + 1 end \
+         where form_windows.opened_at <= {closed_before} or form_windows.forms < {limit} \
+         returning uploader_id"
+    )
 }
 
 /// What verification found out about an upload.

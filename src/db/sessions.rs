@@ -12,6 +12,7 @@ pub struct SessionRow {
     pub user_id: UserId,
     pub email: String,
     pub csrf_token: String,
+    pub expires_at: Millis,
 }
 
 impl std::fmt::Debug for SessionRow {
@@ -21,6 +22,7 @@ impl std::fmt::Debug for SessionRow {
             .field("user_id", &self.user_id)
             .field("email", &self.email)
             .field("csrf_token", &redacted)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -53,7 +55,7 @@ pub async fn find_live(
     now: Millis,
 ) -> Result<Option<SessionRow>, DbError> {
     let row = sqlx::query(
-        "select s.user_id, u.email, s.csrf_token from sessions s join users u on u.user_id = s.user_id \
+        "select s.user_id, u.email, s.csrf_token, s.expires_at from sessions s join users u on u.user_id = s.user_id \
          where s.token_hash = $1 and s.expires_at > $2",
     )
     .bind(token_hash.to_owned())
@@ -65,6 +67,7 @@ pub async fn find_live(
             user_id: parse_id(&col::<String>(&r, "user_id")?)?,
             email: col(&r, "email")?,
             csrf_token: col(&r, "csrf_token")?,
+            expires_at: col(&r, "expires_at")?,
         })
     })
     .transpose()

@@ -94,8 +94,9 @@ pub async fn sign(
         deleted_reason: None,
     };
     let limit = i64::from(app.limits.forms_per_minute);
-    if !rows::insert_signed_within_limit(&app.db, &photo, now - 60_000, limit).await? {
-        return Err(UploadError::RateLimited { retry_after_secs: 60 });
+    if let rows::Signed::Limited { until } = rows::insert_signed_within_limit(&app.db, &photo, limit).await? {
+        let retry_after_secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1);
+        return Err(UploadError::RateLimited { retry_after_secs });
     }
     let redirect = match &style {
         FormStyle::Page { redirect_base } => {

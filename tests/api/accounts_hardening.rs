@@ -152,6 +152,29 @@ async fn log_out_everywhere_ends_every_session(app: TestApp) {
     assert!(meta_csrf(&home(&app, &bob.client).await).is_some(), "other people's sessions are untouched");
 }
 
+/// Another dyno ends the sessions (its "log out everywhere" deletes the rows; this process's
+/// cache does not hear of it): this process stops accepting them within the cache's lifetime.
+async fn sessions_ended_by_another_process_stop_working_within_a_second(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    assert_eq!(ann.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED, "looked up and remembered");
+    let other = Shoebox::new(
+        app.state.app.db.clone(),
+        app.state.app.storage.clone(),
+        app.state.app.kinds.clone(),
+        app.state.app.limits.clone(),
+    );
+    let user = app.state.app.db.pool();
+    let id: String = sqlx::query_scalar("select user_id from users where email = 'ann@example.com'")
+        .fetch_one(user)
+        .await
+        .expect("user");
+    let ended = accounts::log_out_everywhere(&other, id.parse().expect("user id")).await.expect("log out");
+    assert_eq!(ended, 1);
+    tokio::time::sleep(accounts::SESSION_CACHE_TTL + Duration::from_millis(100)).await;
+    assert_eq!(ann.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(meta_csrf(&home(&app, &app.client).await).is_none(), "signed out here too");
+}
+
 async fn home(app: &TestApp, client: &reqwest::Client) -> String {
     client.get(app.url("/")).send().await.expect("home").text().await.expect("html")
 }
@@ -177,6 +200,7 @@ both_backends_limited!(
     guessing_across_accounts_is_limited_per_address_by_the_last_forwarded_entry,
     sign_ups_are_limited_per_address_and_per_email,
     log_out_everywhere_ends_every_session,
+    sessions_ended_by_another_process_stop_working_within_a_second,
 );
 
 /// Without trust in a proxy, X-Forwarded-For is the client's own claim and changes nothing.
