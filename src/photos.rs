@@ -4,9 +4,11 @@
 //! The upload path ([`crate::uploads`]), user deletion and the clean-up jobs all end a photo
 //! through [`tombstone`], so there is one place that removes objects and records why.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::app::Shoebox;
+use crate::db::variants::VariantRow;
 use crate::db::{DbError, claims, photos as rows};
 use crate::domain::photo::variant_key;
 use crate::domain::{
@@ -157,17 +159,35 @@ pub async fn attach(app: &Shoebox, user: UserId, id: PhotoId, keep_until: Option
 /// Every object key a photo may have in its bucket: the incoming upload, the original and
 /// each variant (of every recipe it was ever made with). Deletion and reconciliation use it.
 pub async fn object_keys(app: &Shoebox, photo: &Photo) -> Result<Vec<String>, PhotoError> {
+    let variants = crate::db::variants::list_for_photo(&app.db, photo.id).await?;
+    Ok(keys_with_variants(photo, &variants))
+}
+
+/// [`object_keys`] of many photos in one query, by photo.
+pub async fn object_keys_of(app: &Shoebox, photos: &[Photo]) -> Result<HashMap<PhotoId, Vec<String>>, PhotoError> {
+    let ids: Vec<PhotoId> = photos.iter().map(|p| p.id).collect();
+    let mut variants: HashMap<String, Vec<VariantRow>> = HashMap::new();
+    for row in crate::db::variants::list_for_photos(&app.db, &ids).await? {
+        variants.entry(row.photo_id.clone()).or_default().push(row);
+    }
+    Ok(photos
+        .iter()
+        .map(|p| (p.id, keys_with_variants(p, variants.get(&p.id.to_string()).map_or(&[], Vec::as_slice))))
+        .collect())
+}
+
+fn keys_with_variants(photo: &Photo, variants: &[VariantRow]) -> Vec<String> {
     let mut keys: Vec<String> = std::iter::once(photo.incoming_key.clone()).chain(photo.object_key.clone()).collect();
     let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
-    for row in crate::db::variants::list_for_photo(&app.db, photo.id).await? {
-        match row.object_key {
-            Some(key) => keys.push(key),
+    for row in variants {
+        match &row.object_key {
+            Some(key) => keys.push(key.clone()),
             // Being made, or failed: it may have written either format's key.
             None => keys
                 .extend([ImageType::Jpeg, ImageType::Png].map(|t| variant_key(token, &row.name, &row.recipe_hash, t))),
         }
     }
-    Ok(keys)
+    keys
 }
 
 /// What a deleted photo's tombstone says when its uploader deleted it.

@@ -162,6 +162,25 @@ pub async fn list_for_photo(db: impl Executor<'_, Database = Any>, photo: PhotoI
     rows.iter().map(from_row).collect()
 }
 
+/// Every variant row of several photos at once (a clean-up batch: one query, not one each).
+pub async fn list_for_photos(
+    db: impl Executor<'_, Database = Any>,
+    photos: &[PhotoId],
+) -> Result<Vec<VariantRow>, DbError> {
+    if photos.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params = (1..=photos.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql =
+        format!("select {COLUMNS} from variants where photo_id in ({params}) order by photo_id, name, recipe_hash");
+    let mut query = sqlx::query(&sql);
+    for id in photos {
+        query = query.bind(id.to_string());
+    }
+    let rows = query.fetch_all(db).await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// The ready variants of a user's live photos, for the home page's grid in one query.
 pub async fn ready_for_uploader(
     db: impl Executor<'_, Database = Any>,

@@ -16,7 +16,7 @@ use super::note_error;
 use crate::app::Shoebox;
 use crate::db::{DbError, claims, sessions};
 use crate::domain::{KeepContext, Millis, Photo, PhotoId, PhotoState, now_millis, random_token};
-use crate::photos::object_keys;
+use crate::photos::object_keys_of;
 use crate::storage::listing::DELETE_BATCH;
 
 /// What to do and as of when.
@@ -165,15 +165,17 @@ async fn abandoned(
 async fn delete_objects(app: &Shoebox, photos: &[Photo], s: &mut Summary, in_a_row: &mut u32) -> HashSet<PhotoId> {
     let mut failed = HashSet::new();
     let mut by_bucket: BTreeMap<&str, Vec<(String, PhotoId)>> = BTreeMap::new();
-    for p in photos {
-        // The original, the upload and every variant: the one list user deletion uses too.
-        match object_keys(app, p).await {
-            Ok(keys) => by_bucket.entry(p.bucket.as_str()).or_default().extend(keys.into_iter().map(|k| (k, p.id))),
-            Err(e) => {
-                s.error(format!("photo {}: listing its objects: {e}", p.id));
-                failed.insert(p.id);
-            }
+    // The original, the upload and every variant: the one list user deletion uses too.
+    let mut keys = match object_keys_of(app, photos).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            s.error(format!("listing the objects of {} photos: {e}", photos.len()));
+            return photos.iter().map(|p| p.id).collect();
         }
+    };
+    for p in photos {
+        let of_photo = keys.remove(&p.id).unwrap_or_default();
+        by_bucket.entry(p.bucket.as_str()).or_default().extend(of_photo.into_iter().map(|k| (k, p.id)));
     }
     for (name, keys) in by_bucket {
         let bucket = match app.storage.bucket(name) {

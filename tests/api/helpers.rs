@@ -2,7 +2,12 @@
 //! database or SQLite file) and its own embedded S3 endpoint, with request helpers so each
 //! test reads like a story.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 use reqwest::multipart::{Form, Part};
 use reqwest::{Response, StatusCode};
@@ -181,6 +186,26 @@ impl TestApp {
         out.retain(|k| !k.starts_with('.') && !k.contains("/."));
         out.sort();
         out
+    }
+
+    /// The embedded endpoint's address, for a [`Switch`] in front of it.
+    pub fn s3_addr(&self) -> SocketAddr {
+        self.s3_endpoint.trim_start_matches("http://").parse().expect("addr")
+    }
+
+    /// The app's buckets, reached through `switch` instead of directly: for a second Shoebox on
+    /// the same database whose S3 the test can turn off and on again.
+    pub async fn storage_through(&self, switch: &Switch) -> shoebox::storage::Storage {
+        let mut buckets = embedded_buckets();
+        for b in &mut buckets {
+            b.endpoint = Some(switch.url.clone());
+        }
+        shoebox::storage::Storage::new(&buckets, Some(&self.s3_credentials)).await.expect("storage")
+    }
+
+    /// Where the embedded endpoint keeps an object on disk.
+    pub fn s3_path(&self, s3_bucket: &str, key: &str) -> PathBuf {
+        self._dir.path().join("s3").join(s3_bucket).join(key)
     }
 
     /// Stop the embedded S3 endpoint, as if the storage service went away.
@@ -383,4 +408,68 @@ pub fn photo(rel: &str) -> Vec<u8> {
 pub fn as_served(upload: &[u8]) -> Vec<u8> {
     let info = shoebox::imaging::probe(upload).expect("an image");
     shoebox::imaging::strip_metadata(upload, info.image_type, info.orientation).expect("strips")
+}
+
+// --- S3 behind a switch: up, down (connections closed at once) or hung (accepted, never answered)
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3State {
+    Up,
+    Down,
+    Hung,
+}
+
+/// A TCP front for the embedded endpoint that the test can turn off or hang: the only fault a
+/// real server will not produce on demand. Switching drops every open connection, so the
+/// app's pooled connections see the new state at once.
+pub struct Switch {
+    pub url: String,
+    state: Arc<Mutex<S3State>>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Switch {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(S3State::Up));
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (state, conns) = (state.clone(), conns.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    let now = *state.lock().expect("lock");
+                    let task = match now {
+                        S3State::Down => continue, // dropped: closed before any answer
+                        S3State::Hung => tokio::spawn(async move {
+                            let _held = inbound;
+                            std::future::pending::<()>().await;
+                        }),
+                        S3State::Up => tokio::spawn(async move {
+                            if let Ok(mut out) = TcpStream::connect(upstream).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                            }
+                        }),
+                    };
+                    conns.lock().expect("lock").push(task);
+                }
+            }
+        });
+        Self { url, state, conns, accept }
+    }
+
+    pub fn set(&self, to: S3State) {
+        *self.state.lock().expect("lock") = to;
+        for c in self.conns.lock().expect("lock").drain(..) {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.set(S3State::Down);
+        self.accept.abort();
+    }
 }

@@ -3,7 +3,7 @@
 //! hung, and the optional redirect mode.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
@@ -11,10 +11,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shoebox::config::{KindSettings, Limits, Settings, StorageSettings, embedded_buckets, example_kinds};
 use shoebox::domain::PrivateDelivery;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{TestApp, as_served, form_of, hidden_value, meta_csrf, photo, post_to_bucket};
+use crate::helpers::{S3State, Switch, TestApp, as_served, form_of, hidden_value, meta_csrf, photo, post_to_bucket};
 
 /// A small private photo (a WebP the id_document kind takes), as uploaded and as served.
 const SMALL: &str = "formats/alpha-lossy_400x301.webp";
@@ -287,70 +287,6 @@ both_backends!(
     a_client_that_goes_away_mid_photo_leaves_the_server_healthy,
     a_stopped_endpoint_gets_a_503_with_retry_after,
 );
-
-// --- S3 behind a switch: up, down (connections closed at once) or hung (accepted, never answered)
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum S3State {
-    Up,
-    Down,
-    Hung,
-}
-
-/// A TCP front for the embedded endpoint that the test can turn off or hang: the only fault a
-/// real server will not produce on demand. Switching drops every open connection, so the
-/// app's pooled connections see the new state at once.
-struct Switch {
-    url: String,
-    state: Arc<Mutex<S3State>>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Switch {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = Arc::new(Mutex::new(S3State::Up));
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let accept = tokio::spawn({
-            let (state, conns) = (state.clone(), conns.clone());
-            async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    let now = *state.lock().expect("lock");
-                    let task = match now {
-                        S3State::Down => continue, // dropped: closed before any answer
-                        S3State::Hung => tokio::spawn(async move {
-                            let _held = inbound;
-                            std::future::pending::<()>().await;
-                        }),
-                        S3State::Up => tokio::spawn(async move {
-                            if let Ok(mut out) = TcpStream::connect(upstream).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                            }
-                        }),
-                    };
-                    conns.lock().expect("lock").push(task);
-                }
-            }
-        });
-        Self { url, state, conns, accept }
-    }
-
-    fn set(&self, to: S3State) {
-        *self.state.lock().expect("lock") = to;
-        for c in self.conns.lock().expect("lock").drain(..) {
-            c.abort();
-        }
-    }
-}
-
-impl Drop for Switch {
-    fn drop(&mut self) {
-        self.set(S3State::Down);
-        self.accept.abort();
-    }
-}
 
 /// A Shoebox (SQLite) whose buckets are reached through a [`Switch`], with its own kinds.
 struct Rig {

@@ -19,7 +19,8 @@ pub(super) struct PostedObject {
     pub etag: HeaderValue,
 }
 
-/// s3s-fs with form uploads recorded; every other operation is s3s-fs's own.
+/// s3s-fs with form uploads recorded and `DeleteObjects` answered key by key; every other
+/// operation is s3s-fs's own.
 pub(super) struct Store {
     fs: FileSystem,
 }
@@ -27,6 +28,64 @@ pub(super) struct Store {
 impl Store {
     pub(super) fn new(fs: FileSystem) -> Self {
         Self { fs }
+    }
+}
+
+impl Store {
+    /// `DeleteObjects` as S3 answers it: each key on its own, so a key that cannot be deleted
+    /// is an `<Error>` entry naming it while the others are still deleted. s3s-fs fails the
+    /// whole request at the first such key instead, which would hide from clients (clean-up
+    /// among them) which keys are really gone.
+    async fn delete_each(&self, req: S3Request<DeleteObjectsInput>) -> DeleteObjectsOutput {
+        let quiet = req.input.delete.quiet.unwrap_or(false);
+        let bucket = req.input.bucket.clone();
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in &req.input.delete.objects {
+            let one = DeleteObjectInput::builder()
+                .bucket(bucket.clone())
+                .key(object.key.clone())
+                .version_id(object.version_id.clone())
+                .build();
+            let result = match one {
+                Ok(input) => {
+                    let single = S3Request {
+                        input,
+                        method: req.method.clone(),
+                        uri: req.uri.clone(),
+                        headers: req.headers.clone(),
+                        extensions: http::Extensions::new(),
+                        credentials: req.credentials.clone(),
+                        region: req.region.clone(),
+                        service: req.service.clone(),
+                        trailing_headers: None,
+                    };
+                    self.fs.delete_object(single).await.map(|_| ())
+                }
+                Err(e) => Err(s3s::s3_error!(InvalidRequest, "{e}")),
+            };
+            match result {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(object.key.clone()),
+                    version_id: object.version_id.clone(),
+                    ..Default::default()
+                }),
+                Err(e) => errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(object.key.clone()),
+                    message: Some(
+                        e.message().unwrap_or("We encountered an internal error. Please try again.").to_owned(),
+                    ),
+                    version_id: object.version_id.clone(),
+                }),
+            }
+        }
+        DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }
     }
 }
 
@@ -42,6 +101,13 @@ macro_rules! store_impl {
                     self.fs.$op(req).await
                 }
             )*
+
+            async fn delete_objects(
+                &self,
+                req: S3Request<DeleteObjectsInput>,
+            ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+                Ok(S3Response::new(self.delete_each(req).await))
+            }
 
             async fn post_object(&self, req: S3Request<PostObjectInput>) -> S3Result<S3Response<PostObjectOutput>> {
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
@@ -61,7 +127,6 @@ store_impl! {
     copy_object: CopyObjectInput => CopyObjectOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
     delete_object: DeleteObjectInput => DeleteObjectOutput,
-    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
     get_object: GetObjectInput => GetObjectOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
