@@ -143,6 +143,10 @@ pub struct Limits {
     /// Run clean-up inside `serve` this often (`SHOEBOX_CLEAN_UP_EVERY`, e.g. `1h`); `None`
     /// leaves it to a scheduler running `shoebox clean-up`.
     pub clean_up_every: Option<Duration>,
+    /// Postgres connections `serve` keeps open (`SHOEBOX_DATABASE_CONNECTIONS`). Every dyno
+    /// and one-off job has its own pool, and the plan caps them all together (20 on Heroku's
+    /// entry plans), so this is the plan's cap shared out, not a speed knob to turn up.
+    pub database_connections: u32,
 }
 
 /// At most `max` attempts in any `window`.
@@ -181,6 +185,7 @@ impl Default for Limits {
             trust_proxy: TrustProxy::None,
             clean_up_grace: Duration::from_secs(24 * 60 * 60),
             clean_up_every: None,
+            database_connections: crate::db::DEFAULT_CONNECTIONS,
         }
     }
 }
@@ -287,6 +292,11 @@ impl Settings {
             limits.clean_up_every = Some(parsed.with_context(|| {
                 format!("SHOEBOX_CLEAN_UP_EVERY must be a number and a unit (30m, 1h, 1d), not {every:?}")
             })?);
+        }
+        if let Some(n) = env("SHOEBOX_DATABASE_CONNECTIONS").filter(|v| !v.is_empty()) {
+            limits.database_connections = n.parse().ok().filter(|n| (1..=1000).contains(n)).with_context(|| {
+                format!("SHOEBOX_DATABASE_CONNECTIONS must be a number of connections from 1 to 1000, not {n:?}")
+            })?;
         }
         if let Some(h) = file.clean_up_grace_hours {
             limits.clean_up_grace = Duration::from_secs(h.saturating_mul(3600));
@@ -497,6 +507,17 @@ mod tests {
         assert_eq!(parse_interval("2d"), Some(Duration::from_secs(172_800)));
         for bad in ["", "m", "0h", "10", "1w", "-1h", "1.5h"] {
             assert_eq!(parse_interval(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_database_pool_size_is_read_and_nonsense_is_refused() {
+        let env = |value: &'static str| move |k: &str| (k == "SHOEBOX_DATABASE_CONNECTIONS").then(|| value.to_owned());
+        assert_eq!(Settings::from_lookup(|_| None).expect("defaults").limits.database_connections, 10);
+        assert_eq!(Settings::from_lookup(env("4")).expect("four").limits.database_connections, 4);
+        for bad in ["0", "many", "-3", "100000"] {
+            let err = Settings::from_lookup(env(bad)).expect_err(bad).to_string();
+            assert!(err.contains("SHOEBOX_DATABASE_CONNECTIONS must be a number"), "{err}");
         }
     }
 }

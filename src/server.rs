@@ -36,7 +36,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         origins.push(u.origin().ascii_serialization());
     }
     let buckets = connect_buckets(settings, &origins).await?;
-    let db = Db::connect(settings.database_url.expose()).await.context("connecting to the database")?;
+    let db = Db::connect_with(settings.database_url.expose(), settings.limits.database_connections)
+        .await
+        .context("connecting to the database")?;
     // Safe with several machines starting at once: sqlx takes a lock while migrating.
     db.migrate().await.context("migrating the database")?;
     let storage = buckets.storage;

@@ -84,7 +84,10 @@ pub fn render(s: &Summary) -> String {
     for (reason, n) in &s.by_reason {
         out.push_str(&format!("  {n:>8}  {reason}\n"));
     }
-    out.push_str(&format!("kept longer: {}; S3 requests: {}; errors: {}\n", s.kept_longer, s.s3_requests, s.errors));
+    out.push_str(&format!(
+        "kept longer: {}; S3 requests: {} ({} DeleteObjects); errors: {}\n",
+        s.kept_longer, s.s3_requests, s.delete_requests, s.errors
+    ));
     for e in &s.error_messages {
         out.push_str(&format!("  error: {e}\n"));
     }

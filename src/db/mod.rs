@@ -41,6 +41,10 @@ pub enum Backend {
     Sqlite,
 }
 
+/// Postgres connections per pool unless configured: entry Heroku Postgres plans allow 20 for
+/// all dynos and one-off jobs together. SQLite always has 4 (one writer at a time anyway).
+pub const DEFAULT_CONNECTIONS: u32 = 10;
+
 /// A cheap-to-clone handle on the pool.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -53,6 +57,11 @@ impl Db {
     /// this machine that does not say `sslmode` gets `sslmode=require`: Heroku Postgres refuses
     /// plaintext and its `DATABASE_URL` does not ask for TLS itself.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
+        Self::connect_with(url, DEFAULT_CONNECTIONS).await
+    }
+
+    /// [`Db::connect`] with at most `connections` Postgres connections.
+    pub async fn connect_with(url: &str, connections: u32) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
@@ -72,9 +81,8 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
-            // Small on purpose: entry Heroku Postgres plans allow 20 connections for all dynos.
             .max_connections(match backend {
-                Backend::Postgres => 8,
+                Backend::Postgres => connections.max(1),
                 Backend::Sqlite => 4,
             })
             .acquire_timeout(Duration::from_secs(10))

@@ -66,6 +66,8 @@ pub struct Summary {
     /// The first errors, for the report; every one is also logged.
     pub error_messages: Vec<String>,
     pub s3_requests: u64,
+    /// Of those, `DeleteObjects` requests (each up to 1000 keys).
+    pub delete_requests: u64,
 }
 
 impl Summary {
@@ -190,6 +192,7 @@ async fn delete_objects(app: &Shoebox, photos: &[Photo], s: &mut Summary, in_a_r
             let owner: HashMap<&str, PhotoId> = chunk.iter().map(|(k, id)| (k.as_str(), *id)).collect();
             let batch: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
             s.s3_requests += 1;
+            s.delete_requests += 1;
             match bucket.delete_keys(&batch).await {
                 Ok(errors) => {
                     *in_a_row = 0;
@@ -327,6 +330,7 @@ async fn incoming_leftovers(app: &Shoebox, opts: &Options, cutoff: Millis, s: &m
             }
             let keys: Vec<String> = chunk.iter().map(|o| o.key.clone()).collect();
             s.s3_requests += 1;
+            s.delete_requests += 1;
             match bucket.delete_keys(&keys).await {
                 Ok(errors) => {
                     let failed: HashSet<String> = errors.iter().map(|(k, _)| k.clone()).collect();
