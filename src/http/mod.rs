@@ -161,6 +161,22 @@ async fn strict_transport_security(State(state): State<AppState>, req: Request, 
     res
 }
 
+/// Send each answer as soon as it is written. With Nagle's algorithm on (the socket default),
+/// a small last segment waits for the client's delayed ACK, up to 40 ms on Linux: that was
+/// most of signing's p99 and of a streamed private variant's extra time.
+pub fn without_nagle(listener: tokio::net::TcpListener) -> axum::serve::TapIo<tokio::net::TcpListener, NoDelay> {
+    use axum::serve::ListenerExt as _;
+    fn no_delay(tcp: &mut tokio::net::TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    }
+    listener.tap_io(no_delay as NoDelay)
+}
+
+/// What [`without_nagle`] does to each accepted connection.
+pub type NoDelay = fn(&mut tokio::net::TcpStream);
+
 /// Serve until `shutdown` resolves, then drain in-flight requests for at most `drain`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -171,7 +187,7 @@ pub async fn serve(
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // The peer address is the client's when no proxy is trusted (login and sign-up limits).
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+    let server = axum::serve(without_nagle(listener), service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());
     });

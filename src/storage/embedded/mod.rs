@@ -143,7 +143,7 @@ pub async fn start(
         let shutdown = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(crate::http::without_nagle(listener), app).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "embedded S3 endpoint stopped");
         }
     });

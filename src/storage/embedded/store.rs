@@ -59,12 +59,18 @@ impl Store {
                 Err(e) => errors.push(Error {
                     code: Some(e.code().as_str().to_owned()),
                     key: Some(object.key.clone()),
-                    message: Some(e.message().unwrap_or("We encountered an internal error. Please try again.").to_owned()),
+                    message: Some(
+                        e.message().unwrap_or("We encountered an internal error. Please try again.").to_owned(),
+                    ),
                     version_id: object.version_id.clone(),
                 }),
             }
         }
-        DeleteObjectsOutput { deleted: Some(deleted), errors: (!errors.is_empty()).then_some(errors), ..Default::default() }
+        DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }
     }
 
     /// One key of a `DeleteObjects`, as s3s-fs deletes a single object.
