@@ -353,6 +353,8 @@ async fn render_and_store(
 /// The variants of one image, decoded once: JPEG for opaque images, PNG where the source
 /// has alpha. Synchronous; runs on the blocking pool.
 pub fn render(bytes: &[u8], specs: &[VariantSpec], limits: &imaging::Limits) -> Result<Vec<Rendition>, ImagingError> {
+    // Baseline, not progressive: measured on the six camera photos at 320 and 1280 px,
+    // progressive came out 5 to 16 % larger every time (see README, "Variants").
     let recipe = |s: &VariantSpec| Recipe::fit(s.max_width, s.max_height).with_quality(s.quality);
     let source = imaging::sniff(bytes)?;
     if source == ImageType::Jpeg {

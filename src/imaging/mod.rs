@@ -61,6 +61,9 @@ pub struct Recipe {
     pub format: OutputFormat,
     /// JPEG quality, 1 to 100 (ignored by the lossless PNG and WebP encoders).
     pub quality: u8,
+    /// Write a progressive JPEG (ignored by PNG and WebP). Off by default: this encoder's
+    /// progressive files are larger than its baseline ones.
+    pub progressive: bool,
 }
 
 impl Recipe {
@@ -69,7 +72,7 @@ impl Recipe {
 
     /// A JPEG at [`Recipe::DEFAULT_QUALITY`] that fits within `max_width`×`max_height`.
     pub fn fit(max_width: u32, max_height: u32) -> Recipe {
-        Recipe { max_width, max_height, format: OutputFormat::Jpeg, quality: Self::DEFAULT_QUALITY }
+        Recipe { max_width, max_height, format: OutputFormat::Jpeg, quality: Self::DEFAULT_QUALITY, progressive: false }
     }
 
     /// The same recipe in another format.
@@ -80,6 +83,11 @@ impl Recipe {
     /// The same recipe at another quality.
     pub fn with_quality(self, quality: u8) -> Recipe {
         Recipe { quality, ..self }
+    }
+
+    /// The same recipe, progressive or not.
+    pub fn with_progressive(self, progressive: bool) -> Recipe {
+        Recipe { progressive, ..self }
     }
 
     fn validate(&self) -> Result<(), ImagingError> {
@@ -198,7 +206,7 @@ fn finish(small: Pixels, recipe: &Recipe, colour: &ColourPlan, source: ImageInfo
     let channels = small.layout.channels();
     let (data, width, height) = orient::apply(source.orientation, small.data, small.width, small.height, channels);
     let upright = Pixels::new(width, height, small.layout, data);
-    let bytes = encode::encode(&upright, recipe.format, recipe.quality, embed_profile)?;
+    let bytes = encode::encode(&upright, recipe, embed_profile)?;
     Ok(Rendition { bytes, width, height, image_type: recipe.format.image_type(), source })
 }
 

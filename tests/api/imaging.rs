@@ -180,6 +180,23 @@ fn jpeg_output_is_quality_82_unless_the_recipe_says_otherwise() {
 }
 
 #[test]
+fn a_progressive_recipe_writes_a_progressive_jpeg_that_decodes_to_the_same_size() {
+    let bytes = photo("camera/samsung-galaxy-s7-edge_4032x3024.jpg");
+    let baseline = render(&bytes, &Recipe::fit(320, 320)).expect("resize");
+    let progressive = render(&bytes, &Recipe::fit(320, 320).with_progressive(true)).expect("resize");
+    // SOF0 is a baseline frame, SOF2 a progressive one.
+    assert!(jpeg_segments(&baseline.bytes).contains(&0xC0), "baseline by default");
+    assert!(!jpeg_segments(&baseline.bytes).contains(&0xC2));
+    assert!(jpeg_segments(&progressive.bytes).contains(&0xC2), "a progressive frame");
+    assert!(!jpeg_segments(&progressive.bytes).contains(&0xC0));
+    let (a, b) = (decode(&baseline.bytes), decode(&progressive.bytes));
+    assert_eq!((b.width, b.height), (progressive.width, progressive.height));
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    // The same quantised coefficients in another order: the same pixels.
+    assert_eq!(mean_abs_diff(&a, &b), 0.0);
+}
+
+#[test]
 fn an_empty_box_or_a_quality_of_zero_is_a_caller_error() {
     let bytes = photo("orientation/Landscape_1.jpg");
     for recipe in [Recipe::fit(0, 10), Recipe::fit(10, 0), Recipe::fit(10, 10).with_quality(0)] {
@@ -686,11 +703,19 @@ fn the_resize_command_writes_the_format_of_the_output_extension() {
     let input = PathBuf::from(format!("{PHOTOS}/camera/leica-t-typ701_4928x3264_orient8.jpg"));
     for (name, magic) in [("out.webp", &b"RIFF"[..]), ("out.PNG", b"\x89PNG"), ("out.jpeg", b"\xFF\xD8")] {
         let output = dir.join(name);
-        let args =
-            ResizeArgs { input: input.clone(), fit: "300x300".to_owned(), output: output.clone(), quality: Some(70) };
+        let args = ResizeArgs {
+            input: input.clone(),
+            fit: "300x300".to_owned(),
+            output: output.clone(),
+            quality: Some(70),
+            progressive: name == "out.jpeg",
+        };
         run(&args).expect("resize command");
         let bytes = std::fs::read(&output).expect("output written");
         assert!(bytes.starts_with(magic), "{name}");
+        if name == "out.jpeg" {
+            assert!(jpeg_segments(&bytes).contains(&0xC2), "--progressive writes a progressive JPEG");
+        }
         assert_eq!(probe(&bytes).map(|i| (i.width, i.height)).ok(), Some((199, 300)));
     }
     let refused = ResizeArgs {
@@ -698,6 +723,7 @@ fn the_resize_command_writes_the_format_of_the_output_extension() {
         fit: "300x300".to_owned(),
         output: dir.join("never.jpg"),
         quality: None,
+        progressive: false,
     };
     let err = run(&refused).expect_err("SVG refused");
     assert!(format!("{err:#}").contains("SVG"), "{err:#}");
