@@ -149,6 +149,18 @@ pub fn render_with_limits(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Res
 /// and carries no metadata. Errors are the same as the server's and the CLI's: see
 /// [`ImagingError`].
 pub fn render_all(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<Vec<Rendition>, ImagingError> {
+    render_all_then(bytes, recipes, limits, || ())
+}
+
+/// As [`render_all`], calling `decoded` as soon as the whole file has decoded, before the
+/// renditions are made: a caller that only needs to know the file is sound can go on while
+/// they are made. Not called when the file fails to decode, nor without recipes.
+pub fn render_all_then(
+    bytes: &[u8],
+    recipes: &[Recipe],
+    limits: &Limits,
+    decoded: impl FnOnce(),
+) -> Result<Vec<Rendition>, ImagingError> {
     for recipe in recipes {
         recipe.validate()?;
     }
@@ -175,9 +187,10 @@ pub fn render_all(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<V
         .collect();
 
     let _permit = permits::acquire();
-    let decoded = decode::decode(bytes, &header, &sizes, limits)?;
-    let colour = ColourPlan::new(decoded.icc_profile);
-    let mut source = decoded.pixels;
+    let image = decode::decode(bytes, &header, &sizes, limits)?;
+    decoded();
+    let colour = ColourPlan::new(image.icc_profile);
+    let mut source = image.pixels;
     if source.is_opaque() {
         source = source.drop_alpha();
     } else {

@@ -7,7 +7,7 @@ use image::{AnimationDecoder, ExtendedColorType, ImageEncoder};
 use shoebox::cli::resize::{ResizeArgs, run};
 use shoebox::imaging::{
     self, ImageType, ImagingError, Limits, NotImage, Orientation, OutputFormat, Recipe, fit_within, probe, render,
-    render_all, render_with_limits, sniff,
+    render_all, render_all_then, render_with_limits, sniff,
 };
 
 const PHOTOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/photos");
@@ -160,6 +160,22 @@ fn several_variants_come_from_one_upload() {
     for variant in &variants {
         let out = decode(&variant.bytes);
         assert_eq!((out.width, out.height), (variant.width, variant.height));
+    }
+}
+
+#[test]
+fn the_decoded_callback_comes_once_for_a_sound_file_and_never_for_a_damaged_one() {
+    // Verification answers on this callback and lets the variants finish after it.
+    let recipes = [Recipe::fit(320, 320), Recipe::fit(1280, 1280)];
+    let mut calls = 0;
+    let made = render_all_then(&photo("camera/nikon-d3100_4608x3072.jpg"), &recipes, &Limits::default(), || calls += 1)
+        .expect("resize");
+    assert_eq!((calls, made.len()), (1, 2));
+    for damaged in ["hostile/truncated-35pct_nikon-d3100.jpg", "hostile/svg-with-script.jpg"] {
+        let mut calls = 0;
+        let result = render_all_then(&photo(damaged), &recipes, &Limits::default(), || calls += 1);
+        assert!(result.is_err(), "{damaged}");
+        assert_eq!(calls, 0, "{damaged}");
     }
 }
 
