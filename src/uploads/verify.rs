@@ -128,10 +128,10 @@ pub(super) async fn verify(
     }
 
     // The whole file is decoded, because only decoding finds a damaged one. The decode is the
-    // one the kind's variants need (a 22 MP JPEG at 1/4 scale for `display`, little more work
-    // than the 1/8 a bare check takes: the entropy decoding is the same), and the variants
-    // are made from it: completion does not decode the upload a second time. The answer
-    // waits only for the decode; the variants go on being made meanwhile.
+    // one the kind's variants need (a 22 MP JPEG at 1/4 scale for `display`: more pixels to
+    // convert than the 1/8 a bare check takes, but the same entropy decoding, most of the
+    // cost), and the variants are made from it: completion does not decode the upload a
+    // second time. The answer waits only for the decode; the variants are made meanwhile.
     let bytes = bucket.read_pinned(key, etag, prefix, size).await?;
     let engine_limits = imaging::Limits {
         max_pixels: limits.max_pixels,
