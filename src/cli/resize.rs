@@ -21,6 +21,9 @@ pub struct ResizeArgs {
     /// JPEG quality, 1 to 100 [default: 82].
     #[arg(long)]
     pub quality: Option<u8>,
+    /// Write a progressive JPEG.
+    #[arg(long)]
+    pub progressive: bool,
 }
 
 /// Reads `input`, makes the variant, writes `output`, and prints one summary line to
@@ -29,7 +32,7 @@ pub fn run(args: &ResizeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (max_width, max_height) = parse_fit(&args.fit)?;
     let format = output_format(&args.output)?;
-    let mut recipe = Recipe::fit(max_width, max_height).with_format(format);
+    let mut recipe = Recipe::fit(max_width, max_height).with_format(format).with_progressive(args.progressive);
     if let Some(quality) = args.quality {
         if !(1..=100).contains(&quality) {
             bail!("--quality must be between 1 and 100, not {quality}");

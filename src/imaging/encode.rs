@@ -9,6 +9,7 @@ use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use jpeg_encoder::{ColorType as JpegColor, SamplingFactor};
 
+use super::Recipe;
 use super::error::ImagingError;
 use super::image_type::OutputFormat;
 use super::pixels::{Layout, Pixels};
@@ -23,15 +24,11 @@ pub(crate) fn max_side(format: OutputFormat) -> u32 {
 }
 
 /// Encodes `pixels` (already without alpha for JPEG) in `format`.
-pub(crate) fn encode(
-    pixels: &Pixels,
-    format: OutputFormat,
-    quality: u8,
-    icc_profile: Option<&[u8]>,
-) -> Result<Vec<u8>, ImagingError> {
+pub(crate) fn encode(pixels: &Pixels, recipe: &Recipe, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, ImagingError> {
+    let format = recipe.format;
     let failed = |reason: String| ImagingError::Encode { format: format.image_type(), reason };
     match format {
-        OutputFormat::Jpeg => encode_jpeg(pixels, quality, icc_profile).map_err(failed),
+        OutputFormat::Jpeg => encode_jpeg(pixels, recipe.quality, recipe.progressive, icc_profile).map_err(failed),
         OutputFormat::Png => {
             let mut out = Vec::new();
             let encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
@@ -54,7 +51,7 @@ fn write_image(mut encoder: impl ImageEncoder, pixels: &Pixels, icc_profile: Opt
     encoder.write_image(&pixels.data, pixels.width, pixels.height, color_type(pixels.layout)).map_err(|e| e.to_string())
 }
 
-fn encode_jpeg(pixels: &Pixels, quality: u8, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, String> {
+fn encode_jpeg(pixels: &Pixels, quality: u8, progressive: bool, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let color = match pixels.layout {
         Layout::Gray => JpegColor::Luma,
         Layout::Rgb => JpegColor::Rgb,
@@ -71,7 +68,13 @@ fn encode_jpeg(pixels: &Pixels, quality: u8, icc_profile: Option<&[u8]>) -> Resu
     // 4:2:0 halves the chroma, as libjpeg does by default; at 90 and above, the caller
     // asked for fidelity, so keep full chroma.
     encoder.set_sampling_factor(if quality >= 90 { SamplingFactor::F_1_1 } else { SamplingFactor::F_2_2 });
+    // Optimised tables cost no peak memory (the decode's planes are larger than the
+    // encoder's coefficients; measured the same RSS without them) and save 1 to 13 %.
     encoder.set_optimized_huffman_tables(true);
+    // jpeg-encoder's progressive mode is spectral selection only: on the camera photos it
+    // came out 5 to 16 % larger than baseline, so it is there for callers who want it for
+    // itself (rendering while loading), not as a way to save bytes.
+    encoder.set_progressive(progressive);
     if let Some(icc) = icc_profile {
         encoder.add_icc_profile(icc).map_err(|e| e.to_string())?;
     }
@@ -95,7 +98,7 @@ mod tests {
     #[test]
     fn jpeg_output_starts_with_jfif_and_has_no_exif() {
         let pixels = Pixels::new(16, 8, Layout::Rgb, vec![90; 16 * 8 * 3]);
-        let jpeg = encode(&pixels, OutputFormat::Jpeg, 82, None).expect("encode");
+        let jpeg = encode(&pixels, &Recipe::fit(16, 8), None).expect("encode");
         assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF, 0xE0]));
         assert!(!jpeg.windows(6).any(|w| w == b"Exif\0\0"));
     }
@@ -103,14 +106,14 @@ mod tests {
     #[test]
     fn jpeg_refuses_pixels_that_still_have_alpha() {
         let pixels = Pixels::new(1, 1, Layout::Rgba, vec![0; 4]);
-        assert!(matches!(encode(&pixels, OutputFormat::Jpeg, 82, None), Err(ImagingError::Encode { .. })));
+        assert!(matches!(encode(&pixels, &Recipe::fit(1, 1), None), Err(ImagingError::Encode { .. })));
     }
 
     #[test]
     fn png_and_webp_keep_grey_and_alpha_layouts() {
         let pixels = Pixels::new(2, 2, Layout::GrayAlpha, vec![10, 0, 20, 255, 30, 128, 40, 255]);
         for format in [OutputFormat::Png, OutputFormat::Webp] {
-            let bytes = encode(&pixels, format, 82, None).expect("encode");
+            let bytes = encode(&pixels, &Recipe::fit(2, 2).with_format(format), None).expect("encode");
             let decoded = image::load_from_memory(&bytes).expect("decode");
             assert!(decoded.color().has_alpha(), "{format:?}");
         }

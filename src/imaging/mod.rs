@@ -61,6 +61,9 @@ pub struct Recipe {
     pub format: OutputFormat,
     /// JPEG quality, 1 to 100 (ignored by the lossless PNG and WebP encoders).
     pub quality: u8,
+    /// Write a progressive JPEG (ignored by PNG and WebP). Off by default: this encoder's
+    /// progressive files are larger than its baseline ones.
+    pub progressive: bool,
 }
 
 impl Recipe {
@@ -69,7 +72,7 @@ impl Recipe {
 
     /// A JPEG at [`Recipe::DEFAULT_QUALITY`] that fits within `max_width`×`max_height`.
     pub fn fit(max_width: u32, max_height: u32) -> Recipe {
-        Recipe { max_width, max_height, format: OutputFormat::Jpeg, quality: Self::DEFAULT_QUALITY }
+        Recipe { max_width, max_height, format: OutputFormat::Jpeg, quality: Self::DEFAULT_QUALITY, progressive: false }
     }
 
     /// The same recipe in another format.
@@ -80,6 +83,11 @@ impl Recipe {
     /// The same recipe at another quality.
     pub fn with_quality(self, quality: u8) -> Recipe {
         Recipe { quality, ..self }
+    }
+
+    /// The same recipe, progressive or not.
+    pub fn with_progressive(self, progressive: bool) -> Recipe {
+        Recipe { progressive, ..self }
     }
 
     fn validate(&self) -> Result<(), ImagingError> {
@@ -141,6 +149,18 @@ pub fn render_with_limits(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Res
 /// and carries no metadata. Errors are the same as the server's and the CLI's: see
 /// [`ImagingError`].
 pub fn render_all(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<Vec<Rendition>, ImagingError> {
+    render_all_then(bytes, recipes, limits, || ())
+}
+
+/// As [`render_all`], calling `decoded` as soon as the whole file has decoded, before the
+/// renditions are made: a caller that only needs to know the file is sound can go on while
+/// they are made. Not called when the file fails to decode, nor without recipes.
+pub fn render_all_then(
+    bytes: &[u8],
+    recipes: &[Recipe],
+    limits: &Limits,
+    decoded: impl FnOnce(),
+) -> Result<Vec<Rendition>, ImagingError> {
     for recipe in recipes {
         recipe.validate()?;
     }
@@ -167,9 +187,10 @@ pub fn render_all(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<V
         .collect();
 
     let _permit = permits::acquire();
-    let decoded = decode::decode(bytes, &header, &sizes, limits)?;
-    let colour = ColourPlan::new(decoded.icc_profile);
-    let mut source = decoded.pixels;
+    let image = decode::decode(bytes, &header, &sizes, limits)?;
+    decoded();
+    let colour = ColourPlan::new(image.icc_profile);
+    let mut source = image.pixels;
     if source.is_opaque() {
         source = source.drop_alpha();
     } else {
@@ -198,7 +219,7 @@ fn finish(small: Pixels, recipe: &Recipe, colour: &ColourPlan, source: ImageInfo
     let channels = small.layout.channels();
     let (data, width, height) = orient::apply(source.orientation, small.data, small.width, small.height, channels);
     let upright = Pixels::new(width, height, small.layout, data);
-    let bytes = encode::encode(&upright, recipe.format, recipe.quality, embed_profile)?;
+    let bytes = encode::encode(&upright, recipe, embed_profile)?;
     Ok(Rendition { bytes, width, height, image_type: recipe.format.image_type(), source })
 }
 

@@ -86,6 +86,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
     // filtered losslessly, keeping the pixels, colour profile and orientation.
     let orientation = checked.info.orientation;
     let upload = checked.bytes.clone(); // Bytes: a reference count, kept for the variants
+    let rendered = checked.variants;
     let stripped = app.run_blocking(move || imaging::strip_metadata(&checked.bytes, image_type, orientation)).await;
     let stripped = match stripped {
         Ok(b) => b,
@@ -109,13 +110,18 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         // Harmless to the photo; the leftover is an unreadable orphan under incoming/.
         tracing::warn!(photo = %photo.id, error = %e, "could not delete the incoming copy");
     }
-    // The variants are made now, from the bytes in hand (no second read from the bucket), but
-    // without keeping the uploader waiting: a page asking for one meanwhile waits on the claim.
+    // The variants are stored now, as verification rendered them (or made from the bytes in
+    // hand: no second read from the bucket), but without keeping the uploader waiting on the
+    // bucket: a page asking for one meanwhile waits on the claim.
     // If this fails, the first request or resize-all makes them.
     tokio::spawn({
         let (app, photo) = (app.clone(), photo.clone());
         async move {
-            if let Err(e) = variants::make_from_bytes(&app, &photo, kind.as_ref(), upload).await {
+            let rendered = match rendered {
+                Some(making) => making.await.ok().and_then(Result::ok),
+                None => None,
+            };
+            if let Err(e) = variants::make_from_bytes(&app, &photo, kind.as_ref(), upload, rendered).await {
                 tracing::warn!(photo = %photo.id, error = %e, "variants not made at completion; made on first request");
             }
         }

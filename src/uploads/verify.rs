@@ -6,6 +6,7 @@
 //! read is pinned to the ETag the HEAD saw, so what is checked is one object.
 
 use bytes::Bytes;
+use tokio::task::JoinHandle;
 
 use super::Refusal;
 use crate::app::Shoebox;
@@ -13,20 +14,30 @@ use crate::domain::text::{human_bytes, type_list};
 use crate::domain::{Kind, Photo};
 use crate::imaging::{self, ImagingError, Recipe};
 use crate::storage::{Bucket, ObjectInfo, StorageError};
+use crate::variants;
 
 /// Bytes read to find the image header: enough for every camera JPEG in our test set, whose
 /// EXIF and ICC blocks come before the frame header.
 const HEADER_PREFIX: u64 = 256 * 1024;
 /// A second, larger read for files whose metadata is unusually long.
 const HEADER_PREFIX_MAX: u64 = 2 * 1024 * 1024;
-/// The size the validation decode renders to; small, so JPEGs take the 1/8-scale path.
+/// The size the validation decode renders to when the kind has no variants; small, so JPEGs
+/// take the 1/8-scale path.
 const VALIDATION_EDGE: u32 = 256;
 
-/// What verification learnt: the header, and the whole file it decoded.
+/// What verification learnt: the header, the whole file it decoded, and the kind's variants
+/// when they came out of that decode.
 pub(super) struct Checked {
     pub info: imaging::ImageInfo,
     pub bytes: Bytes,
+    /// The kind's variants in [`Kind::variants`] order, being rendered from the verification
+    /// decode; `None` when the kind has none or the decode for them failed (completion then
+    /// makes them from `bytes`, which records why if they cannot be made at all).
+    pub variants: Option<MakingVariants>,
 }
+
+/// The variants being made from the verification decode.
+pub(super) type MakingVariants = JoinHandle<Result<Vec<imaging::Rendition>, ImagingError>>;
 
 pub(super) enum VerifyError {
     Refused(Refusal),
@@ -116,7 +127,11 @@ pub(super) async fn verify(
         });
     }
 
-    // JPEGs decode at 1/8 scale here, so this costs a fraction of a full decode.
+    // The whole file is decoded, because only decoding finds a damaged one. The decode is the
+    // one the kind's variants need (a 22 MP JPEG at 1/4 scale for `display`: more pixels to
+    // convert than the 1/8 a bare check takes, but the same entropy decoding, most of the
+    // cost), and the variants are made from it: completion does not decode the upload a
+    // second time. The answer waits only for the decode; the variants are made meanwhile.
     let bytes = bucket.read_pinned(key, etag, prefix, size).await?;
     let engine_limits = imaging::Limits {
         max_pixels: limits.max_pixels,
@@ -124,11 +139,31 @@ pub(super) async fn verify(
         max_height: limits.max_height,
         ..imaging::Limits::default()
     };
-    let whole = bytes.clone(); // Bytes: a reference count, not a copy
-    let recipe = Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE);
-    let decoded = app.run_blocking(move || imaging::render_with_limits(&whole, &recipe, &engine_limits)).await;
-    if let Err(e) = decoded {
-        return refuse(Refusal::from_imaging(&e));
+    let specs = kind.variants();
+    let variants = if specs.is_empty() {
+        None
+    } else {
+        let (sent, decoded) = tokio::sync::oneshot::channel();
+        let (app, whole) = (app.clone(), bytes.clone()); // Bytes: a reference count, not a copy
+        let making = tokio::spawn(async move {
+            let on_decoded = move || {
+                // An error only says verification stopped waiting (its request was dropped).
+                let _ = sent.send(());
+            };
+            app.run_blocking(move || variants::render(&whole, &specs, &engine_limits, on_decoded)).await
+        });
+        // The sender is dropped unsent when the decode failed.
+        decoded.await.is_ok().then_some(making)
+    };
+    if variants.is_none() {
+        // Whether the upload is refused is decided by the plain check alone, as for a kind
+        // without variants: a variant that cannot be made is not the upload's fault.
+        let whole = bytes.clone();
+        let recipe = Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE);
+        let decoded = app.run_blocking(move || imaging::render_with_limits(&whole, &recipe, &engine_limits)).await;
+        if let Err(e) = decoded {
+            return refuse(Refusal::from_imaging(&e));
+        }
     }
-    Ok(Checked { info, bytes })
+    Ok(Checked { info, bytes, variants })
 }

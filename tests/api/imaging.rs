@@ -7,7 +7,7 @@ use image::{AnimationDecoder, ExtendedColorType, ImageEncoder};
 use shoebox::cli::resize::{ResizeArgs, run};
 use shoebox::imaging::{
     self, ImageType, ImagingError, Limits, NotImage, Orientation, OutputFormat, Recipe, fit_within, probe, render,
-    render_all, render_with_limits, sniff,
+    render_all, render_all_then, render_with_limits, sniff,
 };
 
 const PHOTOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/photos");
@@ -164,6 +164,22 @@ fn several_variants_come_from_one_upload() {
 }
 
 #[test]
+fn the_decoded_callback_comes_once_for_a_sound_file_and_never_for_a_damaged_one() {
+    // Verification answers on this callback and lets the variants finish after it.
+    let recipes = [Recipe::fit(320, 320), Recipe::fit(1280, 1280)];
+    let mut calls = 0;
+    let made = render_all_then(&photo("camera/nikon-d3100_4608x3072.jpg"), &recipes, &Limits::default(), || calls += 1)
+        .expect("resize");
+    assert_eq!((calls, made.len()), (1, 2));
+    for damaged in ["hostile/truncated-35pct_nikon-d3100.jpg", "hostile/svg-with-script.jpg"] {
+        let mut calls = 0;
+        let result = render_all_then(&photo(damaged), &recipes, &Limits::default(), || calls += 1);
+        assert!(result.is_err(), "{damaged}");
+        assert_eq!(calls, 0, "{damaged}");
+    }
+}
+
+#[test]
 fn jpeg_output_is_quality_82_unless_the_recipe_says_otherwise() {
     assert_eq!(Recipe::fit(10, 10).quality, 82);
     let bytes = photo("orientation/Landscape_1.jpg");
@@ -177,6 +193,23 @@ fn jpeg_output_is_quality_82_unless_the_recipe_says_otherwise() {
     let fine = render(&bytes, &Recipe::fit(300, 300).with_quality(95)).expect("resize");
     assert_eq!(first_luma_quantiser(&fine.bytes), 2);
     assert!(fine.bytes.len() > default.bytes.len());
+}
+
+#[test]
+fn a_progressive_recipe_writes_a_progressive_jpeg_that_decodes_to_the_same_size() {
+    let bytes = photo("camera/samsung-galaxy-s7-edge_4032x3024.jpg");
+    let baseline = render(&bytes, &Recipe::fit(320, 320)).expect("resize");
+    let progressive = render(&bytes, &Recipe::fit(320, 320).with_progressive(true)).expect("resize");
+    // SOF0 is a baseline frame, SOF2 a progressive one.
+    assert!(jpeg_segments(&baseline.bytes).contains(&0xC0), "baseline by default");
+    assert!(!jpeg_segments(&baseline.bytes).contains(&0xC2));
+    assert!(jpeg_segments(&progressive.bytes).contains(&0xC2), "a progressive frame");
+    assert!(!jpeg_segments(&progressive.bytes).contains(&0xC0));
+    let (a, b) = (decode(&baseline.bytes), decode(&progressive.bytes));
+    assert_eq!((b.width, b.height), (progressive.width, progressive.height));
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    // The same quantised coefficients in another order: the same pixels.
+    assert_eq!(mean_abs_diff(&a, &b), 0.0);
 }
 
 #[test]
@@ -686,11 +719,19 @@ fn the_resize_command_writes_the_format_of_the_output_extension() {
     let input = PathBuf::from(format!("{PHOTOS}/camera/leica-t-typ701_4928x3264_orient8.jpg"));
     for (name, magic) in [("out.webp", &b"RIFF"[..]), ("out.PNG", b"\x89PNG"), ("out.jpeg", b"\xFF\xD8")] {
         let output = dir.join(name);
-        let args =
-            ResizeArgs { input: input.clone(), fit: "300x300".to_owned(), output: output.clone(), quality: Some(70) };
+        let args = ResizeArgs {
+            input: input.clone(),
+            fit: "300x300".to_owned(),
+            output: output.clone(),
+            quality: Some(70),
+            progressive: name == "out.jpeg",
+        };
         run(&args).expect("resize command");
         let bytes = std::fs::read(&output).expect("output written");
         assert!(bytes.starts_with(magic), "{name}");
+        if name == "out.jpeg" {
+            assert!(jpeg_segments(&bytes).contains(&0xC2), "--progressive writes a progressive JPEG");
+        }
         assert_eq!(probe(&bytes).map(|i| (i.width, i.height)).ok(), Some((199, 300)));
     }
     let refused = ResizeArgs {
@@ -698,6 +739,7 @@ fn the_resize_command_writes_the_format_of_the_output_extension() {
         fit: "300x300".to_owned(),
         output: dir.join("never.jpg"),
         quality: None,
+        progressive: false,
     };
     let err = run(&refused).expect_err("SVG refused");
     assert!(format!("{err:#}").contains("SVG"), "{err:#}");
