@@ -19,7 +19,7 @@ use crate::db::{DbError, reconcile as rows};
 use crate::domain::Millis;
 use crate::domain::photo::{INCOMING_PREFIX, SERVED_PREFIX, incoming_key};
 use crate::storage::Bucket;
-use crate::storage::listing::Listed;
+use crate::storage::listing::{ListPage, Listed};
 
 /// What to do and as of when.
 #[derive(Debug, Clone)]
@@ -110,6 +110,19 @@ pub async fn run(app: &Shoebox, opts: &Options) -> Result<Summary, DbError> {
     Ok(s)
 }
 
+/// One page of the whole bucket's listing, counted as a request; `None` when it failed (the
+/// error is noted in the summary).
+async fn next_page(bucket: &Bucket, token: Option<String>, s: &mut Summary) -> Option<ListPage> {
+    s.s3_requests += 1;
+    match bucket.list_page("", token).await {
+        Ok(page) => Some(page),
+        Err(e) => {
+            note_error(&mut s.errors, &mut s.error_messages, format!("listing {}: {e}", bucket.name()));
+            None
+        }
+    }
+}
+
 /// First pass: list the whole bucket, page by page, counting what no row knows. False when
 /// the listing failed part way (already noted), so nothing is decided on half a bucket.
 async fn listed_completely(
@@ -120,14 +133,7 @@ async fn listed_completely(
 ) -> Result<bool, DbError> {
     let mut token = None;
     loop {
-        s.s3_requests += 1;
-        let page = match bucket.list_page("", token).await {
-            Ok(p) => p,
-            Err(e) => {
-                note_error(&mut s.errors, &mut s.error_messages, format!("listing {}: {e}", bucket.name()));
-                return Ok(false);
-            }
-        };
+        let Some(page) = next_page(bucket, token, s).await else { return Ok(false) };
         r.objects += page.objects.len() as u64;
         for o in unknown_of(app, bucket, page.objects).await? {
             r.unknown += 1;
@@ -206,14 +212,7 @@ async fn delete_unknown(
 ) -> Result<(), DbError> {
     let mut token = None;
     loop {
-        s.s3_requests += 1;
-        let page = match bucket.list_page("", token).await {
-            Ok(p) => p,
-            Err(e) => {
-                note_error(&mut s.errors, &mut s.error_messages, format!("listing {}: {e}", bucket.name()));
-                return Ok(());
-            }
-        };
+        let Some(page) = next_page(bucket, token, s).await else { return Ok(()) };
         // An object without a time cannot be shown to be old enough, so it stays.
         let doomed: Vec<Listed> = unknown_of(app, bucket, page.objects)
             .await?

@@ -1,6 +1,6 @@
 //! Sign up, log in, log out, sessions and CSRF, on Postgres and SQLite.
 
-use crate::helpers::{TestApp, hidden_value, meta_csrf};
+use crate::helpers::{TestApp, hidden_value, meta_csrf, set_cookie};
 use reqwest::StatusCode;
 
 async fn form_token(app: &TestApp, client: &reqwest::Client, page: &str) -> String {
@@ -21,22 +21,9 @@ async fn someone_can_sign_up_log_out_and_log_in_again(app: TestApp) {
     let res = ann.sign("avatar", "image/jpeg", 10).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
-    let token = form_token(&app, &app.client, "/login").await;
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("csrf", token.as_str()), ("email", "ann@example.com"), ("password", "correct horse battery")])
-        .send()
-        .await
-        .expect("login");
+    let res = app.log_in(&app.client, "ann@example.com").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().expect("ascii").to_owned())
-        .find(|c| c.starts_with("shoebox_session="))
-        .expect("session cookie");
+    let cookie = set_cookie(&res, "shoebox_session");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
     let home = app.client.get(app.url("/")).send().await.expect("home").text().await.expect("html");
     assert!(meta_csrf(&home).is_some(), "logged in again");

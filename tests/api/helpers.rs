@@ -188,6 +188,19 @@ impl TestApp {
         out
     }
 
+    /// Log `email` in with `client` through the login form (its own page and CSRF token), with
+    /// the password every test account has; the answer to the form.
+    pub async fn log_in(&self, client: &reqwest::Client, email: &str) -> Response {
+        let html = client.get(self.url("/login")).send().await.expect("page").text().await.expect("html");
+        let csrf = hidden_value(&html, "csrf").expect("csrf");
+        client
+            .post(self.url("/login"))
+            .form(&[("csrf", csrf.as_str()), ("email", email), ("password", "correct horse battery")])
+            .send()
+            .await
+            .expect("login")
+    }
+
     /// The embedded endpoint's address, for a [`Switch`] in front of it.
     pub fn s3_addr(&self) -> SocketAddr {
         self.s3_endpoint.trim_start_matches("http://").parse().expect("addr")
@@ -330,6 +343,18 @@ pub async fn post_to_bucket(url: &str, fields: &[(String, String)], file: Vec<u8
 }
 
 /// The `url` and ordered `fields` of an `/api/uploads` answer.
+/// The whole `Set-Cookie` header that sets cookie `name` (value and attributes).
+pub fn set_cookie(res: &Response, name: &str) -> String {
+    let prefix = format!("{name}=");
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
 pub fn form_of(signed: &Value) -> (String, Vec<(String, String)>) {
     let url = signed["upload"]["url"].as_str().expect("url").to_owned();
     let fields = signed["upload"]["fields"]

@@ -14,7 +14,9 @@ use shoebox::domain::PrivateDelivery;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{S3State, Switch, TestApp, as_served, form_of, hidden_value, meta_csrf, photo, post_to_bucket};
+use crate::helpers::{
+    S3State, Switch, TestApp, as_served, form_of, hidden_value, meta_csrf, photo, post_to_bucket, set_cookie,
+};
 
 /// A small private photo (a WebP the id_document kind takes), as uploaded and as served.
 const SMALL: &str = "formats/alpha-lossy_400x301.webp";
@@ -122,24 +124,11 @@ async fn a_private_photo_answers_ranges_validators_and_head(app: TestApp) {
 
 /// Logs `email` in a fresh client and returns the raw session token its cookie carries.
 async fn log_in_and_capture_session(app: &TestApp, client: &reqwest::Client, email: &str) -> String {
-    let html = client.get(app.url("/login")).send().await.expect("page").text().await.expect("html");
-    let csrf = hidden_value(&html, "csrf").expect("csrf");
-    let res = client
-        .post(app.url("/login"))
-        .form(&[("csrf", csrf.as_str()), ("email", email), ("password", "correct horse battery")])
-        .send()
-        .await
-        .expect("login");
+    let res = app.log_in(client, email).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("shoebox_session="))
-        .expect("session cookie")
-        .to_owned();
-    cookie.split(';').next().expect("value").to_owned()
+    let cookie = set_cookie(&res, "shoebox_session");
+    let value = cookie.strip_prefix("shoebox_session=").expect("named");
+    value.split(';').next().expect("value").to_owned()
 }
 
 /// Who asks, in which browser, with which method, for which path, with which extra headers.
