@@ -50,9 +50,8 @@ pub async fn insert_signed_within_limit(db: &Db, p: &Photo, limit: i64) -> Resul
     let recorded = match db.backend() {
         Backend::Postgres => {
             let sql = format!(
-                "with win as ({}) insert into photos ({SIGNED_COLUMNS}) select {} from win",
+                "with win as ({}) insert into photos ({SIGNED_COLUMNS}) select {SIGNED_VALUES} from win",
                 open_or_count_form("$4", "$10", "$11", "$12", "$13"),
-                signed_values(1)
             );
             let n = bind_signed(sqlx::query(&sql), p)
                 .bind(closed_before)
@@ -75,7 +74,7 @@ pub async fn insert_signed_within_limit(db: &Db, p: &Photo, limit: i64) -> Resul
                 .await?
                 .is_some();
             if room {
-                let sql = format!("insert into photos ({SIGNED_COLUMNS}) values ({})", signed_values(1));
+                let sql = format!("insert into photos ({SIGNED_COLUMNS}) values ({SIGNED_VALUES})");
                 bind_signed(sqlx::query(&sql), p).execute(&mut *tx).await?;
                 tx.commit().await?;
             }
@@ -97,23 +96,8 @@ pub async fn insert_signed_within_limit(db: &Db, p: &Photo, limit: i64) -> Resul
 const SIGNED_COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
     filename, form_expires_at, created_at";
 
-/// `$first` … `$first+9` for the ten bound values of [`bind_signed`], and the state.
-fn signed_values(first: usize) -> String {
-    let n = |i: usize| format!("${}", first + i);
-    format!(
-        "{}, {}, {}, {}, 'signed', {}, {}, {}, {}, {}, {}",
-        n(0),
-        n(1),
-        n(2),
-        n(3),
-        n(4),
-        n(5),
-        n(6),
-        n(7),
-        n(8),
-        n(9)
-    )
-}
+/// The ten values [`bind_signed`] binds, in [`SIGNED_COLUMNS`] order with the state.
+const SIGNED_VALUES: &str = "$1, $2, $3, $4, 'signed', $5, $6, $7, $8, $9, $10";
 
 fn bind_signed<'q>(
     q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,

@@ -212,6 +212,41 @@ async fn signing_is_rate_limited_per_user(app: TestApp) {
     assert_eq!(bob.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED);
 }
 
+/// The window is decided in the database, so it can be moved through time there: full for a
+/// minute from its first form, open again after it, and a refusal names when it closes.
+async fn the_form_window_closes_a_minute_after_its_first_form(app: TestApp) {
+    use shoebox::db::photos::{FORM_WINDOW_MILLIS, Signed, get, insert_signed_within_limit};
+    let ann = app.sign_up("ann@example.com").await;
+    let signed: Value = ann.sign("avatar", "image/jpeg", 10).await.json().await.expect("json");
+    let db = &app.state.app.db;
+    let first = get(db, signed["photo_id"].as_str().expect("id").parse().expect("id")).await.expect("q").expect("row");
+    let opened = first.created_at;
+    let form_at = |at: i64| {
+        let mut p = first.clone();
+        p.id = shoebox::domain::PhotoId::new();
+        p.incoming_key = format!("incoming/{}", shoebox::domain::random_token());
+        p.created_at = at;
+        p
+    };
+    // A limit of 2: the first form (above) and one more fit in the window.
+    assert_eq!(insert_signed_within_limit(db, &form_at(opened + 1), 2).await.expect("q"), Signed::Recorded);
+    let refused = insert_signed_within_limit(db, &form_at(opened + FORM_WINDOW_MILLIS - 1), 2).await.expect("q");
+    assert_eq!(refused, Signed::Limited { until: opened + FORM_WINDOW_MILLIS }, "closes a minute after it opened");
+    // A page form (no declared type) is counted in its own window.
+    let mut page = form_at(opened + 2);
+    page.declared_type = None;
+    assert_eq!(insert_signed_within_limit(db, &page, 2).await.expect("q"), Signed::Recorded);
+    // Once the minute is over, the next form opens a new window with room for the limit again.
+    let next = opened + FORM_WINDOW_MILLIS;
+    for at in [next, next + 1] {
+        assert_eq!(insert_signed_within_limit(db, &form_at(at), 2).await.expect("q"), Signed::Recorded, "{at}");
+    }
+    let over = insert_signed_within_limit(db, &form_at(next + 2), 2).await.expect("q");
+    assert_eq!(over, Signed::Limited { until: next + FORM_WINDOW_MILLIS });
+    let rows: i64 = sqlx::query_scalar("select count(*) from photos").fetch_one(db).await.expect("count");
+    assert_eq!(rows, 5, "refused forms wrote no row");
+}
+
 async fn the_signing_limit_holds_exactly_under_sixty_parallel_requests(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     let limit = usize::try_from(app.state.app.limits.forms_per_minute).expect("small");
@@ -586,6 +621,7 @@ both_backends!(
     signing_refuses_bad_requests_with_a_clear_answer,
     signing_is_rate_limited_per_user,
     the_signing_limit_holds_exactly_under_sixty_parallel_requests,
+    the_form_window_closes_a_minute_after_its_first_form,
     the_bucket_refuses_forms_that_break_their_policy,
     completing_has_a_defined_answer_for_every_case,
     an_upload_that_is_not_what_it_claims_is_refused_and_removed,
