@@ -1,41 +1,17 @@
-//! Shoebox: photos that users upload, from the browser straight to S3, tracked in a database
-//! from the signed form to deletion.
+//! The Shoebox reference app: `shoebox serve` and the other commands. It is one host of the
+//! `shoebox` library among others, on equal terms: its accounts, sessions and pages are its
+//! own, it tells Shoebox who is signed in through [`shoebox::http::Host`], and it uses nothing
+//! of the library that another host could not (it is a separate crate, so it cannot).
 //!
-//! The modules, bottom to top: each uses only those above it in this list. The domain knows
-//! nothing of I/O; the database, storage and imaging sit beside each other on it; the photo
-//! operations use those three; HTTP and the command line are on top, and nothing below `http`
-//! knows axum (the embedded S3 endpoint, an HTTP server by nature, is the exception).
-//! (`rustfmt.toml` keeps this order: `reorder_modules = false`.)
+//! The modules, bottom to top:
 
-/// Validated types (ids, kinds, buckets, photo states), lifecycle rules and wording. Pure.
-pub mod domain;
-/// Decoding with limits, orientation, resizing and encoding: bytes in, bytes out.
-pub mod imaging;
-/// The pool, migrations and one file of queries per table (Postgres and SQLite).
-pub mod db;
-/// Buckets: the S3 client wrapper, the POST-policy signer, the embedded endpoint.
-pub mod storage;
-/// Settings from the environment and an optional TOML file; secrets redacted.
-pub mod config;
-/// The assembled service (database, buckets, kinds, limits) that every operation takes.
-pub mod app;
-/// The health report: each dependency, its state and how long it took.
-pub mod health;
-/// Accounts and sessions.
+/// Settings from the environment and an optional TOML file (buckets, kinds); secrets redacted.
+pub mod settings;
+/// Accounts and sessions: sign up, log in, log out, the login limits, password hashing.
 pub mod accounts;
-/// Photos that exist: ownership, who may see one, attach, tombstone.
-pub mod photos;
-/// The upload path: sign a form, then verify and promote the upload.
-pub mod uploads;
-/// Variants (thumb, display, ...): made once, on completion, on first request or by resize-all.
-pub mod variants;
-/// Jobs: plain async functions that return a summary (clean-up, resize-all).
-pub mod jobs;
-/// The S3 doctor: each bucket's needed configuration, and checks of a live setup.
-pub mod doctor;
-/// Routes, pages, the JSON API, the private proxy and error mapping.
-pub mod http;
-/// Building a ready-to-serve service from settings.
+/// The web side: the state, the `Host` implementation, the account pages, the router.
+pub mod web;
+/// Assembling the app from settings: pool, Shoebox, migrations, router.
 pub mod server;
 /// The command line.
 pub mod cli;

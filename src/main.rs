@@ -3,5 +3,5 @@
 use clap::Parser as _;
 
 fn main() -> anyhow::Result<()> {
-    shoebox::cli::run(shoebox::cli::Cli::parse())
+    shoebox_app::cli::run(shoebox_app::cli::Cli::parse())
 }

@@ -1,31 +1,28 @@
-//! Assembling the service from settings: listener, embedded endpoint, database, buckets, router.
+//! Assembling the reference app from settings, as a host assembles its own: a pool, Shoebox
+//! built on it, the account tables, and the router.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
+use shoebox::{Db, Shoebox};
 
-use crate::app::Shoebox;
-use crate::config::{BucketSettings, Settings, StorageSettings};
-use crate::db::Db;
-use crate::http::{self, AppState, WebSettings};
-use crate::storage::{SigningCredentials, Storage};
+use crate::accounts::{self, Accounts};
+use crate::settings::{Settings, StorageSettings, configured_kinds};
+use crate::web::{self, AppState};
 
-/// A service ready to serve: bound, migrated, connected.
+/// The app ready to serve: bound, migrated, connected.
 #[derive(Debug)]
 pub struct Built {
     pub listener: tokio::net::TcpListener,
     pub addr: SocketAddr,
     pub router: Router,
     pub state: AppState,
-    /// The embedded S3 endpoint, when used; it stops when this is dropped.
-    #[cfg(feature = "embedded-s3")]
-    pub embedded: Option<crate::storage::embedded::EmbeddedS3>,
 }
 
 /// Bind the listener first (Heroku kills a dyno that has not bound `$PORT` within 60 s), then
-/// start the embedded endpoint if configured, connect and migrate the database, and build the
+/// open the database, build Shoebox on it (starting the embedded endpoint if configured, with
+/// this app's origins allowed), migrate both Shoebox's tables and the accounts', and build the
 /// router.
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let listener =
@@ -35,80 +32,56 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     if let Some(u) = &settings.public_url {
         origins.push(u.origin().ascii_serialization());
     }
-    let buckets = connect_buckets(settings, &origins).await?;
-    let db = Db::connect_with(settings.database_url.expose(), settings.limits.database_connections)
+    let db = Db::connect(settings.database_url.expose(), settings.app.database_connections)
         .await
         .context("connecting to the database")?;
-    // Safe with several machines starting at once: sqlx takes a lock while migrating.
-    db.migrate().await.context("migrating the database")?;
-    let storage = buckets.storage;
-    let kinds = crate::app::configured_kinds(settings).context("checking the configured kinds")?;
-    crate::imaging::set_max_concurrent_images(settings.limits.blocking_permits);
-    let app = Shoebox::new(db, storage, kinds, settings.limits.clone());
-    let storage_origins = app
-        .storage
-        .buckets()
-        .flat_map(|b| b.origins())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let web = Arc::new(WebSettings {
-        public_url: settings.public_url.clone(),
-        allowed_hosts: settings.allowed_hosts.clone(),
-        storage_origins,
-    });
-    let state = AppState { app, web };
-    Ok(Built {
-        listener,
-        addr,
-        router: http::router(state.clone()),
-        state,
-        #[cfg(feature = "embedded-s3")]
-        embedded: buckets.embedded,
-    })
+    let shoebox = shoebox(settings, db.clone(), &origins).await?;
+    migrate(&shoebox, &db).await?;
+    let state = AppState { shoebox, accounts: Accounts::new(db, settings.app.clone()) };
+    Ok(Built { listener, addr, router: web::router(state.clone()), state })
 }
 
-/// The configured buckets, reachable: with the embedded defaults, the endpoint is started first
-/// (allowing form posts from `origins`) and every bucket points at it.
-#[derive(Debug)]
-pub struct Buckets {
-    /// The buckets' settings, with the embedded endpoint filled in when it is used.
-    pub settings: Vec<BucketSettings>,
-    pub storage: Storage,
-    /// The embedded S3 endpoint, when used; it stops when this is dropped.
-    #[cfg(feature = "embedded-s3")]
-    pub embedded: Option<crate::storage::embedded::EmbeddedS3>,
-}
-
-/// Start the embedded endpoint if the settings ask for it, and build a client per bucket.
-pub async fn connect_buckets(settings: &Settings, origins: &[String]) -> anyhow::Result<Buckets> {
-    let mut buckets = settings.buckets.clone();
-    let mut credentials: Option<SigningCredentials> = None;
-    #[cfg(feature = "embedded-s3")]
-    let mut embedded = None;
+/// Shoebox on `db`, as the settings describe it: the buckets (or the embedded endpoint, which
+/// lets pages from `origins` post forms to it), the kinds from TOML, the limits.
+pub async fn shoebox(settings: &Settings, db: Db, origins: &[String]) -> anyhow::Result<Shoebox> {
+    let mut builder =
+        Shoebox::builder(db).limits(settings.limits.clone()).allowed_hosts(settings.allowed_hosts.clone());
+    if let Some(u) = &settings.public_url {
+        builder = builder.public_url(u.clone());
+    }
+    if !matches!(settings.storage, StorageSettings::Endpoint { .. }) {
+        for b in &settings.buckets {
+            builder = builder.bucket(b.clone());
+        }
+    }
+    for k in configured_kinds(settings).context("checking the configured kinds")? {
+        builder = builder.shared_kind(k);
+    }
     match &settings.storage {
         StorageSettings::External => {}
+        StorageSettings::Endpoint { url, credentials } => {
+            builder = builder.credentials(credentials.clone());
+            for b in &settings.buckets {
+                builder = builder.bucket(b.clone().at_endpoint(url));
+            }
+        }
         #[cfg(feature = "embedded-s3")]
         StorageSettings::Embedded { root, listen } => {
-            let largest_upload = settings.kinds.iter().map(|k| k.max_bytes).max().unwrap_or(0);
-            let e = crate::storage::embedded::start(root, *listen, &buckets, origins, largest_upload).await?;
-            for b in &mut buckets {
-                b.endpoint = Some(e.endpoint.clone());
-            }
-            credentials = Some(e.credentials.clone());
-            tracing::info!(endpoint = %e.endpoint, root = %root.display(), "embedded S3 endpoint started");
-            embedded = Some(e);
+            let options = shoebox::EmbeddedS3Options { root: root.clone(), listen: *listen, origins: origins.to_vec() };
+            builder = builder.embedded_s3(options);
         }
         #[cfg(not(feature = "embedded-s3"))]
         StorageSettings::Embedded { .. } => {
             anyhow::bail!("no buckets are configured and this build has no embedded S3 endpoint (feature embedded-s3)")
         }
     }
-    let storage = Storage::new(&buckets, credentials.as_ref()).await.context("setting up the buckets")?;
-    Ok(Buckets {
-        settings: buckets,
-        storage,
-        #[cfg(feature = "embedded-s3")]
-        embedded,
-    })
+    builder.build().await.context("setting up Shoebox")
+}
+
+/// Shoebox's tables, then the accounts'. Safe with several machines starting at once: each
+/// takes a lock while migrating.
+pub async fn migrate(shoebox: &Shoebox, db: &Db) -> anyhow::Result<()> {
+    shoebox.migrate().await.context("migrating Shoebox's tables")?;
+    accounts::store::migrate(db).await.context("migrating the account tables")?;
+    Ok(())
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-use crate::db::sessions::SessionRow;
-use crate::domain::{Millis, UserId};
+use shoebox::{Millis, UserId};
+
+use super::store::SessionRow;
 
 /// How long another process may still accept a session that was ended elsewhere.
 pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -55,7 +56,8 @@ impl SessionCache {
         self.0.invalidate(token_hash);
     }
 
-    pub fn forget_user(&self, user: UserId) {
+    pub fn forget_user(&self, user: &UserId) {
+        let user = user.clone();
         // Only fails when invalidation closures were not enabled at build time; they are.
         let _ = self.0.invalidate_entries_if(move |_, s| s.user_id == user);
     }

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
-use crate::domain::Password;
+use super::input::Password;
 
 /// Hashes and verifies passwords; keeps up to `keep` working arrays for reuse.
 pub struct Passwords {

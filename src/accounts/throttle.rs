@@ -9,11 +9,10 @@ use std::net::IpAddr;
 
 use sha2::{Digest as _, Sha256};
 
-use super::AccountError;
-use crate::app::Shoebox;
-use crate::config::AttemptLimit;
-use crate::db::attempts;
-use crate::domain::{Email, Millis, now_millis, random_token};
+use shoebox::{Millis, now_millis};
+
+use super::{AccountError, Accounts, Email, random_token, store};
+use crate::settings::AttemptLimit;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Action {
@@ -30,7 +29,7 @@ pub(super) struct Attempt {
 
 /// Count an attempt against every limit that applies, or refuse it with when to retry.
 pub(super) async fn begin(
-    app: &Shoebox,
+    app: &Accounts,
     action: Action,
     address: Option<IpAddr>,
     email: &Email,
@@ -52,8 +51,8 @@ pub(super) async fn begin(
     let mut over = Vec::new();
     for (scope, subject, limit) in checks {
         let id = random_token();
-        attempts::record(&app.db, &id, scope, &subject, now, now.saturating_add(millis(limit))).await?;
-        if attempts::count_live(&app.db, scope, &subject, now).await? > i64::from(limit.max) {
+        store::record_attempt(&app.db, &id, scope, &subject, now, now.saturating_add(millis(limit))).await?;
+        if store::count_live_attempts(&app.db, scope, &subject, now).await? > i64::from(limit.max) {
             over.push((scope, subject.clone(), limit));
         }
         written.push((scope, id));
@@ -63,12 +62,12 @@ pub(super) async fn begin(
         return Ok(Attempt { address_row, account_subject });
     }
     for (_, id) in &written {
-        attempts::delete(&app.db, id).await?;
+        store::delete_attempt(&app.db, id).await?;
     }
     let mut retry_at: Millis = now;
     for (scope, subject, limit) in over {
         // Once the max-th newest attempt has expired, fewer than max remain: room for one more.
-        let at = attempts::nth_newest_expiry(&app.db, scope, &subject, now, i64::from(limit.max)).await?;
+        let at = store::nth_newest_attempt_expiry(&app.db, scope, &subject, now, i64::from(limit.max)).await?;
         retry_at = retry_at.max(at.unwrap_or(now));
     }
     let retry_after_secs = u64::try_from((retry_at - now + 999) / 1000).unwrap_or(1).max(1);
@@ -76,12 +75,12 @@ pub(super) async fn begin(
 }
 
 /// A login succeeded: it was not a guess, and the account's earlier failures are forgiven.
-pub(super) async fn succeeded(app: &Shoebox, attempt: Attempt) -> Result<(), AccountError> {
+pub(super) async fn succeeded(app: &Accounts, attempt: Attempt) -> Result<(), AccountError> {
     let (_, account_scope) = scopes(Action::Login);
     if let Some(id) = attempt.address_row {
-        attempts::delete(&app.db, &id).await?;
+        store::delete_attempt(&app.db, &id).await?;
     }
-    attempts::clear(&app.db, account_scope, &attempt.account_subject).await?;
+    store::clear_attempts(&app.db, account_scope, &attempt.account_subject).await?;
     Ok(())
 }
 

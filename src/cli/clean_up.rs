@@ -7,11 +7,12 @@ use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::app::Shoebox;
-use crate::config::Settings;
-use crate::db::Db;
-use crate::domain::{Millis, now_millis};
-use crate::jobs::clean_up::{self, Options, Summary};
+use serde::Serialize;
+use shoebox::Millis;
+use shoebox::jobs::clean_up::{self, Options, Summary};
+
+use crate::accounts::store;
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct CleanUpArgs {
@@ -33,21 +34,19 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("{s:?} is out of range"))
 }
 
-/// The service the jobs run on: the database and the buckets, without the web server. With the
-/// embedded defaults it opens the same data folder as a running `serve`.
-pub async fn open(settings: &Settings) -> anyhow::Result<(Shoebox, crate::server::Buckets)> {
-    let buckets = crate::server::connect_buckets(settings, &[]).await?;
-    let db = Db::connect(settings.database_url.expose()).await.context("connecting to the database")?;
-    db.migrate().await.context("migrating the database")?;
-    let kinds = crate::app::configured_kinds(settings).context("checking the configured kinds")?;
-    let app = Shoebox::new(db, buckets.storage.clone(), kinds, settings.limits.clone());
-    Ok((app, buckets))
+/// What `shoebox clean-up` did: Shoebox's clean-up, and this app's expired sessions.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Report {
+    #[serde(flatten)]
+    pub photos: Summary,
+    pub sessions_expired: u64,
 }
 
-pub async fn run(args: &CleanUpArgs) -> anyhow::Result<Summary> {
+pub async fn run(args: &CleanUpArgs) -> anyhow::Result<Report> {
     let settings = Settings::from_env()?;
-    let (app, _buckets) = open(&settings).await?;
-    let opts = Options { dry_run: args.dry_run, ..Options::new(args.as_of.unwrap_or_else(now_millis)) };
+    let app = super::open(&settings).await?;
+    let as_of = args.as_of.unwrap_or_else(|| app.now());
+    let opts = Options { dry_run: args.dry_run, ..Options::new(as_of) };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -61,25 +60,32 @@ pub async fn run(args: &CleanUpArgs) -> anyhow::Result<Summary> {
             tracing::info!(deleted = s.deleted, errors = s.errors, s3_requests = s.s3_requests, "clean-up progress")
         }
     };
-    let summary = clean_up::run(&app, &opts, &progress).await.context("clean-up stopped: the database failed")?;
+    let photos = clean_up::run(&app, &opts, &progress).await.context("clean-up stopped: the database failed")?;
+    let sessions_expired = if opts.dry_run {
+        u64::try_from(store::count_expired_sessions(app.db(), as_of).await?).unwrap_or(0)
+    } else {
+        store::delete_expired_sessions(app.db(), as_of).await?
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let text = if args.json { format!("{}\n", serde_json::to_string(&summary)?) } else { render(&summary) };
+    let report = Report { photos, sessions_expired };
+    let text = if args.json { format!("{}\n", serde_json::to_string(&report)?) } else { render(&report) };
     std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()).context("writing the summary")?;
-    app.db.close().await;
-    Ok(summary)
+    app.db().close().await;
+    Ok(report)
 }
 
 /// The summary for people.
-pub fn render(s: &Summary) -> String {
+pub fn render(r: &Report) -> String {
+    let s = &r.photos;
     let verb = if s.dry_run { "would delete" } else { "deleted" };
     let mut out = format!(
         "clean-up {verb} {} photos ({}), {} incoming leftovers, {} expired sessions\n",
         s.deleted,
-        crate::domain::text::human_bytes(s.bytes_freed),
+        shoebox::human_bytes(s.bytes_freed),
         s.incoming_leftovers,
-        s.sessions_expired
+        r.sessions_expired
     );
     for (reason, n) in &s.by_reason {
         out.push_str(&format!("  {n:>8}  {reason}\n"));
@@ -112,7 +118,7 @@ mod tests {
         let mut s = Summary { deleted: 2, errors: 1, s3_requests: 1, ..Summary::default() };
         s.by_reason.insert("It was not saved within 24 hours.".into(), 2);
         s.error_messages.push("deleting x: AccessDenied".into());
-        let text = render(&s);
+        let text = render(&Report { photos: s, sessions_expired: 0 });
         assert!(text.starts_with("clean-up deleted 2 photos"), "{text}");
         assert!(text.contains("2  It was not saved") && text.contains("error: deleting x"), "{text}");
     }

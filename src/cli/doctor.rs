@@ -4,9 +4,10 @@ use std::io::Write as _;
 
 use clap::Args;
 
-use crate::config::{Settings, StorageSettings, app_origins};
-use crate::db::Db;
-use crate::doctor::{Check, Outcome, Report, check_buckets, database, s3_config};
+use shoebox::Db;
+use shoebox::doctor::{Check, Outcome, Report, check_buckets, database, s3_config};
+
+use crate::settings::{Settings, StorageSettings, app_origins};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -23,17 +24,17 @@ pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
         origins.push(format!("http://localhost:{}", settings.listen.port()));
     }
     // Keeps the embedded endpoint, if used, running while the checks run.
-    let buckets = crate::server::connect_buckets(&settings, &origins).await?;
+    let (buckets, storage, _embedded) = super::buckets(&settings, &origins).await?;
     // First what /healthz sees, then each part in depth.
     let mut report = Report::default();
-    if let Ok(db) = Db::connect(settings.database_url.expose()).await {
-        let health = crate::health::check_parts(&db, &buckets.storage).await;
+    if let Ok(db) = Db::connect(settings.database_url.expose(), 1).await {
+        let health = shoebox::health::check_parts(&db, &storage).await;
         report.checks.extend(health.checks.iter().map(Check::from_health));
         db.close().await;
     }
     report.checks.extend(database::check_url(settings.database_url.expose()).await);
-    let plan = s3_config::plan(&buckets.settings, &origins);
-    report.checks.extend(check_buckets(&buckets.storage, &plan, &origins).await);
+    let plan = s3_config::plan(&buckets, &origins);
+    report.checks.extend(check_buckets(&storage, &plan, &origins).await);
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = serde_json::json!({ "passed": report.passed(), "checks": report.checks });

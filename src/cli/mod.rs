@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::config::Settings;
-use crate::db::Db;
+use shoebox::{Db, Shoebox};
+
+use crate::settings::{Settings, StorageSettings};
 
 /// Photos that users upload: direct-to-S3 upload, lifecycle, resizing, private proxy.
 #[derive(Debug, Parser)]
@@ -77,7 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CleanUp(args) => {
             start_logging();
             let summary = runtime()?.block_on(clean_up::run(&args))?;
-            if summary.errors > 0 { std::process::exit(1) } else { Ok(()) }
+            if summary.photos.errors > 0 { std::process::exit(1) } else { Ok(()) }
         }
         Command::Reconcile(args) => {
             start_logging();
@@ -104,25 +105,64 @@ fn start_logging() {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let built = crate::server::build(&settings).await?;
-    if let Some(every) = settings.limits.clean_up_every {
+    if let Some(every) = settings.app.clean_up_every {
         tracing::info!(every_secs = every.as_secs(), "clean-up runs inside serve, one process at a time");
-        tokio::spawn(crate::jobs::scheduled::clean_up_every(built.state.app.clone(), every));
+        tokio::spawn(shoebox::jobs::clean_up_every(built.state.shoebox.clone(), every));
     }
     tracing::info!("Shoebox is running: open http://localhost:{}/", built.addr.port());
-    crate::http::serve(built.listener, built.router, shutdown_signal(), Duration::from_secs(25))
+    shoebox::http::serve(built.listener, built.router, shutdown_signal(), Duration::from_secs(25))
         .await
         .context("serving")?;
-    built.state.app.db.close().await;
+    built.state.shoebox.db().close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
 async fn migrate() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let db = Db::connect(settings.database_url.expose()).await.context("connecting to the database")?;
-    db.migrate().await.context("migrating")?;
+    let db = Db::connect(settings.database_url.expose(), 2).await.context("connecting to the database")?;
+    db.migrate().await.context("migrating Shoebox's tables")?;
+    crate::accounts::store::migrate(&db).await.context("migrating the account tables")?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// The service the jobs run on: the database (migrated) and the buckets, without the web
+/// server. With the embedded defaults it opens the same data folder as a running `serve`.
+pub async fn open(settings: &Settings) -> anyhow::Result<Shoebox> {
+    let db = Db::connect(settings.database_url.expose(), 2).await.context("connecting to the database")?;
+    let shoebox = crate::server::shoebox(settings, db.clone(), &[]).await?;
+    crate::server::migrate(&shoebox, &db).await?;
+    Ok(shoebox)
+}
+
+/// The configured buckets, reachable without a database (the doctor, `s3-config`): with the
+/// embedded defaults, the endpoint is started first (allowing form posts from `origins`) and
+/// every bucket points at it. The endpoint, if any, stops when the last value is dropped.
+pub async fn buckets(
+    settings: &Settings,
+    origins: &[String],
+) -> anyhow::Result<(Vec<shoebox::BucketSettings>, shoebox::Storage, Option<shoebox::embedded::EmbeddedS3>)> {
+    let mut buckets = settings.buckets.clone();
+    let mut credentials = None;
+    let mut embedded = None;
+    if let StorageSettings::Endpoint { url, credentials: keys } = &settings.storage {
+        for b in &mut buckets {
+            b.endpoint = Some(url.clone());
+        }
+        credentials = Some(keys.clone());
+    }
+    if let StorageSettings::Embedded { root, listen } = &settings.storage {
+        let largest = settings.kinds.iter().map(|k| k.max_bytes).max().unwrap_or(0);
+        let e = shoebox::embedded::start(root, *listen, &buckets, origins, largest).await?;
+        for b in &mut buckets {
+            b.endpoint = Some(e.endpoint.clone());
+        }
+        credentials = Some(e.credentials.clone());
+        embedded = Some(e);
+    }
+    let storage = shoebox::Storage::new(&buckets, credentials.as_ref()).await.context("setting up the buckets")?;
+    Ok((buckets, storage, embedded))
 }
 
 /// SIGTERM (what Heroku and Docker send) or Ctrl-C.

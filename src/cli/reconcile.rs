@@ -4,9 +4,10 @@
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::config::Settings;
-use crate::domain::now_millis;
-use crate::jobs::reconcile::{self, Options, Summary};
+use shoebox::human_bytes;
+use shoebox::jobs::reconcile::{Options, Summary};
+
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
@@ -21,13 +22,13 @@ pub struct ReconcileArgs {
 
 pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Summary> {
     let settings = Settings::from_env()?;
-    let (app, _buckets) = super::clean_up::open(&settings).await?;
-    let opts = Options { delete: args.delete, as_of: now_millis() };
-    let summary = reconcile::run(&app, &opts).await.context("reconcile stopped: the database failed")?;
+    let app = super::open(&settings).await?;
+    let opts = Options { delete: args.delete, as_of: app.now() };
+    let summary = app.reconcile(&opts).await.context("reconcile stopped: the database failed")?;
     let text =
         if args.json { format!("{}\n", serde_json::to_string(&summary)?) } else { render(&summary, args.delete) };
     std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()).context("writing the summary")?;
-    app.db.close().await;
+    app.db().close().await;
     Ok(summary)
 }
 
@@ -46,7 +47,7 @@ pub fn render(s: &Summary, delete: bool) -> String {
             if b.owned { " (owned)" } else { "" },
             b.objects,
             b.unknown,
-            crate::domain::text::human_bytes(b.unknown_bytes),
+            human_bytes(b.unknown_bytes),
             b.missing
         ));
         for k in &b.unknown_keys {
@@ -61,7 +62,7 @@ pub fn render(s: &Summary, delete: bool) -> String {
                 None => out.push_str(&format!(
                     "  deleted {} unknown objects ({}); younger ones are left for a later run\n",
                     b.deleted,
-                    crate::domain::text::human_bytes(b.deleted_bytes)
+                    human_bytes(b.deleted_bytes)
                 )),
             }
         }
@@ -76,7 +77,7 @@ pub fn render(s: &Summary, delete: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::reconcile::BucketReport;
+    use shoebox::jobs::reconcile::BucketReport;
 
     #[test]
     fn a_refusal_is_printed_and_fails_the_run() {

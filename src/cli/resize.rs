@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 
-use crate::imaging::{self, OutputFormat, Recipe};
+use shoebox::imaging::{self, OutputFormat, Recipe};
 
 /// Resize one image file, as the server does for an upload.
 #[derive(clap::Args, Debug)]

@@ -7,10 +7,9 @@ use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::Shoebox;
-use crate::config::Settings;
-use crate::db::Db;
-use crate::jobs::resize_all::{Options, Progress, Summary, resize_all};
+use shoebox::jobs::resize_all::{Options, Progress, Summary, resize_all};
+
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct ResizeAllArgs {
@@ -28,13 +27,7 @@ pub struct ResizeAllArgs {
 /// Run resize-all against the configured database and buckets.
 pub async fn run(args: &ResizeAllArgs) -> anyhow::Result<Summary> {
     let settings = Settings::from_env()?;
-    let db = Db::connect(settings.database_url.expose()).await.context("connecting to the database")?;
-    db.migrate().await.context("migrating the database")?;
-    // Keeps the embedded endpoint, if used, running for the run.
-    let buckets = crate::server::connect_buckets(&settings, &[]).await?;
-    let kinds = crate::app::configured_kinds(&settings).context("checking the configured kinds")?;
-    crate::imaging::set_max_concurrent_images(settings.limits.blocking_permits);
-    let app = Shoebox::new(db, buckets.storage, kinds, settings.limits.clone());
+    let app = super::open(&settings).await?;
     let options = Options { retry_failed: args.retry_failed, limit: args.limit };
 
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -61,7 +54,7 @@ pub async fn run(args: &ResizeAllArgs) -> anyhow::Result<Summary> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    app.db.close().await;
+    app.db().close().await;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&summary)?)?;

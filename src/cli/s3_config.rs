@@ -5,10 +5,11 @@ use std::io::Write as _;
 use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::config::{BucketSettings, Settings, app_origins};
-use crate::doctor::s3_config::{Plan, plan};
-use crate::doctor::settings::{SectionState, apply, compare};
-use crate::storage::Storage;
+use shoebox::doctor::s3_config::{Plan, plan};
+use shoebox::doctor::{SectionState, apply_plan};
+use shoebox::{BucketSettings, Storage};
+
+use crate::settings::{Settings, app_origins};
 
 #[derive(Debug, Args)]
 pub struct S3ConfigArgs {
@@ -60,7 +61,7 @@ pub async fn run(args: &S3ConfigArgs) -> anyhow::Result<()> {
     }
     if args.apply {
         let storage = Storage::new(&buckets, None).await.context("setting up the buckets")?;
-        apply_plan(&mut out, &storage, &plan).await?;
+        write_applied(&mut out, &storage, &plan).await?;
     }
     Ok(())
 }
@@ -73,7 +74,7 @@ pub fn write_plan(out: &mut impl std::io::Write, plan: &Plan) -> std::io::Result
             "# Bucket {} ({}, {}, {})\n",
             b.name,
             b.s3_name,
-            crate::doctor::s3_config::access_word(b.access),
+            shoebox::doctor::s3_config::access_word(b.access),
             b.region
         )?;
         for s in b.sections() {
@@ -93,12 +94,10 @@ pub fn write_plan(out: &mut impl std::io::Write, plan: &Plan) -> std::io::Result
 }
 
 /// Show what will change, bucket by bucket, then write it.
-pub async fn apply_plan(out: &mut impl std::io::Write, storage: &Storage, plan: &Plan) -> anyhow::Result<()> {
-    for p in &plan.buckets {
-        let b = storage.bucket(&p.name)?;
-        let current = b.read_config().await;
-        writeln!(out, "# Applying to {} ({})", p.name, p.s3_name)?;
-        for (section, st) in compare(p, &current) {
+pub async fn write_applied(out: &mut impl std::io::Write, storage: &Storage, plan: &Plan) -> anyhow::Result<()> {
+    for applied in apply_plan(storage, plan).await? {
+        writeln!(out, "# Applying to {} ({})", applied.name, applied.s3_name)?;
+        for (section, st) in &applied.sections {
             match st {
                 SectionState::AsPlanned => writeln!(out, "  {section}: already as planned")?,
                 SectionState::Unsupported => writeln!(out, "  {section}: not supported by this endpoint, left alone")?,
@@ -108,9 +107,7 @@ pub async fn apply_plan(out: &mut impl std::io::Write, storage: &Storage, plan: 
                 SectionState::Differs { now, wanted } => writeln!(out, "  {section}: {now}\n    -> {wanted}")?,
             }
         }
-        let written = apply(b, p)
-            .await
-            .map_err(|(section, f)| anyhow::anyhow!("writing {section} to {}: {}", p.s3_name, f.summary()))?;
+        let written = applied.written.map_err(|e| anyhow::anyhow!("{} ({}): {e}", applied.name, applied.s3_name))?;
         writeln!(out, "  written: {}", if written.is_empty() { "nothing".to_owned() } else { written.join(", ") })?;
     }
     Ok(())

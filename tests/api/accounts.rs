@@ -132,7 +132,7 @@ async fn pages_carry_security_headers_and_health_is_checked_for_real(app: TestAp
     assert_eq!(body["buckets"]["private"], "ok");
 
     // With the database gone, health says so.
-    app.state.app.db.close().await;
+    app.shoebox.db().close().await;
     let health = app.client.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health.json::<serde_json::Value>().await.expect("json")["database"], "unreachable");

@@ -4,31 +4,29 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::helpers::{Backend, TestApp, hidden_value, meta_csrf};
+use crate::helpers::{Arg, Backend, TestApp, hidden_value, meta_csrf};
 use reqwest::StatusCode;
-use shoebox::accounts::{self, AccountError};
-use shoebox::app::Shoebox;
-use shoebox::config::{AttemptLimit, Limits, TrustProxy};
-use shoebox::db::Db;
-use shoebox::domain::{Email, Password};
+use shoebox::{Db, Limits, UserId};
+use shoebox_app::accounts::{self, AccountError, Accounts, Email, Password};
+use shoebox_app::settings::{AppLimits, AttemptLimit, TrustProxy};
 
 const GOOD: &str = "correct horse battery";
 
 /// Small limits so a test reaches them in a few requests; addresses from X-Forwarded-For.
-fn limits() -> Limits {
+fn limits() -> AppLimits {
     let window = Duration::from_secs(15 * 60);
-    Limits {
+    AppLimits {
         login_per_address: AttemptLimit { max: 5, window },
         login_per_account: AttemptLimit { max: 3, window },
         signup_per_address: AttemptLimit { max: 3, window },
         signup_per_account: AttemptLimit { max: 2, window },
         trust_proxy: TrustProxy::Heroku,
-        ..Limits::default()
+        ..AppLimits::default()
     }
 }
 
 async fn spawn(backend: Backend) -> TestApp {
-    TestApp::spawn_with(backend, limits()).await
+    TestApp::spawn_with(backend, Limits::default(), limits()).await
 }
 
 /// POST the login or sign-up form from a fresh browser whose request reached Heroku's router
@@ -157,18 +155,10 @@ async fn log_out_everywhere_ends_every_session(app: TestApp) {
 async fn sessions_ended_by_another_process_stop_working_within_a_second(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     assert_eq!(ann.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED, "looked up and remembered");
-    let other = Shoebox::new(
-        app.state.app.db.clone(),
-        app.state.app.storage.clone(),
-        app.state.app.kinds.clone(),
-        app.state.app.limits.clone(),
-    );
-    let user = app.state.app.db.pool();
-    let id: String = sqlx::query_scalar("select user_id from users where email = 'ann@example.com'")
-        .fetch_one(user)
-        .await
-        .expect("user");
-    let ended = accounts::log_out_everywhere(&other, id.parse().expect("user id")).await.expect("log out");
+    let other = Accounts::new(app.shoebox.db().clone(), limits());
+    let id = app.text("select user_id from users where email = $1", &[Arg::S("ann@example.com".into())]).await;
+    let id = UserId::new(id.expect("user")).expect("user id");
+    let ended = accounts::log_out_everywhere(&other, &id).await.expect("log out");
     assert_eq!(ended, 1);
     tokio::time::sleep(accounts::SESSION_CACHE_TTL + Duration::from_millis(100)).await;
     assert_eq!(ann.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::UNAUTHORIZED);
@@ -206,27 +196,30 @@ both_backends_limited!(
 /// Without trust in a proxy, X-Forwarded-For is the client's own claim and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_trusted_proxy_forwarded_addresses_do_not_escape_the_limit() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Limits { trust_proxy: TrustProxy::None, ..limits() }).await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Limits::default(),
+        AppLimits { trust_proxy: TrustProxy::None, ..limits() },
+    )
+    .await;
     for i in 0..3 {
         let res = submit(&app, "login", &format!("203.0.113.{i}"), "ann@example.com", "wrong password!").await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    // The harness serves without connection info, so only the per-account limit can apply:
-    // changing the claimed address does not reset it.
+    // The address is the socket peer's, whatever the header claims: changing the claimed
+    // address does not reset the limits.
     assert_limited(submit(&app, "login", "198.51.100.99", "ann@example.com", GOOD).await, "account").await;
 }
 
-/// Two processes on one database share the counts: two `Shoebox` values with their own pools.
+/// Two processes on one database share the counts: two `Accounts` values with their own pools.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limits_hold_across_processes_sharing_the_database() {
     let app = spawn(Backend::Postgres).await;
     app.sign_up("ann@example.com").await;
-    let (name,): (String,) =
-        sqlx::query_as("select current_database()::text").fetch_one(app.state.app.db.pool()).await.expect("name");
-    let server = std::env::var("SHOEBOX_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let first = &app.state.app;
-    let db = Db::connect(&format!("{server}/{name}")).await.expect("second pool");
-    let second = Shoebox::new(db, first.storage.clone(), first.kinds.clone(), limits());
+    let name = app.text("select current_database()::text", &[]).await.expect("name");
+    let first = &app.state.accounts;
+    let db = Db::connect(&format!("{}/{name}", crate::helpers::postgres_server()), 2).await.expect("second pool");
+    let second = Accounts::new(db, limits());
 
     let email = Email::parse("ann@example.com").expect("email");
     let wrong = || Password::parse("wrong password!".into()).expect("password");

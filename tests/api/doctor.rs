@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use crate::helpers::{Backend, TestApp};
 use serde_json::json;
-use shoebox::config::{BucketSettings, embedded_buckets};
 use shoebox::doctor::{Check, Outcome, Report, check_buckets, database, s3_config};
-use shoebox::domain::BucketAccess;
-use shoebox::storage::{SigningCredentials, Storage};
+use shoebox::{BucketAccess, BucketSettings, SigningCredentials, Storage};
+use shoebox_app::settings::embedded_buckets;
 
 fn embedded_settings(app: &TestApp) -> Vec<BucketSettings> {
     let mut buckets = embedded_buckets();
@@ -43,7 +42,7 @@ fn failure<'a>(r: &'a Report, subject: &str, name: &str) -> &'a shoebox::doctor:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correct_embedded_setup_passes_every_check_and_skips_only_unsupported_settings() {
     let app = TestApp::spawn(Backend::Postgres).await;
-    let mut report = Report { checks: database::check(&app.state.app.db, false).await };
+    let mut report = Report { checks: database::check(app.shoebox.db(), false).await };
     report
         .checks
         .extend(doctor(&embedded_settings(&app), &app.s3_credentials, std::slice::from_ref(&app.base)).await.checks);
@@ -279,7 +278,7 @@ async fn moto_s3_config_apply_turns_a_broken_bucket_into_one_the_doctor_passes()
     let storage = Storage::new(&buckets, Some(&moto_creds())).await.expect("storage");
     let plan = s3_config::plan(&buckets, &[ORIGIN.into()]);
     let mut shown = Vec::new();
-    shoebox::cli::s3_config::apply_plan(&mut shown, &storage, &plan).await.expect("apply");
+    shoebox_app::cli::s3_config::write_applied(&mut shown, &storage, &plan).await.expect("apply");
     let shown = String::from_utf8(shown).expect("utf8");
     assert!(shown.contains("bucket_policy:") && shown.contains("-> "), "shows the change first: {shown}");
     assert!(shown.contains("written: cors"), "{shown}");
@@ -290,7 +289,7 @@ async fn moto_s3_config_apply_turns_a_broken_bucket_into_one_the_doctor_passes()
     assert_eq!(outcome(&after, "private", "bucket.settings.bucket_policy"), Outcome::Pass);
     // A second apply has nothing left to write.
     let mut again = Vec::new();
-    shoebox::cli::s3_config::apply_plan(&mut again, &storage, &plan).await.expect("apply");
+    shoebox_app::cli::s3_config::write_applied(&mut again, &storage, &plan).await.expect("apply");
     assert!(String::from_utf8(again).expect("utf8").matches("written: nothing").count() == 2);
 }
 
@@ -298,13 +297,13 @@ async fn moto_s3_config_apply_turns_a_broken_bucket_into_one_the_doctor_passes()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_doctor_starts_from_the_health_report() {
     let mut app = TestApp::spawn(Backend::Sqlite).await;
-    let report = shoebox::health::check(&app.state.app).await;
+    let report = shoebox::health::check(&app.shoebox).await;
     let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["database", "private", "public"]);
     assert!(report.checks.iter().map(Check::from_health).all(|c| c.outcome == Outcome::Pass));
 
     app.stop_s3();
-    let report = shoebox::health::check(&app.state.app).await;
+    let report = shoebox::health::check(&app.shoebox).await;
     let findings: Vec<Check> = report.checks.iter().map(Check::from_health).collect();
     assert_eq!(findings[0].outcome, Outcome::Pass, "the database still answers");
     for bucket in &findings[1..] {

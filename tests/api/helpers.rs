@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use shoebox::config::{Limits, Settings, StorageSettings, embedded_buckets, example_kinds};
-use shoebox::domain::random_token;
-use shoebox::http::AppState;
+use shoebox::{Limits, Shoebox};
+use shoebox_app::settings::{AppLimits, Secret, Settings, StorageSettings, embedded_buckets, example_kinds};
+use shoebox_app::web::AppState;
 
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,65 +41,102 @@ macro_rules! both_backends {
 }
 
 /// The machine's Postgres server; CI starts it. Override with SHOEBOX_TEST_PG.
-fn postgres_server() -> String {
+pub fn postgres_server() -> String {
     std::env::var("SHOEBOX_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A new, empty Postgres database for one test; its name. `TestApp` drops its own; others
+/// call [`drop_pg_database`].
+pub async fn fresh_pg_database() -> String {
+    let name = format!("shoebox_test_{}", &random_token()[..16]);
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{}/postgres", postgres_server()))
+        .await
+        .expect("Postgres must be running on 127.0.0.1:5432 (see .ci/run)");
+    sqlx::query(&format!("create database {name}")).execute(&admin).await.expect("create database");
+    admin.close().await;
+    name
+}
+
+/// 128 random bits as hex, for names nobody else uses.
+pub fn random_token() -> String {
+    shoebox_app::accounts::random_token()
 }
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// The reference app's state: its Shoebox and its accounts.
     pub state: AppState,
+    /// The Shoebox the app is built on.
+    pub shoebox: Shoebox,
     pub s3_endpoint: String,
-    pub s3_credentials: shoebox::storage::SigningCredentials,
+    pub s3_credentials: shoebox::SigningCredentials,
     pg_database: Option<String>,
     server: tokio::task::JoinHandle<()>,
-    _embedded: Option<shoebox::storage::embedded::EmbeddedS3>,
+    _embedded: Option<shoebox::embedded::EmbeddedS3>,
     _dir: tempfile::TempDir,
 }
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, Limits::default()).await
+        Self::spawn_with(backend, Limits::default(), AppLimits::default()).await
     }
 
-    pub async fn spawn_with(backend: Backend, limits: Limits) -> Self {
+    /// The app with other limits: Shoebox's, and the reference app's own (accounts).
+    pub async fn spawn_with(backend: Backend, limits: Limits, app: AppLimits) -> Self {
         // Errors the app logs show up under a failing test's output.
         let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()), None),
             Backend::Postgres => {
-                let name = format!("shoebox_test_{}", &random_token()[..16]);
-                let admin = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&format!("{}/postgres", postgres_server()))
-                    .await
-                    .expect("Postgres must be running on 127.0.0.1:5432 (see .ci/run)");
-                sqlx::query(&format!("create database {name}")).execute(&admin).await.expect("create database");
-                admin.close().await;
+                let name = fresh_pg_database().await;
                 (format!("{}/{name}", postgres_server()), Some(name))
             }
         };
+        // The endpoint is started here rather than by the app, so a test can stop it.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let origins = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
+        let largest = example_kinds().iter().map(|k| k.max_bytes).max().unwrap_or(0);
+        let embedded = shoebox::embedded::start(
+            &dir.path().join("s3"),
+            "127.0.0.1:0".parse().expect("addr"),
+            &embedded_buckets(),
+            &origins,
+            largest,
+        )
+        .await
+        .expect("embedded S3");
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
             public_url: None,
-            allowed_hosts: shoebox::config::default_allowed_hosts(),
-            database_url: shoebox::config::Secret::new(database_url),
-            storage: StorageSettings::Embedded {
-                root: dir.path().join("s3"),
-                listen: "127.0.0.1:0".parse().expect("addr"),
+            allowed_hosts: Vec::new(),
+            database_url: Secret::new(database_url),
+            storage: StorageSettings::Endpoint {
+                url: embedded.endpoint.clone(),
+                credentials: embedded.credentials.clone(),
             },
             buckets: embedded_buckets(),
             kinds: example_kinds(),
             limits,
+            app,
         };
-        let mut built = shoebox::server::build(&settings).await.expect("build the app");
-        let embedded = built.embedded.take().expect("embedded S3");
-        let base = format!("http://127.0.0.1:{}", built.addr.port());
-        let router = built.router.clone();
-        let listener = built.listener;
+        let db = shoebox::Db::connect(settings.database_url.expose(), 10).await.expect("database");
+        let shoebox = shoebox_app::server::shoebox(&settings, db.clone(), &origins).await.expect("shoebox");
+        shoebox_app::server::migrate(&shoebox, &db).await.expect("migrate");
+        let state = AppState {
+            shoebox: shoebox.clone(),
+            accounts: shoebox_app::accounts::Accounts::new(db, settings.app.clone()),
+        };
+        let router = shoebox_app::web::router(state.clone());
+        // Served as production serves it: TCP_NODELAY, the peer's address, a drain on shutdown.
         let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
+            shoebox::http::serve(listener, router, std::future::pending(), std::time::Duration::from_secs(1))
+                .await
+                .expect("serve");
         });
         let client = reqwest::Client::builder()
             .cookie_store(true)
@@ -107,9 +144,10 @@ impl TestApp {
             .build()
             .expect("client");
         Self {
-            base,
+            base: format!("http://127.0.0.1:{port}"),
             client,
-            state: built.state,
+            state,
+            shoebox,
             s3_endpoint: embedded.endpoint.clone(),
             s3_credentials: embedded.credentials.clone(),
             pg_database,
@@ -165,7 +203,118 @@ impl TestApp {
 
     /// Whether an object exists in a configured bucket, asked with the app's own credentials.
     pub async fn object_exists(&self, bucket: &str, key: &str) -> bool {
-        self.state.app.storage.bucket(bucket).expect("bucket").head(key).await.expect("head").is_some()
+        self.head(bucket, key).await.is_some()
+    }
+
+    /// A plain S3 client for the embedded endpoint, with the app's keys: the tests look at the
+    /// buckets the way any S3 client would, not through Shoebox.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.s3_endpoint, &self.s3_credentials)
+    }
+
+    /// What a HEAD of `key` in the configured bucket `bucket` says: size and content type.
+    pub async fn head(&self, bucket: &str, key: &str) -> Option<(u64, Option<String>)> {
+        match self.s3().head_object().bucket(format!("shoebox-{bucket}")).key(key).send().await {
+            Ok(o) => {
+                Some((u64::try_from(o.content_length().unwrap_or(0)).unwrap_or(0), o.content_type().map(str::to_owned)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => None,
+            Err(e) => panic!("HEAD {bucket}/{key}: {e:?}"),
+        }
+    }
+
+    /// Delete every object whose key starts with `prefix` in the configured bucket `bucket`,
+    /// as a plain S3 client would.
+    pub async fn delete_prefix(&self, bucket: &str, prefix: &str) {
+        let s3 = self.s3();
+        let listed =
+            s3.list_objects_v2().bucket(format!("shoebox-{bucket}")).prefix(prefix).send().await.expect("list");
+        for o in listed.contents() {
+            let key = o.key().expect("key");
+            s3.delete_object().bucket(format!("shoebox-{bucket}")).key(key).send().await.expect("delete");
+        }
+    }
+
+    /// A builder for a second Shoebox on this app's database and buckets (another dyno, a
+    /// host), reaching S3 at `endpoint` (the app's own, or a [`Switch`] in front of it). The
+    /// caller adds kinds ([`TestApp::example_kinds`]).
+    pub fn another_shoebox(&self, endpoint: &str) -> shoebox::ShoeboxBuilder {
+        let mut b = Shoebox::builder(self.shoebox.db().clone())
+            .credentials(self.s3_credentials.clone())
+            .limits(self.shoebox.limits().clone());
+        for bucket in embedded_buckets() {
+            b = b.bucket(bucket.at_endpoint(endpoint));
+        }
+        b
+    }
+
+    /// The reference app's example kinds, as it builds them.
+    pub fn example_kinds() -> Vec<std::sync::Arc<dyn shoebox::Kind>> {
+        let settings = Settings::from_lookup(|_| None).expect("defaults");
+        shoebox_app::settings::configured_kinds(&settings).expect("kinds")
+    }
+
+    /// Run `sql` (with `$n` parameters) on this app's database, whichever backend it is;
+    /// the rows it changed.
+    pub async fn execute(&self, sql: &str, args: &[Arg]) -> u64 {
+        macro_rules! bind_all {
+            ($q:expr) => {{
+                let mut q = $q;
+                for a in args {
+                    q = match a {
+                        Arg::I(i) => q.bind(*i),
+                        Arg::S(s) => q.bind(s.clone()),
+                    };
+                }
+                q
+            }};
+        }
+        match self.shoebox.db() {
+            shoebox::Db::Postgres(p) => bind_all!(sqlx::query(sql)).execute(p).await.expect(sql).rows_affected(),
+            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query(sql)).execute(p).await.expect(sql).rows_affected(),
+        }
+    }
+
+    /// The single number `sql` selects (a count), on this app's database.
+    pub async fn number(&self, sql: &str, args: &[Arg]) -> i64 {
+        macro_rules! bind_all {
+            ($q:expr) => {{
+                let mut q = $q;
+                for a in args {
+                    q = match a {
+                        Arg::I(i) => q.bind(*i),
+                        Arg::S(s) => q.bind(s.clone()),
+                    };
+                }
+                q
+            }};
+        }
+        match self.shoebox.db() {
+            shoebox::Db::Postgres(p) => bind_all!(sqlx::query_scalar(sql)).fetch_one(p).await.expect(sql),
+            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query_scalar(sql)).fetch_one(p).await.expect(sql),
+        }
+    }
+
+    /// The single text `sql` selects, if a row has it.
+    pub async fn text(&self, sql: &str, args: &[Arg]) -> Option<String> {
+        macro_rules! bind_all {
+            ($q:expr) => {{
+                let mut q = $q;
+                for a in args {
+                    q = match a {
+                        Arg::I(i) => q.bind(*i),
+                        Arg::S(s) => q.bind(s.clone()),
+                    };
+                }
+                q
+            }};
+        }
+        match self.shoebox.db() {
+            shoebox::Db::Postgres(p) => {
+                bind_all!(sqlx::query_scalar(sql)).fetch_optional(p).await.expect(sql).flatten()
+            }
+            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query_scalar(sql)).fetch_optional(p).await.expect(sql).flatten(),
+        }
     }
 
     /// Every object key in the embedded bucket's folder (sidecar metadata files excluded).
@@ -206,16 +355,6 @@ impl TestApp {
         self.s3_endpoint.trim_start_matches("http://").parse().expect("addr")
     }
 
-    /// The app's buckets, reached through `switch` instead of directly: for a second Shoebox on
-    /// the same database whose S3 the test can turn off and on again.
-    pub async fn storage_through(&self, switch: &Switch) -> shoebox::storage::Storage {
-        let mut buckets = embedded_buckets();
-        for b in &mut buckets {
-            b.endpoint = Some(switch.url.clone());
-        }
-        shoebox::storage::Storage::new(&buckets, Some(&self.s3_credentials)).await.expect("storage")
-    }
-
     /// Where the embedded endpoint keeps an object on disk.
     pub fn s3_path(&self, s3_bucket: &str, key: &str) -> PathBuf {
         self._dir.path().join("s3").join(s3_bucket).join(key)
@@ -253,6 +392,32 @@ impl Drop for TestApp {
             .join();
         }
     }
+}
+
+/// A value bound to a query by [`TestApp::execute`] and friends.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    I(i64),
+    S(String),
+}
+
+/// A plain S3 client for an S3-compatible endpoint.
+pub fn s3_client(endpoint: &str, keys: &shoebox::SigningCredentials) -> aws_sdk_s3::Client {
+    let credentials = aws_sdk_s3::config::Credentials::new(
+        keys.access_key_id.clone(),
+        keys.secret_access_key.clone(),
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(credentials)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// A signed-in user in their own browser: its cookies and the session's CSRF token travel with

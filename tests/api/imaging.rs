@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use image::{AnimationDecoder, ExtendedColorType, ImageEncoder};
-use shoebox::cli::resize::{ResizeArgs, run};
 use shoebox::imaging::{
     self, ImageType, ImagingError, Limits, NotImage, Orientation, OutputFormat, Recipe, fit_within, probe, render,
     render_all, render_all_then, render_with_limits, sniff,
 };
+use shoebox_app::cli::resize::{ResizeArgs, run};
 
 const PHOTOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/photos");
 

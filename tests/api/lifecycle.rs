@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shoebox::app::Shoebox;
-use shoebox::db::{claims, photos as rows};
-use shoebox::domain::{KeepContext, Kind, Kinds, Millis, Photo, PhotoId, PhotoState, now_millis};
 use shoebox::jobs::clean_up::{self, Options, Summary};
+use shoebox::{KeepContext, Kind, Millis, Photo, PhotoId, PhotoState, Shoebox, now_millis};
 
-use crate::helpers::{S3State, Switch, TestApp, TestUser, photo};
+use crate::helpers::{Arg, S3State, Switch, TestApp, TestUser, photo};
 
 const DAY: Millis = 24 * 60 * 60 * 1000;
 
@@ -22,7 +20,20 @@ fn jpeg() -> Vec<u8> {
 
 async fn row(app: &TestApp, id: &str) -> Photo {
     let id: PhotoId = id.parse().expect("photo id");
-    rows::get(&app.state.app.db, id).await.expect("query").expect("row")
+    app.shoebox.photo(id).await.expect("query").expect("row")
+}
+
+/// Whether clean-up (or a deletion) holds the photo's row.
+async fn is_claimed(app: &TestApp, id: &str) -> bool {
+    let sql = "select count(*) from shoebox_photos where photo_id = $1 and claimed_by is not null";
+    app.number(sql, &[Arg::S(id.to_owned())]).await == 1
+}
+
+/// Claim a photo's row as a clean-up runner called `token` would, until `until`.
+async fn claim(app: &TestApp, id: &str, token: &str, until: Millis) -> bool {
+    let sql =
+        "update shoebox_photos set claimed_by = $1, claimed_until = $2 where photo_id = $3 and claimed_by is null";
+    app.execute(sql, &[Arg::S(token.into()), Arg::I(until), Arg::S(id.to_owned())]).await == 1
 }
 
 async fn clean_up_as_of(shoebox: &Shoebox, as_of: Millis) -> Summary {
@@ -59,32 +70,26 @@ both_backends!(
 /// `SHOEBOX_CLEAN_UP_EVERY`: each round takes the job lock first, so of several dynos one runs
 /// it; a lock whose holder died expires by itself.
 async fn clean_up_inside_serve_runs_in_one_process_at_a_time(app: TestApp) {
-    use shoebox::db::job_locks;
-    use shoebox::jobs::scheduled::clean_up_if_free;
     let ann = app.sign_up("ann@example.com").await;
     let old = uploaded(&app, &ann, "avatar").await;
     let (bucket, key) = object_of(&app, &old).await;
     // Abandoned two days ago.
-    sqlx::query("update photos set created_at = created_at - $1 where photo_id = $2")
-        .bind(2 * DAY)
-        .bind(old.clone())
-        .execute(&app.state.app.db)
-        .await
-        .expect("backdate");
-    let db = &app.state.app.db;
+    let backdate = "update shoebox_photos set created_at = created_at - $1 where photo_id = $2";
+    app.execute(backdate, &[Arg::I(2 * DAY), Arg::S(old.clone())]).await;
+    // dyno-2 is running clean-up: it holds the lock for a minute.
     let now = now_millis();
-    assert!(job_locks::try_take(db, "clean-up", "dyno-2", now, now + 60_000).await.expect("take"));
-    assert!(!job_locks::try_take(db, "clean-up", "dyno-3", now, now + 60_000).await.expect("take"), "held");
+    let hold = "insert into shoebox_job_locks (name, holder, held_until) values ('clean-up', 'dyno-2', $1)";
+    app.execute(hold, &[Arg::I(now + 60_000)]).await;
     let lease = Duration::from_secs(60);
-    assert_eq!(clean_up_if_free(&app.state.app, "web.1", lease).await.expect("runs"), None, "dyno-2 has it");
+    assert_eq!(app.shoebox.clean_up_if_free("web.1", lease).await.expect("runs"), None, "dyno-2 has it");
     assert!(app.object_exists(&bucket, &key).await, "nothing deleted while another holds the lock");
 
     // dyno-2 died: its lease runs out, and the next round here does the work.
-    sqlx::query("update job_locks set held_until = $1").bind(now - 1).execute(db).await.expect("expire");
-    let summary = clean_up_if_free(&app.state.app, "web.1", lease).await.expect("runs").expect("took the lock");
+    app.execute("update shoebox_job_locks set held_until = $1", &[Arg::I(now - 1)]).await;
+    let summary = app.shoebox.clean_up_if_free("web.1", lease).await.expect("runs").expect("took the lock");
     assert_eq!(summary.deleted, 1);
     assert!(!app.object_exists(&bucket, &key).await, "the abandoned upload is gone");
-    assert!(job_locks::try_take(db, "clean-up", "dyno-3", now, now + 60_000).await.expect("take"), "released");
+    assert_eq!(app.number("select count(*) from shoebox_job_locks", &[]).await, 0, "released");
 }
 
 async fn an_upload_exactly_as_old_as_the_grace_period_goes_and_a_younger_one_stays(app: TestApp) {
@@ -95,12 +100,11 @@ async fn an_upload_exactly_as_old_as_the_grace_period_goes_and_a_younger_one_sta
     let (bucket, key) = object_of(&app, &old).await;
     let cut = row(&app, &old).await.created_at + DAY;
 
-    let dry =
-        clean_up::run(&app.state.app, &Options { dry_run: true, ..Options::new(cut) }, &|_| {}).await.expect("dry");
+    let dry = clean_up::run(&app.shoebox, &Options { dry_run: true, ..Options::new(cut) }, &|_| {}).await.expect("dry");
     assert_eq!(dry.deleted, 1, "the dry run names the one photo: {dry:?}");
     assert!(app.object_exists(&bucket, &key).await, "a dry run deletes nothing");
 
-    let s = clean_up_as_of(&app.state.app, cut).await;
+    let s = clean_up_as_of(&app.shoebox, cut).await;
     assert_eq!((s.deleted, s.errors), (1, 0), "{s:?}");
     assert_eq!(s.by_reason.get("It was not saved within 24 hours."), Some(&1), "{s:?}");
     assert!(!app.object_exists(&bucket, &key).await, "its object is gone");
@@ -112,7 +116,7 @@ async fn an_upload_exactly_as_old_as_the_grace_period_goes_and_a_younger_one_sta
     assert!(app.object_exists(&yb, &yk).await);
     assert_eq!(ann.attach(&old, json!({})).await.status(), StatusCode::GONE);
 
-    let again = clean_up_as_of(&app.state.app, cut).await;
+    let again = clean_up_as_of(&app.shoebox, cut).await;
     assert_eq!(again.deleted, 0, "a second run finds nothing: {again:?}");
 }
 
@@ -124,7 +128,7 @@ struct SeedKind {
     reasons: Vec<PhotoId>,
 }
 
-#[async_trait::async_trait]
+#[shoebox::async_trait]
 impl Kind for SeedKind {
     fn name(&self) -> &str {
         self.inner.name()
@@ -141,7 +145,7 @@ impl Kind for SeedKind {
     fn max_bytes(&self) -> u64 {
         self.inner.max_bytes()
     }
-    fn limits(&self) -> shoebox::domain::ImageLimits {
+    fn limits(&self) -> shoebox::ImageLimits {
         self.inner.limits()
     }
     async fn keep_until(&self, _photo: &Photo, cx: &KeepContext) -> Option<Millis> {
@@ -166,14 +170,13 @@ async fn an_in_use_photo_is_deleted_only_when_its_kind_gives_a_reason(app: TestA
     assert_eq!(ann.attach(&forever, json!({})).await.status(), StatusCode::OK);
     let (with_reason, without, _) = (&ids[0], &ids[1], &ids[2]);
 
-    let base = &app.state.app;
+    let base = &app.shoebox;
     let seed = SeedKind {
-        inner: base.kinds.get("id_document").expect("kind").clone(),
+        inner: base.kinds().get("id_document").expect("kind").clone(),
         reasons: vec![with_reason.parse().expect("id")],
     };
-    let avatar = base.kinds.get("avatar").expect("kind").clone();
-    let kinds = Kinds::new([Arc::new(seed) as Arc<dyn Kind>, avatar], ["public", "private"]).expect("kinds");
-    let host = Shoebox::new(base.db.clone(), base.storage.clone(), kinds, base.limits.clone());
+    let avatar = base.kinds().get("avatar").expect("kind").clone();
+    let host = app.another_shoebox(&app.s3_endpoint).kind(seed).shared_kind(avatar).build().await.expect("host");
 
     let as_of = now_millis() + 2 * 60 * 60 * 1000;
     let s = clean_up_as_of(&host, as_of).await;
@@ -193,13 +196,13 @@ async fn saving_a_new_profile_photo_releases_the_previous_one(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     let first = uploaded(&app, &ann, "avatar").await;
     assert_eq!(ann.attach(&first, json!({})).await.status(), StatusCode::OK);
-    let s = clean_up_as_of(&app.state.app, now_millis()).await;
+    let s = clean_up_as_of(&app.shoebox, now_millis()).await;
     assert_eq!(s.deleted, 0, "the only profile photo stays: {s:?}");
     let second = uploaded(&app, &ann, "avatar").await;
     assert_eq!(ann.attach(&second, json!({})).await.status(), StatusCode::OK);
     let (bucket, key) = object_of(&app, &first).await;
 
-    let s = clean_up_as_of(&app.state.app, now_millis()).await;
+    let s = clean_up_as_of(&app.shoebox, now_millis()).await;
     assert_eq!(s.by_reason.get("replaced by a newer profile photo"), Some(&1), "{s:?}");
     assert!(!app.object_exists(&bucket, &key).await);
     assert_eq!(row(&app, &first).await.deleted_reason.as_deref(), Some("replaced by a newer profile photo"));
@@ -246,27 +249,18 @@ async fn the_uploader_deletes_a_photo_and_others_cannot(app: TestApp) {
 async fn a_photo_claimed_by_clean_up_cannot_be_attached(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     let id = uploaded(&app, &ann, "avatar").await;
-    let db = &app.state.app.db;
-    // The variants being made after completion may hold the row for a moment, and Postgres's
-    // SKIP LOCKED then (rightly) passes it over: ask again until it is free.
-    let mut got = Vec::new();
-    for _ in 0..100 {
-        let claim = claims::Claim { token: "runner-a", until: now_millis() + 60_000, takeover_before: now_millis() };
-        got = claims::claim_abandoned(db, db.backend(), claim, now_millis(), 10).await.expect("claim");
-        if !got.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(got.len(), 1);
-    // The grace period ended and clean-up took the photo first: attach loses, with 410.
+    // The grace period ended and a clean-up runner took the photo first, for a minute.
+    assert!(claim(&app, &id, "runner-a", now_millis() + 60_000).await);
+    // Attach loses, with 410.
     let res = ann.attach(&id, json!({})).await;
     assert_eq!(res.status(), StatusCode::GONE);
     let body: Value = res.json().await.expect("json");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("being deleted")), "{body}");
-    let claim = claims::Claim { token: "runner-b", until: now_millis() + 60_000, takeover_before: now_millis() };
-    let again = claims::claim_abandoned(db, db.backend(), claim, now_millis(), 10).await.expect("claim");
-    assert!(again.is_empty(), "a second runner does not take a held claim");
+    // A second runner does not take a claim that is still held.
+    let s = clean_up_as_of(&app.shoebox, now_millis() + DAY).await;
+    assert_eq!(s.deleted, 0, "{s:?}");
+    assert_eq!(row(&app, &id).await.state, PhotoState::Ready);
+    assert!(is_claimed(&app, &id).await);
 }
 
 async fn an_s3_outage_loses_nothing_and_the_next_run_finishes(app: TestApp) {
@@ -276,8 +270,11 @@ async fn an_s3_outage_loses_nothing_and_the_next_run_finishes(app: TestApp) {
     let cut = row(&app, &id).await.created_at + DAY;
     // A second Shoebox on the same database, whose S3 goes away and comes back.
     let s3 = Switch::start(app.s3_addr()).await;
-    let base = &app.state.app;
-    let job = Shoebox::new(base.db.clone(), app.storage_through(&s3).await, base.kinds.clone(), base.limits.clone());
+    let mut job = app.another_shoebox(&s3.url);
+    for k in TestApp::example_kinds() {
+        job = job.shared_kind(k);
+    }
+    let job = job.build().await.expect("job");
     s3.set(S3State::Down);
     let s = clean_up_as_of(&job, cut).await;
     assert_eq!(s.deleted, 0, "{s:?}");
@@ -285,7 +282,7 @@ async fn an_s3_outage_loses_nothing_and_the_next_run_finishes(app: TestApp) {
     let p = row(&app, &id).await;
     assert_eq!(p.state, PhotoState::Ready, "not tombstoned while its object may still exist");
     assert!(app.object_exists(&bucket, &key).await, "nothing was lost");
-    assert!(claims::is_claimed(&app.state.app.db, p.id).await.expect("query"), "left doomed for the next run");
+    assert!(is_claimed(&app, &id).await, "left doomed for the next run");
     assert_eq!(ann.attach(&id, json!({})).await.status(), StatusCode::GONE);
 
     // S3 is back: the next run (Heroku Scheduler's next day, here a moment later) finishes.
@@ -318,7 +315,7 @@ async fn a_key_that_fails_inside_a_batch_keeps_only_its_photo(app: TestApp) {
     std::fs::write(&blocker, b"x").expect("write");
     let cut = row(&app, &stuck).await.created_at + DAY;
 
-    let s = clean_up_as_of(&app.state.app, cut).await;
+    let s = clean_up_as_of(&app.shoebox, cut).await;
     assert_eq!((s.deleted, s.errors), (2, 1), "{s:?}");
     assert_eq!((s.delete_requests, s.s3_requests), (1, 3), "one DeleteObjects, one listing per bucket: {s:?}");
     assert!(s.error_messages.iter().any(|m| m.contains(&stuck_key)), "the error names the key: {s:?}");
@@ -328,12 +325,12 @@ async fn a_key_that_fails_inside_a_batch_keeps_only_its_photo(app: TestApp) {
     }
     let p = row(&app, &stuck).await;
     assert_eq!(p.state, PhotoState::Signed, "not tombstoned: its key may still be there");
-    assert!(claims::is_claimed(&app.state.app.db, p.id).await.expect("query"), "kept for the next run");
+    assert!(is_claimed(&app, &stuck).await, "kept for the next run");
 
     // Whatever blocked it is gone by the next run, which deletes it.
     std::fs::remove_dir_all(blocker.parent().expect("parent")).expect("rm");
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let s = clean_up_as_of(&app.state.app, cut).await;
+    let s = clean_up_as_of(&app.shoebox, cut).await;
     assert_eq!((s.deleted, s.errors), (1, 0), "{s:?}");
     assert_eq!(row(&app, &stuck).await.state, PhotoState::Deleted);
 }
@@ -343,19 +340,16 @@ async fn a_crash_between_deleting_objects_and_marking_rows_converges(app: TestAp
     let id = uploaded(&app, &ann, "avatar").await;
     let (bucket, key) = object_of(&app, &id).await;
     let cut = row(&app, &id).await.created_at + DAY;
-    let db = &app.state.app.db;
     // A runner claims, deletes the objects, and dies before marking the row; its lease runs out.
-    let claim = claims::Claim { token: "dead-runner", until: now_millis(), takeover_before: now_millis() };
-    let got = claims::claim_abandoned(db, db.backend(), claim, cut, 10).await.expect("claim");
-    let bucket_handle = app.state.app.storage.bucket(&bucket).expect("bucket");
-    bucket_handle
-        .delete_keys(&shoebox::photos::object_keys(&app.state.app, &got[0]).await.expect("keys"))
-        .await
-        .expect("deleted");
+    assert!(claim(&app, &id, "dead-runner", now_millis()).await);
+    let token = key.trim_start_matches("photos/").split('/').next().expect("token").to_owned();
+    for prefix in [format!("photos/{token}/"), format!("incoming/{token}")] {
+        app.delete_prefix(&bucket, &prefix).await;
+    }
     assert!(!app.object_exists(&bucket, &key).await);
     tokio::time::sleep(Duration::from_millis(5)).await;
 
-    let s = clean_up_as_of(&app.state.app, cut).await;
+    let s = clean_up_as_of(&app.shoebox, cut).await;
     assert_eq!((s.deleted, s.errors), (1, 0), "the next run takes the dead claim over: {s:?}");
     assert_eq!(row(&app, &id).await.state, PhotoState::Deleted);
 }
@@ -368,7 +362,7 @@ async fn two_clean_ups_racing_attaches_never_delete_an_attached_photo(app: TestA
             ids.push(uploaded(&app, &ann, "id_document").await);
         }
         let as_of = now_millis() + DAY;
-        let shoebox = app.state.app.clone();
+        let shoebox = app.shoebox.clone();
         let runs = (0..2).map(|_| {
             let shoebox = shoebox.clone();
             tokio::spawn(async move { clean_up_as_of(&shoebox, as_of).await })

@@ -4,15 +4,11 @@
 
 use std::process::Command;
 
-use bytes::Bytes;
 use futures_util::StreamExt as _;
-use shoebox::app::Shoebox;
-use shoebox::db::photos as rows;
-use shoebox::domain::{Millis, PhotoId, now_millis};
-use shoebox::jobs::reconcile::{self, BucketReport, Options, Summary};
-use shoebox::storage::{ServedHeaders, Storage};
+use shoebox::jobs::reconcile::{BucketReport, Options, Summary};
+use shoebox::{Millis, PhotoId, now_millis};
 
-use crate::helpers::{TestApp, TestUser, photo};
+use crate::helpers::{Arg, TestApp, TestUser, photo};
 
 const TWO_DAYS: Millis = 2 * 24 * 60 * 60 * 1000;
 
@@ -28,7 +24,7 @@ both_backends!(
 );
 
 async fn reconcile_as_of(app: &TestApp, delete: bool, as_of: Millis) -> Summary {
-    reconcile::run(&app.state.app, &Options { delete, as_of }).await.expect("reconcile runs")
+    app.shoebox.reconcile(&Options { delete, as_of }).await.expect("reconcile runs")
 }
 
 fn report<'a>(s: &'a Summary, bucket: &str) -> &'a BucketReport {
@@ -44,18 +40,13 @@ async fn uploaded(app: &TestApp, user: &TestUser) -> (String, String) {
 async fn uploaded_with_id(app: &TestApp, user: &TestUser) -> (String, String, String) {
     let v = user.upload("avatar", photo("orientation/Portrait_1.jpg"), "image/jpeg").await;
     let id = v["id"].as_str().expect("id").to_owned();
-    let p = rows::get(&app.state.app.db, id.parse::<PhotoId>().expect("photo id")).await.expect("query").expect("row");
+    let p = app.shoebox.photo(id.parse::<PhotoId>().expect("photo id")).await.expect("query").expect("row");
     (id, p.bucket, p.object_key.expect("verified"))
 }
 
 async fn put_stray(app: &TestApp, bucket: &str, key: &str) {
-    let headers = ServedHeaders {
-        content_type: "image/jpeg".into(),
-        content_disposition: "inline".into(),
-        cache_control: "no-store".into(),
-    };
-    let b = app.state.app.storage.bucket(bucket).expect("bucket");
-    b.put(key, Bytes::from_static(b"not from any upload"), &headers).await.expect("put");
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"not from any upload");
+    app.s3().put_object().bucket(format!("shoebox-{bucket}")).key(key).body(body).send().await.expect("put");
 }
 
 async fn unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_deleted(app: TestApp) {
@@ -65,7 +56,7 @@ async fn unknown_and_missing_objects_are_reported_and_only_old_unknown_ones_dele
         kept.push(uploaded(&app, &ann).await);
     }
     let (bucket, lost) = uploaded(&app, &ann).await;
-    app.state.app.storage.bucket(&bucket).expect("bucket").delete(&lost).await.expect("delete");
+    app.s3().delete_object().bucket(format!("shoebox-{bucket}")).key(&lost).send().await.expect("delete");
     let strays = ["photos/nobodysToken/original.jpg", "incoming/nobodysUpload"];
     for k in strays {
         put_stray(&app, &bucket, k).await;
@@ -148,16 +139,17 @@ async fn a_bucket_not_marked_owned_is_only_reported(app: TestApp) {
     put_stray(&app, AVATARS, "photos/nobodysToken/original.jpg").await;
     // The same database and endpoint, configured as a deployment that shares the buckets
     // without owning them.
-    let mut settings = shoebox::config::embedded_buckets();
-    for b in &mut settings {
-        b.endpoint = Some(app.s3_endpoint.clone());
+    let mut guest = shoebox::Shoebox::builder(app.shoebox.db().clone()).credentials(app.s3_credentials.clone());
+    for mut b in shoebox_app::settings::embedded_buckets() {
         b.owned = false;
+        guest = guest.bucket(b.at_endpoint(&app.s3_endpoint));
     }
-    let storage = Storage::new(&settings, Some(&app.s3_credentials)).await.expect("storage");
-    let inner = &app.state.app;
-    let guest = Shoebox::new(inner.db.clone(), storage, inner.kinds.clone(), inner.limits.clone());
+    for k in TestApp::example_kinds() {
+        guest = guest.shared_kind(k);
+    }
+    let guest = guest.build().await.expect("guest");
     let opts = Options { delete: true, as_of: now_millis() + TWO_DAYS };
-    let s = reconcile::run(&guest, &opts).await.expect("reconcile runs");
+    let s = guest.reconcile(&opts).await.expect("reconcile runs");
     let r = report(&s, AVATARS);
     assert_eq!((r.owned, r.unknown, r.deleted), (false, 1, 0), "{r:?}");
     assert!(r.refused.as_deref().is_some_and(|w| w.contains("owned = true")), "{r:?}");
@@ -221,30 +213,22 @@ async fn bench_reconcile_report() {
     let photos: usize = std::env::var("SHOEBOX_BENCH_PHOTOS").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
     let strays = photos / 10;
     let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
-    let pool = app.state.app.db.pool();
     let now = now_millis();
-    sqlx::query(
-        "insert into users (user_id, email, password_hash, created_at) values ('u_bench', 'b@example.com', 'x', $1)",
-    )
-    .bind(now)
-    .execute(pool)
-    .await
-    .expect("user");
     let seed = std::time::Instant::now();
     for i in 0..photos {
-        sqlx::query(
-            "insert into photos (photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, image_type, \
-             max_bytes, form_expires_at, created_at) values ($1, 'avatar', $2, 'u_bench', 'ready', $3, $4, 'image/jpeg', \
-             1, $5, $5)",
+        app.execute(
+            "insert into shoebox_photos (photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, \
+             image_type, max_bytes, form_expires_at, created_at) values ($1, 'avatar', $2, 'u_bench', 'ready', $3, $4, \
+             'image/jpeg', 1, $5, $5)",
+            &[
+                Arg::S(format!("p_bench{i}")),
+                Arg::S(AVATARS.into()),
+                Arg::S(format!("incoming/b{i}")),
+                Arg::S(format!("photos/b{i}/original.jpg")),
+                Arg::I(now),
+            ],
         )
-        .bind(format!("p_bench{i}"))
-        .bind(AVATARS)
-        .bind(format!("incoming/b{i}"))
-        .bind(format!("photos/b{i}/original.jpg"))
-        .bind(now)
-        .execute(pool)
-        .await
-        .expect("row");
+        .await;
     }
     let keys: Vec<String> = (0..photos)
         .map(|i| format!("photos/b{i}/original.jpg"))

@@ -137,10 +137,10 @@ async fn migrate_creates_the_schema_and_is_safe_to_run_twice() {
             Command::new(env!("CARGO_BIN_EXE_shoebox")).arg("migrate").env("DATABASE_URL", &url).output().expect("run");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let db = shoebox::db::Db::connect(&url).await.expect("connect");
-    for table in ["users", "sessions", "photos"] {
+    let db = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    for table in ["users", "sessions", "shoebox_photos", "shoebox_variants", "shoebox_migrations"] {
         sqlx::query(&format!("select count(*) from {table}"))
-            .execute(db.pool())
+            .execute(&db)
             .await
             .unwrap_or_else(|e| panic!("{table}: {e}"));
     }

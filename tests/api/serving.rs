@@ -3,15 +3,15 @@
 //! hung, and the optional redirect mode.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shoebox::config::{KindSettings, Limits, Settings, StorageSettings, embedded_buckets, example_kinds};
-use shoebox::domain::PrivateDelivery;
-use tokio::net::TcpListener;
+use shoebox::PrivateDelivery;
+use shoebox_app::settings::{
+    AppLimits, KindSettings, Secret, Settings, StorageSettings, embedded_buckets, example_kinds,
+};
 use tokio::task::JoinHandle;
 
 use crate::helpers::{
@@ -142,7 +142,7 @@ async fn nothing_of_a_private_photo_reaches_anyone_else(app: TestApp) {
     assert!(!leaks(b"unrelated", &served) && leaks(&own.bytes().await.expect("body"), &served), "the check works");
     let key = {
         let photo_id = id.parse().expect("photo id");
-        let row = shoebox::db::photos::get(&app.state.app.db, photo_id).await.expect("db").expect("row");
+        let row = app.shoebox.photo(photo_id).await.expect("db").expect("row");
         row.object_key.expect("served key")
     };
 
@@ -228,9 +228,9 @@ async fn nothing_of_a_private_photo_reaches_anyone_else(app: TestApp) {
 async fn a_missing_object_for_a_live_photo_is_a_404(app: TestApp) {
     let (ann, path, _) = private_photo(&app).await;
     let id = path.split('/').nth(2).expect("id").parse().expect("id");
-    let row = shoebox::db::photos::get(&app.state.app.db, id).await.expect("db").expect("row");
-    let bucket = app.state.app.storage.bucket("private").expect("bucket");
-    bucket.delete(row.object_key.as_deref().expect("key")).await.expect("delete");
+    let row = app.shoebox.photo(id).await.expect("db").expect("row");
+    let key = row.object_key.as_deref().expect("key");
+    app.s3().delete_object().bucket("shoebox-private").key(key).send().await.expect("delete");
     for (method, extra) in [(Method::GET, vec![]), (Method::GET, vec![("range", "bytes=0-9")]), (Method::HEAD, vec![])]
     {
         let res = send(&ann.client, method, &app.url(&path), &extra).await;
@@ -284,7 +284,7 @@ struct Rig {
     client: reqwest::Client,
     csrf: String,
     server: JoinHandle<()>,
-    _embedded: shoebox::storage::embedded::EmbeddedS3,
+    _embedded: shoebox::embedded::EmbeddedS3,
     _dir: tempfile::TempDir,
 }
 
@@ -298,43 +298,35 @@ impl Rig {
     async fn start(kinds: Vec<KindSettings>) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let embedded =
-            shoebox::storage::embedded::start(&dir.path().join("s3"), listen, &embedded_buckets(), &[], 20_000_000)
-                .await
-                .expect("embedded S3");
+        let embedded = shoebox::embedded::start(&dir.path().join("s3"), listen, &embedded_buckets(), &[], 20_000_000)
+            .await
+            .expect("embedded S3");
         let upstream: SocketAddr = embedded.endpoint.trim_start_matches("http://").parse().expect("addr");
         let s3 = Switch::start(upstream).await;
-        let mut buckets = embedded_buckets();
-        for b in &mut buckets {
-            b.endpoint = Some(s3.url.clone());
-        }
         let settings = Settings {
             listen,
             public_url: None,
-            allowed_hosts: shoebox::config::default_allowed_hosts(),
-            database_url: shoebox::config::Secret::new(format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("t.db").display()
-            )),
-            storage: StorageSettings::External,
-            buckets: buckets.clone(),
+            allowed_hosts: Vec::new(),
+            database_url: Secret::new(format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())),
+            storage: StorageSettings::Endpoint { url: s3.url.clone(), credentials: embedded.credentials.clone() },
+            buckets: embedded_buckets(),
             kinds,
-            limits: Limits::default(),
+            limits: shoebox::Limits::default(),
+            app: AppLimits::default(),
         };
-        let storage = shoebox::storage::Storage::new(&buckets, Some(&embedded.credentials)).await.expect("storage");
-        let db = shoebox::db::Db::connect(settings.database_url.expose()).await.expect("db");
-        db.migrate().await.expect("migrate");
-        let kinds = shoebox::app::configured_kinds(&settings).expect("kinds");
-        let app = shoebox::app::Shoebox::new(db, storage, kinds, settings.limits.clone());
-        let web = Arc::new(shoebox::http::WebSettings {
-            public_url: None,
-            allowed_hosts: shoebox::config::default_allowed_hosts(),
-            storage_origins: vec![],
+        // Built and served as `shoebox serve` does.
+        let built = shoebox_app::server::build(&settings).await.expect("build");
+        let base = format!("http://{}", built.addr);
+        let server = tokio::spawn(async move {
+            shoebox::http::serve(
+                built.listener,
+                built.router,
+                std::future::pending(),
+                std::time::Duration::from_secs(1),
+            )
+            .await
+            .expect("serve")
         });
-        let router = shoebox::http::router(shoebox::http::AppState { app, web });
-        let listener = TcpListener::bind(listen).await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())

@@ -4,6 +4,7 @@
 use crate::helpers::{TestApp, field, form_of, photo, post_to_bucket, set_field};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shoebox::now_millis;
 
 const JPEG: &str = "orientation/Landscape_1.jpg";
 
@@ -73,7 +74,7 @@ async fn a_private_photo_is_streamed_only_to_its_owner(app: TestApp) {
     assert_eq!(junk.status(), StatusCode::NOT_FOUND);
 
     // The bucket itself refuses anonymous reads of the private object.
-    let row = shoebox::db::photos::get(&app.state.app.db, id.parse().expect("id")).await.expect("db").expect("row");
+    let row = app.shoebox.photo(id.parse().expect("id")).await.expect("db").expect("row");
     let key = row.object_key.expect("served key");
     let direct = reqwest::get(format!("{}/shoebox-private/{key}", app.s3_endpoint)).await.expect("GET");
     assert_eq!(direct.status(), StatusCode::FORBIDDEN);
@@ -194,7 +195,7 @@ async fn signing_refuses_bad_requests_with_a_clear_answer(app: TestApp) {
 
 async fn signing_is_rate_limited_per_user(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
-    let limit = app.state.app.limits.forms_per_minute;
+    let limit = app.shoebox.limits().forms_per_minute;
     // Page views sign forms too, but are counted apart: they cannot use up the uploads' allowance.
     for _ in 0..3 {
         assert_eq!(app.client.get(app.url("/upload?kind=avatar")).send().await.expect("page").status(), StatusCode::OK);
@@ -212,50 +213,63 @@ async fn signing_is_rate_limited_per_user(app: TestApp) {
     assert_eq!(bob.sign("avatar", "image/jpeg", 10).await.status(), StatusCode::CREATED);
 }
 
-/// The window is decided in the database, so it can be moved through time there: full for a
-/// minute from its first form, open again after it, and a refusal names when it closes.
+/// The window is decided by the service's clock, so a held clock can walk it through time: full
+/// for a minute from its first form, open again after it, and a refusal says when it closes.
 async fn the_form_window_closes_a_minute_after_its_first_form(app: TestApp) {
-    use shoebox::db::photos::{FORM_WINDOW_MILLIS, Signed, get, insert_signed_within_limit};
-    let ann = app.sign_up("ann@example.com").await;
-    let signed: Value = ann.sign("avatar", "image/jpeg", 10).await.json().await.expect("json");
-    let db = &app.state.app.db;
-    let first = get(db, signed["photo_id"].as_str().expect("id").parse().expect("id")).await.expect("q").expect("row");
-    let opened = first.created_at;
-    let form_at = |at: i64| {
-        let mut p = first.clone();
-        p.id = shoebox::domain::PhotoId::new();
-        p.incoming_key = format!("incoming/{}", shoebox::domain::random_token());
-        p.created_at = at;
-        p
-    };
-    // A limit of 2: the first form (above) and one more fit in the window.
-    assert_eq!(insert_signed_within_limit(db, &form_at(opened + 1), 2).await.expect("q"), Signed::Recorded);
-    let refused = insert_signed_within_limit(db, &form_at(opened + FORM_WINDOW_MILLIS - 1), 2).await.expect("q");
-    assert_eq!(refused, Signed::Limited { until: opened + FORM_WINDOW_MILLIS }, "closes a minute after it opened");
-    // A page form (no declared type) is counted in its own window.
-    let mut page = form_at(opened + 2);
-    page.declared_type = None;
-    assert_eq!(insert_signed_within_limit(db, &page, 2).await.expect("q"), Signed::Recorded);
-    // Once the minute is over, the next form opens a new window with room for the limit again.
-    let next = opened + FORM_WINDOW_MILLIS;
-    for at in [next, next + 1] {
-        assert_eq!(insert_signed_within_limit(db, &form_at(at), 2).await.expect("q"), Signed::Recorded, "{at}");
+    use shoebox::{FormStyle, ManualClock, SignRequest, UploadError, UserId};
+    let opened = now_millis();
+    let clock = std::sync::Arc::new(ManualClock::new(opened));
+    let limits = shoebox::Limits { forms_per_minute: 2, ..shoebox::Limits::default() };
+    let mut host = app.another_shoebox(&app.s3_endpoint).clock(clock.clone()).limits(limits);
+    for k in TestApp::example_kinds() {
+        host = host.shared_kind(k);
     }
-    let over = insert_signed_within_limit(db, &form_at(next + 2), 2).await.expect("q");
-    assert_eq!(over, Signed::Limited { until: next + FORM_WINDOW_MILLIS });
-    let rows: i64 = sqlx::query_scalar("select count(*) from photos").fetch_one(db).await.expect("count");
+    let host = host.build().await.expect("host");
+    let user = UserId::new("clocked-user").expect("id");
+    let script = || SignRequest {
+        kind: "avatar".into(),
+        filename: None,
+        content_type: Some("image/jpeg".into()),
+        size: Some(10),
+    };
+    let sign_at = |at: i64, style: FormStyle| {
+        clock.set(at);
+        let (host, user) = (host.clone(), user.clone());
+        async move { host.sign(&user, script(), style).await }
+    };
+    let limited = |r: Result<shoebox::SignedUpload, UploadError>| match r {
+        Err(UploadError::RateLimited { retry_after_secs }) => Some(retry_after_secs),
+        Ok(_) => None,
+        Err(e) => panic!("{e}"),
+    };
+    // A limit of 2: the first form and one more fit in the window.
+    assert_eq!(limited(sign_at(opened, FormStyle::Script).await), None);
+    assert_eq!(limited(sign_at(opened + 1, FormStyle::Script).await), None);
+    let refused = limited(sign_at(opened + 59_999, FormStyle::Script).await);
+    assert_eq!(refused, Some(1), "closes a minute after it opened: one second to wait");
+    // A page form (no declared type) is counted in its own window.
+    let page = FormStyle::Page { origin: app.base.clone() };
+    clock.set(opened + 2);
+    let page_form = host.sign(&user, SignRequest { content_type: None, size: None, ..script() }, page).await;
+    assert!(page_form.is_ok(), "{page_form:?}");
+    // Once the minute is over, the next form opens a new window with room for the limit again.
+    let next = opened + 60_000;
+    for at in [next, next + 1] {
+        assert_eq!(limited(sign_at(at, FormStyle::Script).await), None, "{at}");
+    }
+    assert_eq!(limited(sign_at(next + 2, FormStyle::Script).await), Some(60));
+    let rows = app.number("select count(*) from shoebox_photos where uploader_id = 'clocked-user'", &[]).await;
     assert_eq!(rows, 5, "refused forms wrote no row");
 }
 
 async fn the_signing_limit_holds_exactly_under_sixty_parallel_requests(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
-    let limit = usize::try_from(app.state.app.limits.forms_per_minute).expect("small");
+    let limit = usize::try_from(app.shoebox.limits().forms_per_minute).expect("small");
     let answers = futures_util::future::join_all((0..60).map(|_| ann.sign("avatar", "image/jpeg", 10))).await;
     let created = answers.iter().filter(|r| r.status() == StatusCode::CREATED).count();
     let limited = answers.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!((created, limited), (limit, 60 - limit), "exactly the limit, the rest refused");
-    let rows: i64 =
-        sqlx::query_scalar("select count(*) from photos").fetch_one(&app.state.app.db).await.expect("count");
+    let rows = app.number("select count(*) from shoebox_photos", &[]).await;
     assert_eq!(rows, i64::try_from(limit).expect("small"), "a refused request writes no row");
 }
 
@@ -304,9 +318,9 @@ async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
 
     // An expired form, signed with the bucket's real credentials.
     let now = time::OffsetDateTime::now_utc();
-    let key = format!("incoming/{}", shoebox::domain::random_token());
+    let key = format!("incoming/{}", crate::helpers::random_token());
     let request =
-        |signed_at: time::OffsetDateTime, expires_at: time::OffsetDateTime| shoebox::storage::PostPolicyRequest {
+        |signed_at: time::OffsetDateTime, expires_at: time::OffsetDateTime| shoebox::post_policy::PostPolicyRequest {
             bucket: "shoebox-public",
             region: "us-east-1",
             key: &key,
@@ -319,13 +333,13 @@ async fn the_bucket_refuses_forms_that_break_their_policy(app: TestApp) {
         };
     let minutes = time::Duration::minutes;
     let expired =
-        shoebox::storage::sign_post_policy(&request(now - minutes(10), now - minutes(1)), &app.s3_credentials);
+        shoebox::post_policy::sign_post_policy(&request(now - minutes(10), now - minutes(1)), &app.s3_credentials);
     let res = post_to_bucket(&url, &expired.fields, bytes.clone(), "image/jpeg").await;
     assert!(res.status().is_client_error(), "expired form refused, got {}", res.status());
     assert!(!app.object_exists("public", &key).await);
 
     // The same form, unexpired, is accepted: the refusals above are about what was changed.
-    let fresh = shoebox::storage::sign_post_policy(&request(now, now + minutes(5)), &app.s3_credentials);
+    let fresh = shoebox::post_policy::sign_post_policy(&request(now, now + minutes(5)), &app.s3_credentials);
     assert_eq!(post_to_bucket(&url, &fresh.fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
     assert!(app.object_exists("public", &key).await);
 }
@@ -394,8 +408,8 @@ async fn an_upload_that_is_not_what_it_claims_is_refused_and_removed(app: TestAp
     // The refusal is final and says why.
     let again = ann.complete(id).await;
     assert_eq!(again.status(), StatusCode::GONE);
-    let row = shoebox::db::photos::get(&app.state.app.db, id.parse().expect("id")).await.expect("db").expect("row");
-    assert_eq!(row.state, shoebox::domain::PhotoState::Deleted);
+    let row = app.shoebox.photo(id.parse().expect("id")).await.expect("db").expect("row");
+    assert_eq!(row.state, shoebox::PhotoState::Deleted);
     assert!(row.deleted_reason.expect("reason").contains("JPEG"));
 }
 
@@ -547,7 +561,7 @@ async fn a_form_yields_at_most_one_photo_even_when_posted_again(app: TestApp) {
     assert_eq!(post_to_bucket(&url, &fields, other, "image/jpeg").await.status(), StatusCode::CREATED);
     let again: Value = ann.post(&path, json!({})).await.json().await.expect("json");
     assert_eq!(again, first);
-    let mine = shoebox::db::photos::list_live_for_user(&app.state.app.db, first_user(&app).await).await.expect("db");
+    let mine = app.shoebox.photos_of(&first_user(&app).await).await.expect("db");
     assert_eq!(mine.len(), 1);
     let served = app.client.get(first["photo"]["urls"]["original"].as_str().expect("url")).send().await.expect("get");
     assert_eq!(
@@ -557,9 +571,9 @@ async fn a_form_yields_at_most_one_photo_even_when_posted_again(app: TestApp) {
     );
 }
 
-async fn first_user(app: &TestApp) -> shoebox::domain::UserId {
-    let email = shoebox::domain::Email::parse("ann@example.com").expect("email");
-    shoebox::db::users::find_by_email(&app.state.app.db, &email).await.expect("db").expect("user").id
+async fn first_user(app: &TestApp) -> shoebox::UserId {
+    let id = app.text("select user_id from users where email = 'ann@example.com'", &[]).await;
+    shoebox::UserId::new(id.expect("user")).expect("id")
 }
 
 async fn served_photos_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour(app: TestApp) {
@@ -650,44 +664,8 @@ async fn the_embedded_endpoint_accepts_every_upload_whatever_its_bytes() {
         let (_, url, fields) = ann.signed_form("avatar", len).await;
         let res = post_to_bucket(&url, &fields, bytes.clone(), "image/jpeg").await;
         assert_eq!(res.status(), StatusCode::CREATED, "round {round}: {:?}", res.text().await);
-        let stored = app
-            .state
-            .app
-            .storage
-            .bucket("public")
-            .expect("bucket")
-            .read_range(field(&fields, "key"), 0, len as u64)
-            .await
-            .expect("read")
-            .0;
+        let stored = app.s3().get_object().bucket("shoebox-public").key(field(&fields, "key")).send().await;
+        let stored = stored.expect("stored").body.collect().await.expect("read").into_bytes();
         assert_eq!(stored.as_ref(), bytes.as_slice(), "round {round}: bytes intact");
     }
-}
-
-/// Verification reads an upload in pieces and refuses to mix objects: every ranged read carries
-/// the ETag of the object it came from, and a second POST of the same form changes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ranged_reads_say_which_object_they_came_from() {
-    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
-    let ann = app.sign_up("ann@example.com").await;
-    let first = photo(JPEG);
-    let (_, url, fields) = ann.signed_form("avatar", first.len()).await;
-    assert_eq!(post_to_bucket(&url, &fields, first.clone(), "image/jpeg").await.status(), StatusCode::CREATED);
-    let bucket = app.state.app.storage.bucket("public").expect("bucket");
-    let key = field(&fields, "key");
-    let head = bucket.head(key).await.expect("head").expect("exists");
-    assert!(head.etag.is_some());
-    let (start, etag) = bucket.read_range(key, 0, 100).await.expect("read");
-    assert_eq!(start.as_ref(), &first[..100]);
-    assert_eq!(etag, head.etag, "same object, same ETag");
-    let (tail, _) = bucket.read_range(key, 100, 50).await.expect("read");
-    assert_eq!(tail.as_ref(), &first[100..150]);
-
-    let second = photo("orientation/Portrait_1.jpg");
-    assert_eq!(post_to_bucket(&url, &fields, second, "image/jpeg").await.status(), StatusCode::CREATED);
-    let (_, replaced) = bucket.read_range(key, 100, 50).await.expect("read");
-    assert_ne!(replaced, head.etag, "a replaced object is noticed");
-    // Pinned reads refuse to extend the first object's bytes with the second's.
-    let pinned = bucket.read_pinned(key, head.etag.as_deref(), start, 150).await;
-    assert!(matches!(pinned, Err(shoebox::storage::StorageError::Changed)), "{pinned:?}");
 }

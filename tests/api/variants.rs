@@ -2,14 +2,12 @@
 //! first requests, served like the photo (redirect when public, streamed after the kind's
 //! check when private), removed with the photo, and caught up by resize-all.
 
-use std::sync::atomic::Ordering;
-
 use reqwest::StatusCode;
 use serde_json::Value;
-use shoebox::domain::{PhotoId, PhotoState, now_millis};
 use shoebox::jobs::resize_all::{Options, Summary, resize_all};
+use shoebox::{PhotoId, PhotoState};
 
-use crate::helpers::{Backend, TestApp, photo};
+use crate::helpers::{Arg, Backend, TestApp, photo};
 
 fn dims(bytes: &[u8]) -> (u32, u32, shoebox::imaging::ImageType) {
     let info = shoebox::imaging::probe(bytes).expect("a variant is an image");
@@ -35,10 +33,9 @@ async fn fetch_public(app: &TestApp, user: &crate::helpers::TestUser, id: &str, 
 
 /// Wait until completion's background work has made the photo's variants.
 pub(crate) async fn wait_for_variants(app: &TestApp, id: &str) {
-    let photo_id: PhotoId = id.parse().expect("id");
+    let sql = "select count(*) from shoebox_variants where photo_id = $1 and state <> 'making'";
     for _ in 0..1200 {
-        let rows = shoebox::db::variants::list_for_photo(&app.state.app.db, photo_id).await.expect("rows");
-        if rows.len() == 2 && rows.iter().all(|r| r.state != shoebox::db::variants::VariantState::Making) {
+        if app.number(sql, &[Arg::S(id.to_owned())]).await == 2 {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -49,14 +46,14 @@ pub(crate) async fn wait_for_variants(app: &TestApp, id: &str) {
 /// Forget a photo's variants, objects and rows: as if completion had not made them.
 async fn forget_variants(app: &TestApp, id: &str) {
     wait_for_variants(app, id).await;
-    let db = &app.state.app.db;
     let photo_id: PhotoId = id.parse().expect("id");
-    let photo = shoebox::db::photos::get(db, photo_id).await.expect("get").expect("photo");
-    let bucket = app.state.app.storage.bucket(&photo.bucket).expect("bucket");
-    for row in shoebox::db::variants::list_for_photo(db, photo_id).await.expect("rows") {
-        bucket.delete(row.object_key.as_deref().expect("made")).await.expect("delete");
+    let photo = app.shoebox.photo(photo_id).await.expect("get").expect("photo");
+    let key = photo.object_key.expect("verified");
+    let folder = key.rsplit_once('/').expect("folder").0;
+    for name in ["thumb", "display"] {
+        app.delete_prefix(&photo.bucket, &format!("{folder}/{name}-")).await;
     }
-    sqlx::query("delete from variants where photo_id = $1").bind(id.to_owned()).execute(db).await.expect("delete");
+    app.execute("delete from shoebox_variants where photo_id = $1", &[Arg::S(id.to_owned())]).await;
 }
 
 fn variant_objects(app: &TestApp, name: &str) -> Vec<String> {
@@ -129,7 +126,7 @@ async fn sixteen_first_requests_make_a_variant_once(app: TestApp) {
         .to_owned();
     forget_variants(&app, &id).await;
     assert!(variant_objects(&app, "display").is_empty());
-    let before = app.state.app.variant_writes.load(Ordering::SeqCst);
+    let before = app.shoebox.variant_writes();
     let requests = (0..16).map(|_| {
         let user = user.clone();
         let path = format!("/photos/{id}/display");
@@ -140,14 +137,12 @@ async fn sixteen_first_requests_make_a_variant_once(app: TestApp) {
         let res = res.expect("request task");
         assert!(res.status().is_redirection(), "{}", res.status());
     }
-    let written = app.state.app.variant_writes.load(Ordering::SeqCst) - before;
+    let written = app.shoebox.variant_writes() - before;
     assert_eq!(written, 1, "sixteen first requests wrote the variant once");
     assert_eq!(variant_objects(&app, "display").len(), 1);
-    let n: i64 = sqlx::query_scalar("select count(*) from variants where photo_id = $1 and name = 'display'")
-        .bind(id.clone())
-        .fetch_one(&app.state.app.db)
-        .await
-        .expect("count");
+    let n = app
+        .number("select count(*) from shoebox_variants where photo_id = $1 and name = 'display'", &[Arg::S(id.clone())])
+        .await;
     assert_eq!(n, 1);
     // Now made, every request is sent to the same object.
     let again = fetch_public(&app, &user, &id, "display").await;
@@ -217,13 +212,10 @@ async fn deleting_a_photo_removes_its_variants() {
         .to_owned();
     wait_for_variants(&app, &id).await;
     assert_eq!(app.stored_keys("shoebox-public").len(), 3, "original, thumb and display");
-    let shoebox = &app.state.app;
-    let photo = shoebox::db::photos::get(&shoebox.db, id.parse().expect("id")).await.expect("get").expect("photo");
-    let keys = shoebox::photos::object_keys(shoebox, &photo).await.expect("keys");
-    assert_eq!(keys.len(), 4, "incoming, original and two variants: {keys:?}");
-    let gone = shoebox::photos::tombstone(shoebox, &photo, PhotoState::Ready, "test", now_millis()).await;
-    assert!(gone.expect("tombstone"));
+    app.shoebox.delete(&shoebox::Actor::App, id.parse().expect("id")).await.expect("deleted");
     assert!(app.stored_keys("shoebox-public").is_empty(), "{:?}", app.stored_keys("shoebox-public"));
+    let tomb = app.shoebox.photo(id.parse().expect("id")).await.expect("get").expect("row");
+    assert_eq!((tomb.state, tomb.deleted_reason.as_deref()), (PhotoState::Deleted, Some(shoebox::DELETED_BY_APP)));
 }
 
 async fn upload_some(app: &TestApp, n: usize) -> Vec<String> {
@@ -240,16 +232,12 @@ async fn upload_some(app: &TestApp, n: usize) -> Vec<String> {
 
 async fn resize_all_resumes_after_interruption_and_reruns_make_nothing(app: TestApp) {
     let ids = upload_some(&app, 3).await;
-    let shoebox = &app.state.app;
+    let shoebox = &app.shoebox;
     // A run killed while making photo 1's thumb left its claim behind.
-    sqlx::query(
-        "insert into variants (photo_id, name, recipe_hash, state, claimed_at) values ($1, 'thumb', $2, 'making', 1)",
-    )
-    .bind(ids[0].clone())
-    .bind(shoebox::variants::recipe_hash(&shoebox::domain::VariantSpec::defaults()[0]))
-    .execute(&shoebox.db)
-    .await
-    .expect("stale claim");
+    let stale = "insert into shoebox_variants (photo_id, name, recipe_hash, state, claimed_at) \
+                 values ($1, 'thumb', $2, 'making', 1)";
+    let hash = shoebox::VariantSpec::defaults()[0].recipe_hash();
+    app.execute(stale, &[Arg::S(ids[0].clone()), Arg::S(hash)]).await;
     let quiet = |_: shoebox::jobs::resize_all::Progress<'_>| {};
     // Interrupted after one photo...
     let first = resize_all(shoebox, &Options { limit: Some(1), ..Options::default() }, &quiet).await.expect("run");
@@ -265,16 +253,12 @@ async fn resize_all_resumes_after_interruption_and_reruns_make_nothing(app: Test
 
 async fn resize_all_records_a_bad_image_and_retries_it_only_when_asked(app: TestApp) {
     let ids = upload_some(&app, 2).await;
-    let shoebox = &app.state.app;
-    let photo = shoebox::db::photos::get(&shoebox.db, ids[1].parse().expect("id")).await.expect("get").expect("photo");
+    let shoebox = &app.shoebox;
+    let photo = shoebox.photo(ids[1].parse().expect("id")).await.expect("get").expect("photo");
     // The stored original is damaged behind Shoebox's back.
-    let bucket = shoebox.storage.bucket(&photo.bucket).expect("bucket");
-    let headers = shoebox::storage::ServedHeaders {
-        content_type: "image/jpeg".into(),
-        content_disposition: "inline".into(),
-        cache_control: "no-store".into(),
-    };
-    bucket.put(photo.object_key.as_deref().expect("key"), b"not a jpeg".to_vec().into(), &headers).await.expect("put");
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"not a jpeg");
+    let key = photo.object_key.as_deref().expect("key");
+    app.s3().put_object().bucket(format!("shoebox-{}", photo.bucket)).key(key).body(body).send().await.expect("put");
     let quiet = |_: shoebox::jobs::resize_all::Progress<'_>| {};
     let first = resize_all(shoebox, &Options::default(), &quiet).await.expect("run");
     assert_eq!((first.made, first.failed), (2, 1), "{first:?}");

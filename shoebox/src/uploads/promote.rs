@@ -1,0 +1,156 @@
+//! Completion: verify a finished upload, then write the checked bytes (without metadata) to
+//! the key they are served from and mark the photo ready; or remove it and say why.
+
+use super::verify::{VerifyError, verify};
+use super::{Refusal, UploadError};
+use crate::app::Shoebox;
+use crate::db::photos::{self as rows, Verified};
+use crate::domain::photo::served_key;
+use crate::domain::{Millis, Photo, PhotoId, PhotoState};
+use crate::imaging;
+use crate::photos::{self, Actor};
+use crate::storage::{Bucket, ServedHeaders};
+use crate::variants;
+
+impl Shoebox {
+    /// Verify a finished upload for real (it exists, its size, its first bytes, its dimensions,
+    /// a whole decode) and promote it to the key it is served from, without its metadata; or
+    /// remove it and say why ([`UploadError::Refused`]). The kind's variants are made from the
+    /// same decode.
+    ///
+    /// Completing a photo that is already verified answers with it again (a retried request
+    /// must not fail); completing before the file arrived leaves the form usable.
+    pub async fn complete(&self, actor: &Actor, id: PhotoId) -> Result<Photo, UploadError> {
+        complete(self, actor, id).await
+    }
+}
+
+async fn complete(app: &Shoebox, actor: &Actor, id: PhotoId) -> Result<Photo, UploadError> {
+    let photo = photos::owned(app, actor, id).await?;
+    match photo.state {
+        PhotoState::Ready | PhotoState::InUse | PhotoState::Released => return Ok(photo),
+        PhotoState::Deleted => return Err(UploadError::Gone(photo.deleted_reason.unwrap_or_default())),
+        PhotoState::Signed => {}
+    }
+    // Verification runs in its own task: a client that gives up, or the request timeout, must
+    // not stop it between writing the served object and recording it.
+    let task = tokio::spawn({
+        let app = app.clone();
+        async move {
+            // At most a few verifications hold a whole upload in memory at once.
+            let _permit = app.verifying.acquire().await.ok();
+            // Another request for the same photo may have finished it while this one waited.
+            match rows::get(&app.db, id).await? {
+                Some(p) if p.state == PhotoState::Signed => verify_and_promote(&app, &p).await,
+                _ => Ok(()),
+            }
+        }
+    });
+    let outcome = match task.await {
+        Ok(outcome) => outcome,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    // A request racing this one may have promoted the object (so it was gone from the incoming
+    // key when this one looked): its success is this one's answer too.
+    let now = photos::owned(app, actor, id).await;
+    match (outcome, now) {
+        (_, Ok(p)) if p.state.is_live() => Ok(p),
+        (Ok(()), Ok(p)) => Err(UploadError::Gone(p.deleted_reason.unwrap_or_default())),
+        (Ok(()), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Check the uploaded object, then write the checked bytes (without metadata) to the served
+/// key and mark the photo ready; or delete it and tombstone the photo with the reason.
+async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadError> {
+    let kind = app.kinds.get(&photo.kind).ok_or_else(|| UploadError::UnknownKind(photo.kind.clone()))?.clone();
+    let bucket = app.storage.bucket(&photo.bucket)?;
+    let now = app.now();
+    let Some(info) = bucket.head(&photo.incoming_key).await? else {
+        if now > photo.form_expires_at {
+            let reason = "The upload form expired before a file arrived.";
+            rows::mark_deleted(&app.db, photo.id, PhotoState::Signed, reason, now).await?;
+            return Err(UploadError::Expired);
+        }
+        return Err(UploadError::NotUploaded);
+    };
+
+    let checked = match verify(app, bucket, photo, kind.as_ref(), &info).await {
+        Ok(v) => v,
+        Err(VerifyError::Refused(refusal)) => return refuse(app, photo, refusal, now).await,
+        Err(VerifyError::Changed) => return Err(UploadError::Changed),
+        Err(VerifyError::Storage(e)) => return Err(e.into()),
+    };
+
+    let image_type = checked.info.image_type;
+    let token = photo.incoming_key.rsplit('/').next().unwrap_or_default();
+    let object_key = served_key(token, image_type);
+    let headers = ServedHeaders {
+        content_type: image_type.mime().to_owned(),
+        content_disposition: format!("inline; filename=\"photo.{}\"", image_type.extension()),
+        cache_control: bucket.access().stored_cache_control().to_owned(),
+    };
+    // What is served carries no metadata (location, camera serials, embedded thumbnails):
+    // filtered losslessly, keeping the pixels, colour profile and orientation.
+    let orientation = checked.info.orientation;
+    let upload = checked.bytes.clone(); // Bytes: a reference count, kept for the variants
+    let rendered = checked.variants;
+    let stripped = app.run_blocking(move || imaging::strip_metadata(&checked.bytes, image_type, orientation)).await;
+    let stripped = match stripped {
+        Ok(b) => b,
+        // The file decoded, so its structure is sound; refusing is still the safe answer.
+        Err(e) => return refuse(app, photo, Refusal::from(&e), now).await,
+    };
+    let verified = Verified {
+        object_key,
+        image_type,
+        byte_size: i64::try_from(stripped.len()).unwrap_or(i64::MAX),
+        width: i64::from(checked.info.width),
+        height: i64::from(checked.info.height),
+    };
+    bucket.put(&verified.object_key, stripped.into(), &headers).await?;
+    // Marked ready before the incoming copy goes: a request racing this one that finds the
+    // incoming object gone then also finds the photo ready.
+    if !rows::mark_ready(&app.db, photo.id, &verified, app.now()).await? {
+        withdrawn(app, bucket, photo, &verified).await?;
+    }
+    if let Err(e) = bucket.delete(&photo.incoming_key).await {
+        // Harmless to the photo; the leftover is an unreadable orphan under incoming/.
+        tracing::warn!(photo = %photo.id, error = %e, "could not delete the incoming copy");
+    }
+    // The variants are stored now, as verification rendered them (or made from the bytes in
+    // hand: no second read from the bucket), but without keeping the uploader waiting on the
+    // bucket: a page asking for one meanwhile waits on the claim.
+    // If this fails, the first request or resize-all makes them.
+    tokio::spawn({
+        let (app, photo) = (app.clone(), photo.clone());
+        async move {
+            let rendered = match rendered {
+                Some(making) => making.await.ok().and_then(Result::ok),
+                None => None,
+            };
+            if let Err(e) = variants::make_from_bytes(&app, &photo, kind.as_ref(), upload, rendered).await {
+                tracing::warn!(photo = %photo.id, error = %e, "variants not made at completion; made on first request");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The row left `signed` while its upload was being checked. If something else promoted it,
+/// all is well; if it was refused or removed, what was just written must not stay.
+async fn withdrawn(app: &Shoebox, bucket: &Bucket, photo: &Photo, verified: &Verified) -> Result<(), UploadError> {
+    let now_state = rows::get(&app.db, photo.id).await?.map(|p| p.state);
+    if now_state.is_some_and(PhotoState::is_live) {
+        return Ok(());
+    }
+    bucket.delete(&verified.object_key).await?;
+    Err(UploadError::Gone("The upload was withdrawn while it was being checked.".into()))
+}
+
+/// Remove a refused upload and tombstone its row with the reason.
+async fn refuse(app: &Shoebox, photo: &Photo, refusal: Refusal, now: Millis) -> Result<(), UploadError> {
+    photos::tombstone(app, photo, PhotoState::Signed, &refusal.to_string(), now).await?;
+    Err(UploadError::Refused(refusal))
+}

@@ -1,0 +1,467 @@
+//! Variants: the smaller renditions of a photo (`thumb`, `display`, ...) that pages show
+//! instead of the original, made once and served from the bucket like the original.
+//!
+//! Each is made at most once per recipe: the `variants` row is written before the work starts
+//! (its uniqueness constraint is the claim), so two requests, dynos or resize-all runs wanting
+//! the same variant never both make it; the others wait briefly for it or use the original.
+//! Completion makes a kind's variants from the bytes it already holds ([`make_from_bytes`]);
+//! the first request for one that is missing makes it ([`locate`]); `resize-all` catches the
+//! rest ([`make_missing`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::app::Shoebox;
+use crate::db::variants::{self as rows, Made, VariantRow, VariantState};
+use crate::db::{DbError, photos as photo_rows};
+use crate::domain::photo;
+use crate::domain::{Kind, Millis, Photo, PhotoId, UserId, VariantSpec, now_millis};
+use crate::fault::Fault;
+use crate::imaging::{self, ImageType, ImagingError, OutputFormat, Recipe, Rendition};
+use crate::photos::{self, Location, PhotoError};
+use crate::storage::{Bucket, ServedHeaders, StorageError};
+
+/// A `making` claim older than this belongs to a process that died: another may take it over.
+/// Far longer than any variant takes (seconds), so a slow maker is never raced.
+pub const STALE_CLAIM_MS: Millis = 5 * 60 * 1000;
+/// How long a request waits for a variant another process is making before it answers with
+/// the original instead.
+const WAIT_FOR_OTHERS: Duration = Duration::from_secs(8);
+const POLL: Duration = Duration::from_millis(50);
+
+/// Why a variant could not be found or made. Each has one HTTP status, in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum VariantError {
+    /// The photo's kind has no variant of this name. The client's fault.
+    #[error("Photos of this kind have no size called {0:?}.")]
+    NoSuchVariant(String),
+    /// Finding the photo failed (see [`PhotoError::fault`]).
+    #[error(transparent)]
+    Photo(#[from] PhotoError),
+    /// The database failed: an outage or a bug.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// S3 failed while reading the original or writing the variant: an outage when
+    /// unavailable, else a bug.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl VariantError {
+    /// Whose fault this is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::NoSuchVariant(_) => Fault::Client,
+            Self::Photo(e) => e.fault(),
+            Self::Db(e) => e.fault(),
+            Self::Storage(e) => e.fault(),
+        }
+    }
+}
+
+/// See [`VariantSpec::recipe_hash`].
+pub(crate) fn recipe_hash(spec: &VariantSpec) -> String {
+    spec.recipe_hash()
+}
+
+/// Where a variant of `photo` is stored (see [`photo::variant_key`]).
+pub(crate) fn variant_key(photo: &Photo, name: &str, hash: &str, image_type: ImageType) -> String {
+    photo::variant_key(token(photo), name, hash, image_type)
+}
+
+/// The upload's random token, which names every object of the photo.
+pub(crate) fn token(photo: &Photo) -> &str {
+    photo.incoming_key.rsplit('/').next().unwrap_or_default()
+}
+
+/// What a viewer is served for `GET /photos/{id}/{name}`.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub location: Location,
+    /// The served object's type (the original's when the variant is not there yet).
+    pub image_type: Option<ImageType>,
+    /// The photo and its kind, for the proxy's delivery choice and its log lines.
+    pub photo: Photo,
+    pub kind: Arc<dyn Kind>,
+}
+
+/// Where the `name` rendition (`original` or one of the kind's variants) of a photo `viewer`
+/// may see is, making the variant first if it is missing. While another process is making
+/// it, this waits a few seconds, then answers with the original rather than keep a page
+/// waiting; the same when the variant cannot be made from this photo.
+pub(crate) async fn locate(
+    app: &Shoebox,
+    viewer: Option<&UserId>,
+    id: PhotoId,
+    name: &str,
+) -> Result<Served, VariantError> {
+    let photos::Viewable { photo, kind, location: original } = app.viewable(viewer, id).await?;
+    if name == "original" {
+        let image_type = photo.image_type;
+        return Ok(Served { location: original, image_type, photo, kind });
+    }
+    let spec = kind.variants().into_iter().find(|s| s.name == name);
+    let spec = spec.ok_or_else(|| VariantError::NoSuchVariant(name.to_owned()))?;
+    let Some(row) = ensure(app, &photo, kind.as_ref(), &spec).await? else {
+        let image_type = photo.image_type;
+        return Ok(Served { location: original, image_type, photo, kind });
+    };
+    let key = row.object_key.unwrap_or_default();
+    let location = match original {
+        Location::Public(url) => Location::Public(app.storage.bucket(&photo.bucket)?.public_url(&key).unwrap_or(url)),
+        Location::Private { bucket, .. } => Location::Private { bucket, key },
+    };
+    Ok(Served { location, image_type: row.image_type, photo, kind })
+}
+
+/// The URL a page uses for a variant: the bucket's (or CDN's) when it is made and public,
+/// otherwise the route that makes or streams it.
+pub(crate) fn src(app: &Shoebox, photo: &Photo, name: &str, made: &[VariantRow]) -> String {
+    let route = app.url(&format!("/photos/{}/{name}", photo.id));
+    let Ok(bucket) = app.storage.bucket(&photo.bucket) else { return route };
+    let kind = app.kinds.get(&photo.kind);
+    let current = kind.and_then(|k| k.variants().into_iter().find(|s| s.name == name)).map(|s| recipe_hash(&s));
+    made.iter()
+        .find(|r| r.photo_id == photo.id.to_string() && r.name == name && Some(&r.recipe_hash) == current.as_ref())
+        .and_then(|r| bucket.public_url(r.object_key.as_deref()?))
+        .unwrap_or(route)
+}
+
+/// The made variants of all of a user's photos, for a page that lists them (one query, not
+/// one per photo); pass them to [`src`].
+pub(crate) async fn made_for_uploader(app: &Shoebox, user: &UserId) -> Result<Vec<VariantRow>, VariantError> {
+    Ok(rows::ready_for_uploader(&app.db, user).await?)
+}
+
+impl Shoebox {
+    /// Every rendition's URL, by name: `original` and each of the kind's variants. A public
+    /// photo's made variants are the bucket's (or CDN's) URLs; the rest are Shoebox's routes
+    /// (under the base path), which make a missing variant on first request and stream private
+    /// ones after the kind's check. For a host's own pages and JSON.
+    pub async fn variant_urls(&self, photo: &Photo) -> Result<Vec<(String, String)>, VariantError> {
+        let made = rows::list_for_photo(&self.db, photo.id).await?;
+        let mut out: Vec<(String, String)> =
+            self.original_url(photo).map(|s| ("original".to_owned(), s)).into_iter().collect();
+        if let Some(kind) = self.kinds.get(&photo.kind) {
+            out.extend(kind.variants().into_iter().map(|s| (s.name.clone(), src(self, photo, &s.name, &made))));
+        }
+        Ok(out)
+    }
+}
+
+/// How the variants of one photo went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PhotoOutcome {
+    /// Variants made by this call.
+    pub made: usize,
+    /// Already made, being made elsewhere, or failed before (and not retried).
+    pub skipped: usize,
+    /// Why the image could not be made into variants (recorded, so not retried by default).
+    pub failed: Option<String>,
+}
+
+/// What to claim: the variant, its recipe hash.
+type Claimed = Vec<(VariantSpec, String)>;
+
+/// Where the variants' pixels come from.
+enum Source {
+    /// The original, read from its bucket.
+    Bucket,
+    /// The upload, already in memory.
+    Bytes(Bytes),
+    /// Already rendered (by verification), one for each claimed variant, in claim order.
+    Rendered(Vec<Rendition>),
+}
+
+/// Store the kind's variants of a photo just verified, rendered from the verification decode
+/// (`rendered`, in [`Kind::variants`] order), or made from the upload's bytes already in
+/// memory when they were not: no second read from the bucket, and no second decode.
+pub(crate) async fn make_from_bytes(
+    app: &Shoebox,
+    photo: &Photo,
+    kind: &dyn Kind,
+    bytes: Bytes,
+    rendered: Option<Vec<Rendition>>,
+) -> Result<PhotoOutcome, VariantError> {
+    let specs = kind.variants();
+    let (claimed, mut outcome) = claim_all(app, photo.id, &specs, false).await?;
+    // Those claimed, in claim order (a request may have claimed one meanwhile).
+    let mut rendered: Vec<(VariantSpec, Rendition)> =
+        rendered.filter(|r| r.len() == specs.len()).map(|r| specs.into_iter().zip(r).collect()).unwrap_or_default();
+    let picked: Vec<Rendition> = claimed
+        .iter()
+        .filter_map(|(spec, _)| rendered.iter().position(|(s, _)| s == spec).map(|at| rendered.swap_remove(at).1))
+        .collect();
+    let source = if picked.len() == claimed.len() { Source::Rendered(picked) } else { Source::Bytes(bytes) };
+    make_claimed(app, photo, kind, claimed, source, &mut outcome).await?;
+    Ok(outcome)
+}
+
+/// Make whichever of the kind's variants of a live photo are missing, reading the original
+/// from its bucket only if one is (resize-all). `retry_failed` tries again those that failed.
+pub(crate) async fn make_missing(
+    app: &Shoebox,
+    photo: &Photo,
+    kind: &dyn Kind,
+    retry_failed: bool,
+) -> Result<PhotoOutcome, VariantError> {
+    let (claimed, mut outcome) = claim_all(app, photo.id, &kind.variants(), retry_failed).await?;
+    make_claimed(app, photo, kind, claimed, Source::Bucket, &mut outcome).await?;
+    Ok(outcome)
+}
+
+enum Claim {
+    Mine,
+    Ready(VariantRow),
+    Busy,
+    Failed,
+}
+
+async fn claim(app: &Shoebox, id: PhotoId, name: &str, hash: &str, retry_failed: bool) -> Result<Claim, DbError> {
+    let now = now_millis();
+    if rows::claim_new(&app.db, id, name, hash, now).await? {
+        return Ok(Claim::Mine);
+    }
+    let Some(row) = rows::get(&app.db, id, name, hash).await? else { return Ok(Claim::Busy) };
+    let take = match row.state {
+        VariantState::Ready => return Ok(Claim::Ready(row)),
+        VariantState::Making => row.claimed_at < now - STALE_CLAIM_MS,
+        VariantState::Failed if retry_failed => true,
+        VariantState::Failed => return Ok(Claim::Failed),
+    };
+    if take && rows::take_over(&app.db, &row, now).await? { Ok(Claim::Mine) } else { Ok(Claim::Busy) }
+}
+
+async fn claim_all(
+    app: &Shoebox,
+    id: PhotoId,
+    specs: &[VariantSpec],
+    retry_failed: bool,
+) -> Result<(Claimed, PhotoOutcome), VariantError> {
+    let mut claimed = Vec::new();
+    let mut outcome = PhotoOutcome::default();
+    for spec in specs {
+        let hash = recipe_hash(spec);
+        match claim(app, id, &spec.name, &hash, retry_failed).await? {
+            Claim::Mine => claimed.push((spec.clone(), hash)),
+            Claim::Ready(_) | Claim::Busy | Claim::Failed => outcome.skipped += 1,
+        }
+    }
+    Ok((claimed, outcome))
+}
+
+/// The variant, made by this process if nobody has: `None` when it cannot be made or another
+/// process is still making it after a short wait (the caller serves the original).
+async fn ensure(
+    app: &Shoebox,
+    photo: &Photo,
+    kind: &dyn Kind,
+    spec: &VariantSpec,
+) -> Result<Option<VariantRow>, VariantError> {
+    let hash = recipe_hash(spec);
+    let deadline = Instant::now() + WAIT_FOR_OTHERS;
+    loop {
+        match claim(app, photo.id, &spec.name, &hash, false).await? {
+            Claim::Ready(row) => return Ok(Some(row)),
+            Claim::Failed => return Ok(None),
+            Claim::Mine => {
+                // Its own task: a client that gives up must not leave a claim half done.
+                let task = tokio::spawn({
+                    let (app, photo, spec, hash) = (app.clone(), photo.clone(), spec.clone(), hash.clone());
+                    let kind = app.kinds.get(kind.name()).cloned();
+                    async move {
+                        let Some(kind) = kind else { return Ok(PhotoOutcome::default()) };
+                        let mut outcome = PhotoOutcome::default();
+                        make_claimed(&app, &photo, kind.as_ref(), vec![(spec, hash)], Source::Bucket, &mut outcome)
+                            .await?;
+                        Ok::<_, VariantError>(outcome)
+                    }
+                });
+                match task.await {
+                    Ok(outcome) => outcome?,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+                let row = rows::get(&app.db, photo.id, &spec.name, &hash).await?;
+                return Ok(row.filter(|r| r.state == VariantState::Ready));
+            }
+            Claim::Busy if Instant::now() >= deadline => return Ok(None),
+            Claim::Busy => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// Render the claimed variants in one decode, write them, and record them; a bad image marks
+/// them failed with the reason, a storage or database failure releases the claims.
+async fn make_claimed(
+    app: &Shoebox,
+    photo: &Photo,
+    kind: &dyn Kind,
+    claimed: Claimed,
+    source: Source,
+    outcome: &mut PhotoOutcome,
+) -> Result<(), VariantError> {
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let bucket = app.storage.bucket(&photo.bucket)?;
+    let result = render_and_store(app, photo, kind, bucket, &claimed, source).await;
+    match result {
+        Ok(Ok(made)) => {
+            let now = now_millis();
+            for ((spec, hash), made) in claimed.iter().zip(&made) {
+                rows::mark_ready(&app.db, photo.id, &spec.name, hash, made, now).await?;
+            }
+            outcome.made += made.len();
+            // A photo deleted while its variants were being made: they must not stay behind.
+            let live = photo_rows::get(&app.db, photo.id).await?.is_some_and(|p| p.state.is_live());
+            if !live {
+                for m in &made {
+                    bucket.delete(&m.object_key).await?;
+                }
+            }
+            Ok(())
+        }
+        Ok(Err(image)) => {
+            let reason = image.to_string();
+            for (spec, hash) in &claimed {
+                rows::mark_failed(&app.db, photo.id, &spec.name, hash, &reason).await?;
+            }
+            tracing::warn!(photo = %photo.id, error = %reason, "variants could not be made");
+            outcome.failed = Some(reason);
+            Ok(())
+        }
+        Err(e) => {
+            for (spec, hash) in &claimed {
+                rows::release(&app.db, photo.id, &spec.name, hash).await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The outer error is the bucket's (worth retrying); the inner one the image's (not).
+async fn render_and_store(
+    app: &Shoebox,
+    photo: &Photo,
+    kind: &dyn Kind,
+    bucket: &Bucket,
+    claimed: &Claimed,
+    source: Source,
+) -> Result<Result<Vec<Made>, ImagingError>, VariantError> {
+    let bytes = match source {
+        Source::Rendered(renditions) => return store(app, photo, bucket, claimed, renditions).await,
+        Source::Bytes(b) => b,
+        Source::Bucket => {
+            let key = photo.object_key.as_deref().ok_or(PhotoError::NotReady)?;
+            let (_, stream) = bucket.get_stream(key).await?;
+            stream.collect().await.map_err(|e| StorageError::Service(e.to_string()))?.into_bytes()
+        }
+    };
+    let specs: Vec<VariantSpec> = claimed.iter().map(|(s, _)| s.clone()).collect();
+    let k = kind.limits();
+    let limits = imaging::Limits {
+        max_pixels: k.max_pixels,
+        max_width: k.max_width,
+        max_height: k.max_height,
+        ..imaging::Limits::default()
+    };
+    let rendered = app.run_blocking(move || render(&bytes, &specs, &limits, || ())).await;
+    match rendered {
+        Ok(renditions) => store(app, photo, bucket, claimed, renditions).await,
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Write the renditions of the claimed variants (in claim order) to the bucket.
+async fn store(
+    app: &Shoebox,
+    photo: &Photo,
+    bucket: &Bucket,
+    claimed: &Claimed,
+    renditions: Vec<Rendition>,
+) -> Result<Result<Vec<Made>, ImagingError>, VariantError> {
+    let mut made = Vec::with_capacity(renditions.len());
+    for ((spec, hash), r) in claimed.iter().zip(renditions) {
+        let key = variant_key(photo, &spec.name, hash, r.image_type);
+        let headers = ServedHeaders {
+            content_type: r.image_type.mime().to_owned(),
+            content_disposition: format!("inline; filename=\"photo-{}.{}\"", spec.name, r.image_type.extension()),
+            cache_control: bucket.access().stored_cache_control().to_owned(),
+        };
+        let byte_size = i64::try_from(r.bytes.len()).unwrap_or(i64::MAX);
+        bucket.put(&key, r.bytes.into(), &headers).await?;
+        app.count_variant_write();
+        made.push(Made {
+            object_key: key,
+            image_type: r.image_type,
+            width: i64::from(r.width),
+            height: i64::from(r.height),
+            byte_size,
+        });
+    }
+    Ok(Ok(made))
+}
+
+/// The variants of one image, decoded once: JPEG for opaque images, PNG where the source
+/// has alpha. `decoded` is called once the whole file has decoded, before the variants are
+/// made (verification needs to know no more). Synchronous; runs on the blocking pool.
+pub(crate) fn render(
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: &imaging::Limits,
+    decoded: impl FnOnce(),
+) -> Result<Vec<Rendition>, ImagingError> {
+    // Baseline, not progressive: measured on the six camera photos at 320 and 1280 px,
+    // progressive came out 5 to 16 % larger every time (see README, "Variants").
+    let recipe = |s: &VariantSpec| Recipe::fit(s.max_width, s.max_height).with_quality(s.quality);
+    let source = imaging::sniff(bytes)?;
+    if source == ImageType::Jpeg {
+        // JPEG has no alpha: no PNG candidate to weigh.
+        let recipes: Vec<Recipe> = specs.iter().map(recipe).collect();
+        return imaging::render_all_then(bytes, &recipes, limits, decoded);
+    }
+    // Whether the pixels really use alpha is known only after decoding, so each variant is
+    // made both ways in the same decode and the PNG kept only where it has an alpha channel
+    // (the engine drops an alpha channel that is opaque everywhere).
+    let recipes: Vec<Recipe> =
+        specs.iter().flat_map(|s| [recipe(s).with_format(OutputFormat::Png), recipe(s)]).collect();
+    let mut both = imaging::render_all_then(bytes, &recipes, limits, decoded)?.into_iter();
+    let mut out = Vec::with_capacity(specs.len());
+    while let (Some(png), Some(jpeg)) = (both.next(), both.next()) {
+        out.push(if png_has_alpha(&png.bytes) { png } else { jpeg });
+    }
+    Ok(out)
+}
+
+/// The PNG's colour type (IHDR, byte 25) is grey+alpha (4) or RGBA (6).
+fn png_has_alpha(png: &[u8]) -> bool {
+    png.get(25).is_some_and(|t| matches!(t, 4 | 6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recipe_hash_is_short_stable_and_changes_with_the_recipe() {
+        let thumb = VariantSpec::new("thumb", 320, 320, 80).expect("spec");
+        assert_eq!(recipe_hash(&thumb).len(), 10);
+        assert_eq!(recipe_hash(&thumb), recipe_hash(&thumb.clone()));
+        let bigger = VariantSpec::new("thumb", 400, 400, 80).expect("spec");
+        let better = VariantSpec::new("thumb", 320, 320, 90).expect("spec");
+        assert_ne!(recipe_hash(&thumb), recipe_hash(&bigger));
+        assert_ne!(recipe_hash(&thumb), recipe_hash(&better));
+    }
+
+    #[test]
+    fn only_png_colour_types_with_alpha_count_as_alpha() {
+        let mut ihdr = vec![0u8; 26];
+        for (t, alpha) in [(0, false), (2, false), (3, false), (4, true), (6, true)] {
+            ihdr[25] = t;
+            assert_eq!(png_has_alpha(&ihdr), alpha, "colour type {t}");
+        }
+        assert!(!png_has_alpha(&[]));
+    }
+}
