@@ -371,9 +371,10 @@ impl Shoebox {
         &self.web.base_path
     }
 
-    /// `path` under the base path: every URL Shoebox writes goes through here.
+    /// `path` under the base path: every URL Shoebox writes goes through here. The root of
+    /// the routes is the base path itself (`/media`, not `/media/`: a nested router's `/`).
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.web.base_path)
+        home_or(&self.web.base_path, path)
     }
 
     /// Now, by the service's clock.
@@ -415,4 +416,9 @@ impl Shoebox {
     pub fn variant_writes(&self) -> u64 {
         self.variant_writes.load(Ordering::Relaxed)
     }
+}
+
+/// `path` under `base`, where `/` under a non-empty base is the base itself.
+pub(crate) fn home_or(base: &str, path: &str) -> String {
+    if path == "/" && !base.is_empty() { base.to_owned() } else { format!("{base}{path}") }
 }

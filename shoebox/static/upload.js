@@ -197,7 +197,7 @@
     try {
       await api("/api/photos/" + photoId + "/attach");
       say("Saved.", "done");
-      window.location.assign(base + "/");
+      window.location.assign(base || "/");
     } catch (err) {
       say(err.message || String(err), "error");
       saveButton.disabled = false;

@@ -374,24 +374,28 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         if let Some(name) = self.pg_database.take() {
-            // Dropping needs async I/O and Drop is sync: do it on a thread with its own runtime.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-                rt.block_on(async {
-                    if let Ok(admin) = sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(1)
-                        .connect(&format!("{}/postgres", postgres_server()))
-                        .await
-                    {
-                        let _ =
-                            sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&admin).await;
-                        admin.close().await;
-                    }
-                });
-            })
-            .join();
+            drop_pg_database(name);
         }
     }
+}
+
+/// Drop a test's Postgres database. Dropping needs async I/O and `Drop` is sync: it runs on a
+/// thread with its own runtime.
+pub fn drop_pg_database(name: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            if let Ok(admin) = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&format!("{}/postgres", postgres_server()))
+                .await
+            {
+                let _ = sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&admin).await;
+                admin.close().await;
+            }
+        });
+    })
+    .join();
 }
 
 /// A value bound to a query by [`TestApp::execute`] and friends.

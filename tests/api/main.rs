@@ -14,6 +14,7 @@ mod browser;
 mod doctor;
 mod embedded_endpoint;
 mod imaging;
+mod library;
 mod lifecycle;
 mod reconcile;
 mod serve;

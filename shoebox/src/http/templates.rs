@@ -49,7 +49,7 @@ impl PageChrome {
     pub fn plain(base: &str, viewer: Option<&Viewer>) -> Self {
         Self {
             base: base.to_owned(),
-            brand: NavLink { label: "Shoebox".into(), href: format!("{base}/") },
+            brand: NavLink { label: "Shoebox".into(), href: crate::app::home_or(base, "/") },
             viewer_name: viewer.and_then(|v| v.name.clone()),
             csrf: viewer.and_then(|v| v.csrf_token().map(str::to_owned)),
             links: Vec::new(),
