@@ -2,11 +2,12 @@
 # Build stage: the same toolchain as development and CI.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# The workspace: the reference app (src, its migrations and templates) and the library (shoebox/).
+COPY Cargo.toml Cargo.lock askama.toml ./
 COPY src src
 COPY migrations migrations
 COPY templates templates
-COPY static static
+COPY shoebox shoebox
 RUN cargo build --release --locked --bin shoebox
 
 # Runtime stage: a slim image with only the binary and CA certificates (for S3 and Postgres TLS).

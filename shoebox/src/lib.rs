@@ -22,42 +22,48 @@
 //!
 //! # The modules, bottom to top
 //!
-//! Each uses only those above it in this list. The domain knows nothing of I/O; the database,
-//! storage and imaging sit beside each other on it; the service, the photo operations and the
-//! jobs use those; HTTP is on top, and nothing below it knows axum (the embedded S3 endpoint,
-//! an HTTP server by nature, is the exception). `rustfmt.toml` keeps this order.
+//! Each uses only those above it in this list. The domain knows nothing of I/O; imaging, the
+//! database and storage sit beside each other on it; the service, the photo operations and
+//! the jobs use those; the doctor reads storage; HTTP is on top, and nothing below it knows
+//! axum (the embedded S3 endpoint, an HTTP server by nature, is the exception, and serves
+//! itself). `rustfmt.toml` keeps this order.
+//!
+//! | Module | What it holds | Public |
+//! |---|---|---|
+//! | `fault` | whose fault an error is ([`Fault`]) | re-exported |
+//! | `domain` | ids, kinds, buckets, photo states, the clock, lifecycle rules; pure | re-exported |
+//! | [`imaging`] | decoding with limits, orientation, resizing, encoding: bytes in, bytes out | yes: usable on its own |
+//! | `db` | the host's pool ([`Db`]), Shoebox's own migrations, one file of queries per table | [`Db`] only |
+//! | `storage` | the S3 client wrapper, the POST-policy signer, the embedded endpoint | settings and errors; [`embedded`], [`post_policy`] |
+//! | `app` | the assembled service, [`Shoebox`], and its builder | re-exported |
+//! | [`health`] | each dependency, checked, for `/healthz` and the doctor | yes |
+//! | `photos` | who may see a photo, attach, release, delete, tombstone | operations on [`Shoebox`] |
+//! | `uploads` | sign a form, verify and promote an upload | operations on [`Shoebox`] |
+//! | `variants` | made once: at completion, on first request, or by resize-all | operations on [`Shoebox`] |
+//! | [`jobs`] | clean-up, resize-all, reconcile, each with a summary | yes |
+//! | [`doctor`] | each bucket's needed configuration, and checks of a live setup | yes |
+//! | [`http`] | routers a host nests, [`http::Host`], extractors, layers, error mapping | yes |
+//!
+//! Internals (the query modules, the embedded endpoint's innards, the S3 wrapper) are private:
+//! everything a host needs is above, and the reference app in this repository uses nothing
+//! else (it is a separate crate, so it cannot).
 
 #![warn(missing_docs)]
 
-/// Whose fault an error is.
 mod fault;
-/// Validated types (ids, kinds, buckets, photo states), the clock and lifecycle rules. Pure.
 mod domain;
-/// Decoding with limits, orientation, resizing and encoding: bytes in, bytes out. Public: the
-/// engine is usable on its own (`shoebox resize`).
 pub mod imaging;
-/// The pool (the host's), Shoebox's own migrations, and one file of queries per table.
 mod db;
-/// Buckets: the S3 client wrapper, the POST-policy signer, the embedded endpoint.
 mod storage;
-/// The assembled service and its builder.
 mod app;
-/// The health report: each dependency, its state and how long it took.
 pub mod health;
-/// Photos that exist: who may see one, attach, release, delete, tombstone.
 mod photos;
-/// The upload path: sign a form, then verify and promote the upload.
 mod uploads;
-/// Variants (thumb, display, ...): made once, on completion, on first request or by resize-all.
 mod variants;
-/// Jobs: clean-up, resize-all, reconcile, each returning a summary.
 pub mod jobs;
-/// The S3 doctor: each bucket's needed configuration, and checks of a live setup.
 pub mod doctor;
-/// Routers a host nests, the identity trait, extractors, layers and error mapping.
 pub mod http;
 
-#[cfg(feature = "embedded-s3")]
 pub use app::EmbeddedS3Options;
 pub use app::{BuildError, Limits, Shoebox, ShoeboxBuilder};
 pub use db::{Backend, Db, DbError, MIGRATIONS_TABLE};

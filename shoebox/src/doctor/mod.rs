@@ -1,5 +1,5 @@
 //! The S3 doctor: what each bucket needs ([`s3_config`]), how far a live bucket is from it
-//! ([`settings`]), and checks of a live setup that return findings ([`checks`]). Nothing here
+//! ([`apply_plan`] compares and writes), and checks of a live setup that return findings ([`check_buckets`], [`database`]). Nothing here
 //! prints: `cli` renders the [`Report`].
 
 mod checks;

@@ -2,7 +2,7 @@
 //! completion and the first request did not (a failure, a new variant, a changed recipe).
 //!
 //! Safe beside the web dynos and another resize-all: each variant is claimed in the database
-//! first (see [`crate::variants`]), so whoever claims it makes it and the others skip it.
+//! first (the variant's row is the claim), so whoever claims it makes it and the others skip it.
 //! Resumable: what is made is recorded, so a run stopped anywhere is finished by running it
 //! again; a claim left by a killed run is taken over once it is stale. A photo that cannot be
 //! made into variants is recorded as failed with the reason, and skipped by later runs unless
