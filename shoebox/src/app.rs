@@ -18,18 +18,34 @@ use crate::storage::{BucketSettings, SigningCredentials, Storage, StorageError};
 /// Photos that users upload, as one service: what a host builds once at start-up and keeps in
 /// its state. Cheap to clone (one `Arc`).
 ///
-/// ```no_run
-/// # async fn start(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
-/// use shoebox::{BucketSettings, ConfiguredKind, ImageLimits, Shoebox};
+/// Built on the host's own pool, with its buckets and kinds; here SQLite in memory and the
+/// in-process S3 endpoint, so it runs anywhere:
 ///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shoebox::{Actor, ConfiguredKind, EmbeddedS3Options, FormStyle, ImageLimits, PhotoState, Shoebox, SignRequest, UserId};
+///
+/// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
 /// let avatar = ConfiguredKind::new("avatar", None, "public", &["image/jpeg".into()], 5_000_000, ImageLimits::default())?;
+/// let s3 = tempfile::tempdir()?;
 /// let shoebox = Shoebox::builder(pool)
-///     .bucket(BucketSettings::public("public", "acme-photos"))
 ///     .kind(avatar)
 ///     .base_path("/media")
+///     .embedded_s3(EmbeddedS3Options::new(s3.path(), &["http://localhost:3000"]))
 ///     .build()
 ///     .await?;
 /// shoebox.migrate().await?;
+///
+/// // A form for exactly one upload, and the row that tracks it from now on.
+/// let ann = UserId::new("ann")?;
+/// let request = SignRequest { kind: "avatar".into(), filename: None, content_type: Some("image/jpeg".into()), size: Some(1000) };
+/// let signed = shoebox.sign(&ann, request, FormStyle::Script).await?;
+/// assert!(signed.form.fields.iter().any(|(k, v)| k == "key" && v.starts_with("incoming/")));
+/// let photo = shoebox.photo(signed.photo_id).await?.expect("recorded before any byte is sent");
+/// assert_eq!((photo.state, photo.uploader), (PhotoState::Signed, ann.clone()));
+/// // Nothing was uploaded yet, so completing it says so (and the form stays usable).
+/// assert!(shoebox.complete(&Actor::User(ann), signed.photo_id).await.is_err());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

@@ -22,17 +22,18 @@
 //!
 //! # The modules, bottom to top
 //!
-//! Each uses only those above it in this list. The domain knows nothing of I/O; imaging, the
-//! database and storage sit beside each other on it; the service, the photo operations and
-//! the jobs use those; the doctor reads storage; HTTP is on top, and nothing below it knows
-//! axum (the embedded S3 endpoint, an HTTP server by nature, is the exception, and serves
-//! itself). `rustfmt.toml` keeps this order.
+//! Each uses only those above it in this list. Imaging is a pure engine that knows nothing of
+//! the rest; the domain (pure too) names image types by imaging's words; the database and
+//! storage sit beside each other on the domain; the service, the photo operations and the jobs
+//! use those; the doctor reads storage; HTTP is on top, and nothing below it knows axum (the
+//! embedded S3 endpoint, an HTTP server by nature, is the exception, and serves itself).
+//! `rustfmt.toml` keeps this order.
 //!
 //! | Module | What it holds | Public |
 //! |---|---|---|
 //! | `fault` | whose fault an error is ([`Fault`]) | re-exported |
-//! | `domain` | ids, kinds, buckets, photo states, the clock, lifecycle rules; pure | re-exported |
 //! | [`imaging`] | decoding with limits, orientation, resizing, encoding: bytes in, bytes out | yes: usable on its own |
+//! | `domain` | ids, kinds, buckets, photo states, the clock, lifecycle rules; pure | re-exported |
 //! | `db` | the host's pool ([`Db`]), Shoebox's own migrations, one file of queries per table | [`Db`] only |
 //! | `storage` | the S3 client wrapper, the POST-policy signer, the embedded endpoint | settings and errors; [`embedded`], [`post_policy`] |
 //! | `app` | the assembled service, [`Shoebox`], and its builder | re-exported |
@@ -51,8 +52,8 @@
 #![warn(missing_docs)]
 
 mod fault;
-mod domain;
 pub mod imaging;
+mod domain;
 mod db;
 mod storage;
 mod app;

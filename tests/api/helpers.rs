@@ -64,6 +64,20 @@ pub fn random_token() -> String {
     shoebox_app::accounts::random_token()
 }
 
+/// Bind `args` to a query of either backend, in order.
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::I(i) => q.bind(*i),
+                Arg::S(s) => q.bind(s.clone()),
+            };
+        }
+        q
+    }};
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -257,63 +271,29 @@ impl TestApp {
     /// Run `sql` (with `$n` parameters) on this app's database, whichever backend it is;
     /// the rows it changed.
     pub async fn execute(&self, sql: &str, args: &[Arg]) -> u64 {
-        macro_rules! bind_all {
-            ($q:expr) => {{
-                let mut q = $q;
-                for a in args {
-                    q = match a {
-                        Arg::I(i) => q.bind(*i),
-                        Arg::S(s) => q.bind(s.clone()),
-                    };
-                }
-                q
-            }};
-        }
         match self.shoebox.db() {
-            shoebox::Db::Postgres(p) => bind_all!(sqlx::query(sql)).execute(p).await.expect(sql).rows_affected(),
-            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query(sql)).execute(p).await.expect(sql).rows_affected(),
+            shoebox::Db::Postgres(p) => bind_all!(sqlx::query(sql), args).execute(p).await.expect(sql).rows_affected(),
+            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query(sql), args).execute(p).await.expect(sql).rows_affected(),
         }
     }
 
     /// The single number `sql` selects (a count), on this app's database.
     pub async fn number(&self, sql: &str, args: &[Arg]) -> i64 {
-        macro_rules! bind_all {
-            ($q:expr) => {{
-                let mut q = $q;
-                for a in args {
-                    q = match a {
-                        Arg::I(i) => q.bind(*i),
-                        Arg::S(s) => q.bind(s.clone()),
-                    };
-                }
-                q
-            }};
-        }
         match self.shoebox.db() {
-            shoebox::Db::Postgres(p) => bind_all!(sqlx::query_scalar(sql)).fetch_one(p).await.expect(sql),
-            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query_scalar(sql)).fetch_one(p).await.expect(sql),
+            shoebox::Db::Postgres(p) => bind_all!(sqlx::query_scalar(sql), args).fetch_one(p).await.expect(sql),
+            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query_scalar(sql), args).fetch_one(p).await.expect(sql),
         }
     }
 
     /// The single text `sql` selects, if a row has it.
     pub async fn text(&self, sql: &str, args: &[Arg]) -> Option<String> {
-        macro_rules! bind_all {
-            ($q:expr) => {{
-                let mut q = $q;
-                for a in args {
-                    q = match a {
-                        Arg::I(i) => q.bind(*i),
-                        Arg::S(s) => q.bind(s.clone()),
-                    };
-                }
-                q
-            }};
-        }
         match self.shoebox.db() {
             shoebox::Db::Postgres(p) => {
-                bind_all!(sqlx::query_scalar(sql)).fetch_optional(p).await.expect(sql).flatten()
+                bind_all!(sqlx::query_scalar(sql), args).fetch_optional(p).await.expect(sql).flatten()
             }
-            shoebox::Db::Sqlite(p) => bind_all!(sqlx::query_scalar(sql)).fetch_optional(p).await.expect(sql).flatten(),
+            shoebox::Db::Sqlite(p) => {
+                bind_all!(sqlx::query_scalar(sql), args).fetch_optional(p).await.expect(sql).flatten()
+            }
         }
     }
 

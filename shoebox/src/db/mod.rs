@@ -40,8 +40,8 @@ pub enum DbError {
 
 impl DbError {
     /// Whose fault this is: an outage when [`DbError::is_outage`], else a bug.
-    pub fn fault(&self) -> crate::Fault {
-        if self.is_outage() { crate::Fault::Outage } else { crate::Fault::Bug }
+    pub fn fault(&self) -> crate::fault::Fault {
+        if self.is_outage() { crate::fault::Fault::Outage } else { crate::fault::Fault::Bug }
     }
 
     /// Whether the database was unreachable or overloaded (worth retrying shortly), rather than

@@ -14,7 +14,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::Host;
 use super::error::{ApiError, AppError};
 use super::identity::{ApiViewer, MaybeViewer, PhotoIdParam};
-use crate::domain::Millis;
+use crate::app::Shoebox;
+use crate::domain::{Millis, PhotoId, UserId};
 use crate::photos::{Actor, PhotoView};
 use crate::uploads::{FormStyle, SignRequest};
 
@@ -106,10 +107,7 @@ async fn attach_photo<S: Host>(
     id: PhotoIdParam,
     body: Result<Option<Json<KeepUntil>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let keep_until = KeepUntil::parse(body)?;
-    let app = state.shoebox();
-    let photo = app.attach(&Actor::User(viewer.id), id.id(), keep_until).await?;
-    Ok(Json(json!({ "photo": PhotoView::of(app, &photo) })).into_response())
+    keep_or_release(state.shoebox(), viewer.id, id.id(), body, Move::Attach).await
 }
 
 /// The uploader no longer uses the photo: it falls to its kind's keep rules.
@@ -119,9 +117,28 @@ async fn release_photo<S: Host>(
     id: PhotoIdParam,
     body: Result<Option<Json<KeepUntil>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    keep_or_release(state.shoebox(), viewer.id, id.id(), body, Move::Release).await
+}
+
+/// Which of the two moves that take an optional keep-until.
+enum Move {
+    Attach,
+    Release,
+}
+
+async fn keep_or_release(
+    app: &Shoebox,
+    uploader: UserId,
+    id: PhotoId,
+    body: Result<Option<Json<KeepUntil>>, JsonRejection>,
+    to: Move,
+) -> Result<Response, ApiError> {
     let keep_until = KeepUntil::parse(body)?;
-    let app = state.shoebox();
-    let photo = app.release(&Actor::User(viewer.id), id.id(), keep_until).await?;
+    let actor = Actor::User(uploader);
+    let photo = match to {
+        Move::Attach => app.attach(&actor, id, keep_until).await?,
+        Move::Release => app.release(&actor, id, keep_until).await?,
+    };
     Ok(Json(json!({ "photo": PhotoView::of(app, &photo) })).into_response())
 }
 

@@ -12,7 +12,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
 
-use super::identity::IdentityError;
 use super::templates::{ErrorPage, PageChrome};
 use crate::fault::Fault;
 use crate::photos::PhotoError;
@@ -42,6 +41,18 @@ pub(crate) fn remember_chrome(chrome: PageChrome) {
 /// take that layer.
 fn request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| crate::domain::random_token()[..16].to_owned())
+}
+
+/// Why the host could not say who is asking (its session store is down): answered 503.
+#[derive(Debug, thiserror::Error)]
+#[error("the application could not look up who is signed in: {0}")]
+pub struct IdentityError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl IdentityError {
+    /// Wrap the host's own error.
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(e.into())
+    }
 }
 
 /// Everything a Shoebox handler can fail with.

@@ -45,6 +45,7 @@ mod pages;
 mod photos;
 mod serve;
 mod templates;
+mod viewer;
 
 use std::future::Future;
 
@@ -52,12 +53,11 @@ use axum::Router;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
-pub use error::{ApiError, AppError, PageError};
-pub use identity::{
-    ApiViewer, CSRF_HEADER, Csrf, FormViewer, IdentityError, MaybeViewer, PageViewer, PhotoIdParam, Viewer,
-};
+pub use error::{ApiError, AppError, IdentityError, PageError};
+pub use identity::{ApiViewer, CSRF_HEADER, FormViewer, MaybeViewer, PageViewer, PhotoIdParam};
 pub use serve::{serve, without_nagle};
 pub use templates::{NavButton, NavLink, PageChrome};
+pub use viewer::{Csrf, Viewer};
 
 use crate::app::Shoebox;
 

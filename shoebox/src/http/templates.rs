@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::identity::Viewer;
+use super::viewer::Viewer;
 
 /// What the header of every Shoebox page shows: the host's brand link, who is signed in, and
 /// the host's own links and buttons. Hosts build it in [`Host::page_chrome`](super::Host::page_chrome).

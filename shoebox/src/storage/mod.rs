@@ -63,11 +63,11 @@ pub enum StorageError {
 impl StorageError {
     /// Whose fault this is: an outage when S3 is unavailable, the client's for a range
     /// outside the object or an object replaced while being read, a bug otherwise.
-    pub fn fault(&self) -> crate::Fault {
+    pub fn fault(&self) -> crate::fault::Fault {
         match self {
-            Self::Unavailable(_) => crate::Fault::Outage,
-            Self::RangeNotSatisfiable { .. } | Self::Changed => crate::Fault::Client,
-            _ => crate::Fault::Bug,
+            Self::Unavailable(_) => crate::fault::Fault::Outage,
+            Self::RangeNotSatisfiable { .. } | Self::Changed => crate::fault::Fault::Client,
+            _ => crate::fault::Fault::Bug,
         }
     }
 }
