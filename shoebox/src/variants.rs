@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::app::Shoebox;
 use crate::db::variants::{self as rows, Made, VariantRow, VariantState};
-use crate::db::{DbError, photos as photo_rows};
+use crate::db::{DbError, claims, photos as photo_rows};
 use crate::domain::photo;
 use crate::domain::{Kind, Millis, Photo, PhotoId, UserId, VariantSpec, now_millis};
 use crate::fault::Fault;
@@ -314,8 +314,11 @@ async fn make_claimed(
                 rows::mark_ready(&app.db, photo.id, &spec.name, hash, made, now).await?;
             }
             outcome.made += made.len();
-            // A photo deleted while its variants were being made: they must not stay behind.
-            let live = photo_rows::get(&app.db, photo.id).await?.is_some_and(|p| p.state.is_live());
+            // A photo deleted while its variants were being made: they must not stay behind. A
+            // claimed photo is being deleted (its keys may have been listed and deleted before
+            // these were written), so it counts as gone too.
+            let live = photo_rows::get(&app.db, photo.id).await?.is_some_and(|p| p.state.is_live())
+                && !claims::is_claimed(&app.db, photo.id).await?;
             if !live {
                 for m in &made {
                     bucket.delete(&m.object_key).await?;

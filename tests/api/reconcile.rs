@@ -37,9 +37,12 @@ async fn uploaded(app: &TestApp, user: &TestUser) -> (String, String) {
     (bucket, key)
 }
 
+/// Uploads a photo and waits for the variants completion makes in the background, so what the
+/// bucket holds is settled before reconcile looks at it.
 async fn uploaded_with_id(app: &TestApp, user: &TestUser) -> (String, String, String) {
     let v = user.upload("avatar", photo("orientation/Portrait_1.jpg"), "image/jpeg").await;
     let id = v["id"].as_str().expect("id").to_owned();
+    crate::variants::wait_for_variants(app, &id).await;
     let p = app.shoebox.photo(id.parse::<PhotoId>().expect("photo id")).await.expect("query").expect("row");
     (id, p.bucket, p.object_key.expect("verified"))
 }
