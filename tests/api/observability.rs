@@ -9,7 +9,7 @@
 //! share this test binary).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -464,7 +464,7 @@ async fn metrics_move_by_exactly_the_traffic_sent_and_only_for_the_token() {
         proxied += res.bytes().await.expect("body").len() as f64;
     }
     // A fourth whose object went missing: S3 answers 404, counted as an S3 error.
-    let key = format!("photos/{}", first_object_key(&served, &user, &second).await);
+    let key = object_key(&served, &second).await;
     std::fs::remove_file(served.object_path("shoebox-private", &key)).expect("remove the object");
     assert_eq!(user.get(&format!("/photos/{second}/original")).await.status(), StatusCode::NOT_FOUND);
     let after = scrape().await;
@@ -492,22 +492,16 @@ async fn metrics_move_by_exactly_the_traffic_sent_and_only_for_the_token() {
     assert!(after.contains("# HELP shoebox_http_requests_total"), "described: {after}");
 }
 
-/// The served original's key of photo `id` (its token), from the API.
-async fn first_object_key(served: &Served, user: &TestUser, id: &str) -> String {
-    let _ = served;
-    let view: Value = user.get(&format!("/api/photos/{id}")).await.json().await.expect("json");
-    let _ = &view;
-    // The served key is photos/<token>/original.<ext>; the API shows the route, so ask S3's
-    // folder instead.
-    let dir = served.dir.path().join("s3").join("shoebox-private").join("photos");
-    let mut found = None;
-    for entry in std::fs::read_dir(&dir).expect("photos dir").flatten() {
-        let original = entry.path().join("original.jpg");
-        if original.exists() {
-            found = Some(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    format!("{}/original.jpg", found.expect("an original"))
+/// The key photo `id`'s served original has in its bucket.
+async fn object_key(served: &Served, id: &str) -> String {
+    let pool = sqlx::PgPool::connect(&format!("{}/{}", postgres_server(), served.pg_database)).await.expect("db");
+    let key: String = sqlx::query_scalar("select object_key from shoebox_photos where photo_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("the photo's key");
+    pool.close().await;
+    key
 }
 
 /// Requests keep Heroku's `X-Request-ID` when it is sane, and get a fresh one otherwise.
@@ -576,5 +570,30 @@ async fn the_health_reports_problems_say_s3s_answer_in_plain_words() {
     }
 }
 
-#[allow(dead_code)]
-fn unused(_: &Path) {}
+/// Text can be forced off a terminal (a developer piping to `less`): still no colour codes.
+/// A format Shoebox does not know stops it with a sentence naming the setting.
+#[test]
+fn forced_text_logs_carry_no_colour_off_a_terminal_and_an_unknown_format_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    let migrate = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shoebox"))
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .env("SHOEBOX_LOG_FORMAT", format)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run")
+    };
+    let out = migrate("text");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("migrations applied") && !log.contains('\u{1b}') && !log.starts_with('{'), "{log}");
+    let out = migrate("json");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{log}");
+    let out = migrate("yaml");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("SHOEBOX_LOG_FORMAT must be json or text, not \"yaml\""), "{said}");
+}

@@ -169,7 +169,18 @@ impl Drop for Observed {
             complete,
             "request"
         );
-        let labels = [("method", a.method.to_string()), ("route", a.route.clone()), ("status", a.status.to_string())];
+        // A client may send any method name: only the standard ones become label values.
+        let method = match a.method {
+            Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+            | Method::OPTIONS => a.method.as_str(),
+            _ => "other",
+        };
+        let labels = [("method", method.to_owned()), ("route", a.route.clone()), ("status", a.status.to_string())];
         metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
         metrics::histogram!(HTTP_DURATION, &labels).record(seconds);
     }
