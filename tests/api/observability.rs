@@ -342,8 +342,10 @@ async fn a_whole_run_logs_one_json_object_a_line_each_with_its_request_id_and_ne
     assert_eq!(download["complete"], true);
     assert!(!log.contains(&format!("/photos/{id}/original")), "raw paths with ids stay out of the log");
 
-    // /healthz's problem, in plain words, without the SDK's account.
+    // /healthz's problem, in plain words, without the SDK's account; logged once.
     let health = lines.iter().find(|l| message(l) == "health check failed").expect("health line");
+    let health_lines = of(request_ids(health)[0]);
+    assert_eq!(health_lines.iter().filter(|l| l["target"] != "shoebox::access").count(), 1, "{health_lines:#?}");
     let problem = health["problem"].as_str().expect("problem");
     assert!(
         problem.starts_with("HeadBucket on bucket shoebox-private: 403 Forbidden, no error code")

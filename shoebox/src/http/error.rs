@@ -345,7 +345,14 @@ impl IntoResponse for PageError {
     }
 }
 
+/// Marks an answer whose failure, if any, was already logged (here, or by `/healthz`), so the
+/// request-id layer does not log it again: a 5xx without it (a timeout, or a host's own
+/// handler) gets one line there instead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Logged;
+
 fn finish(res: &mut Response, e: &AppError) {
+    res.extensions_mut().insert(Logged);
     if let Some(StorageError::RangeNotSatisfiable { size }) = storage_error(e)
         && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
     {

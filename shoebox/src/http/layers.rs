@@ -56,6 +56,8 @@ pub fn timeout(after: Duration) -> TimeoutLayer {
 ///   `X-Request-ID`, quoted by error pages, and carried by every line logged while the request
 ///   is handled (a `request` span with a `request_id` field; tasks the request starts carry it
 ///   too).
+/// - A 5xx is logged once besides: by Shoebox's error mapping with its cause chain, or here
+///   when nothing of Shoebox's said why (the timeout layer's 503, a host's own handler).
 /// - The access line (`target: shoebox::access`) is written when the body's last byte is sent,
 ///   or when the client goes away first (`complete = false`): method, route template
 ///   (`/photos/{id}/{variant}`, never the path with its ids), status, bytes and milliseconds.
@@ -93,6 +95,15 @@ async fn observed(req: Request, next: Next) -> Response {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     let status = res.status().as_u16();
+    if res.status().is_server_error() && res.extensions().get::<error::Logged>().is_none() {
+        // Every 5xx gets one line besides its access line: Shoebox's errors log themselves, and
+        // this is the rest (the timeout layer's 503, a host's own handler).
+        let _in_request = span.enter();
+        tracing::warn!(
+            status,
+            "answered {status} with no error of Shoebox's to log: the request timed out, or a handler or layer of the host's answered so"
+        );
+    }
     // Hyper stops reading a body once it has sent the length it announced, so reaching that
     // length is finishing too.
     let length = res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
@@ -216,4 +227,115 @@ fn content_security_policy(shoebox: &Shoebox) -> String {
         "default-src 'self'; img-src 'self' blob: data: {s3}; connect-src 'self' {s3}; form-action 'self' {s3}; \
          script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use serde_json::Value;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// Where the test subscriber writes: one buffer shared with the test.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        "never"
+    }
+
+    async fn broken() -> Result<&'static str, ApiError> {
+        Err(AppError::Internal(anyhow::anyhow!("the disk is on fire")).into())
+    }
+
+    /// The lines written while `path` was asked for and its body read to the end.
+    async fn lines_of(path: &str, id: Option<&str>) -> (StatusCode, Vec<Value>) {
+        let app = Router::new()
+            .route("/photos/{id}/{variant}", get(|| async { "bytes" }))
+            .route("/slow", get(slow))
+            .route("/broken", get(broken))
+            .layer(timeout(Duration::from_secs(25)));
+        let app = request_id(app);
+        let out = Lines::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_span_list(true)
+            .with_writer({
+                let out = out.clone();
+                move || out.clone()
+            })
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut req = Request::builder().uri(path);
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        let res = app.oneshot(req.body(Body::empty()).expect("request")).await.expect("answer");
+        let status = res.status();
+        assert!(res.headers().contains_key("x-request-id"));
+        let _ = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
+        let text = String::from_utf8(out.0.lock().expect("lines").clone()).expect("utf8");
+        (status, text.lines().map(|l| serde_json::from_str(l).expect("json")).collect())
+    }
+
+    fn request_ids(l: &Value) -> Vec<&str> {
+        l["spans"].as_array().into_iter().flatten().filter_map(|s| s["request_id"].as_str()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_request_gets_one_access_line_with_its_route_template_and_id() {
+        let id = "0b7e5c1a-4f3d-4b8e-9a61-3c2d1e0f9a87";
+        let (status, lines) = lines_of("/photos/abc123/thumb", Some(id)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        let l = &lines[0];
+        assert_eq!(
+            (l["target"].as_str(), l["route"].as_str()),
+            (Some("shoebox::access"), Some("/photos/{id}/{variant}"))
+        );
+        assert_eq!(
+            (l["method"].as_str(), l["status"].as_u64(), l["bytes"].as_u64()),
+            (Some("GET"), Some(200), Some(5))
+        );
+        assert_eq!(l["complete"], true);
+        assert_eq!(request_ids(l), [id]);
+
+        let (status, lines) = lines_of("/no/such/path", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(lines[0]["route"], "unmatched", "a path no route matched makes no label of its own");
+    }
+
+    /// A 5xx is logged once besides its access line, whoever answered it.
+    #[tokio::test(start_paused = true)]
+    async fn a_5xx_is_logged_once_by_the_error_mapping_or_else_by_the_layer() {
+        let (status, lines) = lines_of("/broken", None).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let errors: Vec<_> = lines.iter().filter(|l| l["target"] != "shoebox::access").collect();
+        assert_eq!(errors.len(), 1, "{lines:#?}");
+        assert!(errors[0]["error"].as_str().is_some_and(|e| e.contains("the disk is on fire")), "{lines:#?}");
+
+        // The timeout layer's 503 has no error of Shoebox's: the layer says what it can.
+        let (status, lines) = lines_of("/slow", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let warnings: Vec<_> = lines.iter().filter(|l| l["target"] != "shoebox::access").collect();
+        assert_eq!(warnings.len(), 1, "{lines:#?}");
+        assert_eq!(warnings[0]["level"], "WARN");
+        assert_eq!(request_ids(warnings[0]).len(), 1, "inside the request's span");
+        assert_eq!(lines.len(), 2);
+    }
 }
