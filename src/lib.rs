@@ -11,6 +11,8 @@ pub mod settings;
 pub mod accounts;
 /// The web side: the state, the `Host` implementation, the account pages, the router.
 pub mod web;
+/// Log lines (text on a terminal, JSON elsewhere) and the Prometheus recorder behind `/metrics`.
+pub mod observability;
 /// Assembling the app from settings: pool, Shoebox, migrations, router.
 pub mod server;
 /// The command line.

@@ -25,6 +25,11 @@ pub struct Built {
 /// this app's origins allowed), migrate both Shoebox's tables and the accounts', and build the
 /// router.
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
+    build_with(settings, None).await
+}
+
+/// [`build`], serving `metrics` at `/metrics` when given.
+pub async fn build_with(settings: &Settings, metrics: Option<crate::observability::Metrics>) -> anyhow::Result<Built> {
     let listener =
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
@@ -38,7 +43,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let shoebox = shoebox(settings, db.clone(), &origins).await?;
     migrate(&shoebox, &db).await?;
     let state = AppState { shoebox, accounts: Accounts::new(db, settings.app.clone()) };
-    Ok(Built { listener, addr, router: web::router(state.clone()), state })
+    Ok(Built { listener, addr, router: web::router_with(state.clone(), metrics), state })
 }
 
 /// Shoebox on `db`, as the settings describe it: the buckets (or the embedded endpoint, which

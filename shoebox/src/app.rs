@@ -422,6 +422,23 @@ impl Shoebox {
         }
     }
 
+    /// Set the gauges that are read rather than counted to their values now: the database
+    /// pool's connections and idle ones, and the image-work permits taken and there are (see
+    /// [`telemetry`](crate::telemetry)). Call it before each scrape.
+    pub fn record_gauges(&self) {
+        use crate::telemetry::{DB_POOL_CONNECTIONS, DB_POOL_IDLE, IMAGE_PERMITS, IMAGE_PERMITS_IN_USE};
+        let (size, idle) = match &self.db {
+            Db::Postgres(p) => (p.size(), p.num_idle()),
+            Db::Sqlite(p) => (p.size(), p.num_idle()),
+        };
+        metrics::gauge!(DB_POOL_CONNECTIONS).set(f64::from(size));
+        metrics::gauge!(DB_POOL_IDLE).set(idle as f64);
+        let permits = self.limits.blocking_permits.max(1);
+        let in_use = permits.saturating_sub(self.blocking.available_permits());
+        metrics::gauge!(IMAGE_PERMITS).set(permits as f64);
+        metrics::gauge!(IMAGE_PERMITS_IN_USE).set(in_use as f64);
+    }
+
     pub(crate) fn count_variant_write(&self) {
         self.variant_writes.fetch_add(1, Ordering::Relaxed);
     }

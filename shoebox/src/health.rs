@@ -66,7 +66,9 @@ pub async fn check_parts(db: &Db, storage: &Storage) -> HealthReport {
     });
     let buckets = storage.buckets().map(|b| {
         timed(Dependency::Bucket, b.name().to_owned(), async move {
-            b.health_check().await.map_err(|e| format!("Bucket {:?} did not answer: {e}.", b.s3_name()))
+            // S3's answer in plain words (call, bucket, status, code, request id, likely cause);
+            // never the SDK's Debug account, which belongs to a 5xx's cause chain only.
+            b.health_check().await.map_err(|e| format!("{e}."))
         })
     });
     let (database, buckets) = tokio::join!(database, futures_util::future::join_all(buckets));

@@ -32,10 +32,11 @@
 //! | Module | What it holds | Public |
 //! |---|---|---|
 //! | `fault` | whose fault an error is ([`Fault`]) | re-exported |
+//! | [`telemetry`] | the metrics Shoebox records (through the `metrics` facade) and their labels | yes |
 //! | [`imaging`] | decoding with limits, orientation, resizing, encoding: bytes in, bytes out | yes: usable on its own |
 //! | `domain` | ids, kinds, buckets, photo states, the clock, lifecycle rules; pure | re-exported |
 //! | `db` | the host's pool ([`Db`]), Shoebox's own migrations, one file of queries per table | [`Db`] only |
-//! | `storage` | the S3 client wrapper, the POST-policy signer, the embedded endpoint | settings and errors; [`embedded`], [`post_policy`] |
+//! | `storage` | the S3 client wrapper, S3's answers in plain words, the POST-policy signer, the embedded endpoint | settings and errors; [`embedded`], [`post_policy`] |
 //! | `app` | the assembled service, [`Shoebox`], and its builder | re-exported |
 //! | [`health`] | each dependency, checked, for `/healthz` and the doctor | yes |
 //! | `photos` | who may see a photo, attach, release, delete, tombstone | operations on [`Shoebox`] |
@@ -52,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod fault;
+pub mod telemetry;
 pub mod imaging;
 mod domain;
 mod db;
@@ -77,7 +79,7 @@ pub use domain::{
 pub use fault::Fault;
 pub use imaging::ImageType;
 pub use photos::{Actor, DELETED_BY_APP, DELETED_BY_UPLOADER, Location, PhotoError, PhotoView, Viewable};
-pub use storage::{BucketSettings, SigningCredentials, Storage, StorageError, UploadForm};
+pub use storage::{BucketSettings, S3Error, S3Failure, SigningCredentials, Storage, StorageError, UploadForm};
 
 /// The S3 presigned-POST signer (SigV4 policy: exact key, content-length range, content type),
 /// with known-answer tests against AWS's published example: what every upload form is made

@@ -258,7 +258,11 @@ impl Shoebox {
         let bucket = self.storage.bucket(&photo.bucket)?;
         let failed = match bucket.delete_keys(&object_keys(self, &photo).await?).await {
             Ok(failed) if failed.is_empty() => None,
-            Ok(failed) => Some(StorageError::Service(format!("{failed:?}"))),
+            Ok(failed) => Some(StorageError::Service(crate::storage::S3Error::new(crate::storage::S3Failure {
+                status: Some(200),
+                message: Some(format!("{} of the photo's keys were not deleted: {failed:?}", failed.len())),
+                ..crate::storage::S3Failure::new("DeleteObjects", bucket.s3_name())
+            }))),
             Err(e) => Some(e),
         };
         if let Some(e) = failed {

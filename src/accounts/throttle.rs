@@ -64,6 +64,10 @@ pub(super) async fn begin(
     for (_, id) in &written {
         store::delete_attempt(&app.db, id).await?;
     }
+    // One refusal, counted under each limit it broke (the scope names: login_address, ...).
+    for (scope, _, _) in &over {
+        metrics::counter!(shoebox::telemetry::RATE_LIMITED, "limit" => *scope).increment(1);
+    }
     let mut retry_at: Millis = now;
     for (scope, subject, limit) in over {
         // Once the max-th newest attempt has expired, fewer than max remain: room for one more.

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use shoebox::{Db, Shoebox};
 
+use crate::observability::{Metrics, start_logging};
 use crate::settings::{Settings, StorageSettings};
 
 /// Photos that users upload: direct-to-S3 upload, lifecycle, resizing, private proxy.
@@ -57,11 +58,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         || tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            start_logging();
+            start_logging()?;
             runtime()?.block_on(serve())
         }
         Command::Migrate => {
-            start_logging();
+            start_logging()?;
             runtime()?.block_on(migrate())
         }
         Command::Resize(args) => resize::run(&args),
@@ -76,12 +77,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         // endpoint logs every refusal the doctor provokes on purpose.
         Command::S3Config(args) => runtime()?.block_on(s3_config::run(&args)),
         Command::CleanUp(args) => {
-            start_logging();
+            start_logging()?;
             let summary = runtime()?.block_on(clean_up::run(&args))?;
             if summary.photos.errors > 0 { std::process::exit(1) } else { Ok(()) }
         }
         Command::Reconcile(args) => {
-            start_logging();
+            start_logging()?;
             let summary = runtime()?.block_on(reconcile::run(&args))?;
             if reconcile::failed(&summary) { std::process::exit(1) } else { Ok(()) }
         }
@@ -95,16 +96,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Log lines to stderr, filtered by `RUST_LOG` (default: info, with the SDKs' chatter off).
-fn start_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,aws_config=warn,s3s=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
-}
-
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let built = crate::server::build(&settings).await?;
+    let metrics = Metrics::install(|k| std::env::var(k).ok())?;
+    if metrics.is_some() {
+        tracing::info!("metrics at /metrics, for requests bearing SHOEBOX_METRICS_TOKEN");
+    }
+    let built = crate::server::build_with(&settings, metrics).await?;
     if let Some(every) = settings.app.clean_up_every {
         tracing::info!(every_secs = every.as_secs(), "clean-up runs inside serve, one process at a time");
         tokio::spawn(shoebox::jobs::clean_up_every(built.state.shoebox.clone(), every));

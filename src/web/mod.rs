@@ -75,7 +75,16 @@ pub fn cookie(name: &'static str, value: String, secure: bool, max_age_secs: Opt
 /// The whole app: Shoebox's routes at the root and the account pages, inside the security
 /// layer, a 25 s timeout (below Heroku's 30 s router limit) and request ids.
 pub fn router(state: AppState) -> Router {
-    let app = Router::new().merge(shoebox::http::router::<AppState>()).merge(account_pages::router());
+    router_with(state, None)
+}
+
+/// [`router`], and `GET /metrics` when `metrics` is given (inside the same layers, so scrapes
+/// are logged and counted like any request).
+pub fn router_with(state: AppState, metrics: Option<crate::observability::Metrics>) -> Router {
+    let mut app = Router::new().merge(shoebox::http::router::<AppState>()).merge(account_pages::router());
+    if let Some(m) = metrics {
+        app = app.merge(m.router());
+    }
     let app = layers::security(app, &state.shoebox).layer(layers::timeout(Duration::from_secs(25)));
     layers::request_id(app).with_state(state)
 }

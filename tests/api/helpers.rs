@@ -414,6 +414,11 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// A signed-in user of a server the test started itself (the real binary), at `base`.
+    pub fn of(base: &str, client: reqwest::Client, csrf: String) -> Self {
+        TestUser { base: base.to_owned(), client, csrf }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -4,15 +4,14 @@
 use super::s3_config::{self, INCOMING_PREFIX};
 use super::{Check, fix_with};
 use crate::storage::Bucket;
-use crate::storage::admin::S3Failure;
+use crate::storage::S3Failure;
 
 /// Endpoint reachable, credentials accepted, bucket exists, region right. HeadBucket first (the
 /// health check); when it fails, ListObjectsV2 says why, since a HEAD answer has no error code.
 pub(super) async fn reachability(b: &Bucket) -> Vec<Check> {
     let n = b.name();
     let tried = format!("HeadBucket {} (region {})", b.s3_name(), b.region());
-    let head = if b.health_check().await.is_ok() { b.probe_head().await } else { Err(S3Failure::default()) };
-    let failure = match head {
+    let head = match b.probe_head().await {
         Ok(region) => {
             let mut checks = vec![
                 Check::pass("bucket.endpoint", n, &tried),
@@ -22,21 +21,36 @@ pub(super) async fn reachability(b: &Bucket) -> Vec<Check> {
             checks.push(region_check(b, region.as_deref(), &tried, None));
             return checks;
         }
-        Err(_) => match b.probe_list(INCOMING_PREFIX).await {
-            Ok(_) => match b.probe_head().await {
-                // Listing works but HEAD does not: report what HEAD said.
-                Err(f) => f,
-                Ok(region) => return vec![region_check(b, region.as_deref(), &tried, None)],
-            },
-            Err(f) => f,
-        },
+        Err(f) => f,
     };
-    let answer = Some(failure.summary());
-    let list_tried = format!("{tried}, then ListObjectsV2 for its error code");
+    // Nothing answered: asking again another way would only say the same.
+    let (failure, answer) = if head.transport.is_some() {
+        let answer = head.summary();
+        (head, answer)
+    } else {
+        match b.probe_list(INCOMING_PREFIX).await {
+            // Listing works but HEAD does not: report what HEAD said.
+            Ok(_) => {
+                let answer = head.summary();
+                (head, answer)
+            }
+            // Both answers: HEAD's status, then the listing's code and message, which say why.
+            Err(list) => {
+                let answer = format!("{}; then {}", head.summary(), list.summary());
+                (list, answer)
+            }
+        }
+    };
+    let answer = Some(answer);
+    let list_tried = if failure.transport.is_some() {
+        tried.clone()
+    } else {
+        format!("{tried}, then ListObjectsV2 for its error code")
+    };
     let (check, cause, fix): (&'static str, String, String) = match failure.code.as_deref() {
         _ if failure.transport.is_some() => (
             "bucket.endpoint",
-            "nothing answers at the bucket's endpoint: wrong `endpoint`, the service is down, or a firewall".into(),
+            failure.likely_cause(),
             "check the bucket's `endpoint` in SHOEBOX_CONFIG (unset means AWS) and the network".into(),
         ),
         Some("InvalidAccessKeyId" | "NotSignedUp") => (
@@ -84,7 +98,7 @@ pub(super) async fn reachability(b: &Bucket) -> Vec<Check> {
         ),
         _ => (
             "bucket.credentials",
-            "S3 refused the request for a reason the doctor does not recognise".into(),
+            failure.likely_cause(),
             "read S3's answer above; the request id lets AWS support find the request".into(),
         ),
     };

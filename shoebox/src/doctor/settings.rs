@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use super::s3_config::{self, BucketPlan};
 use crate::storage::Bucket;
-use crate::storage::admin::{Current, CurrentConfig, S3Failure};
+use crate::storage::S3Failure;
+use crate::storage::admin::{Current, CurrentConfig};
 
 /// One section's state against the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]

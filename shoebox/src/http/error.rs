@@ -269,7 +269,9 @@ fn chain(e: &AppError) -> String {
 }
 
 /// The sentence people see, logging what they do not: a bug once with its cause chain, an
-/// outage as a warning (it is not ours to fix, but must show in the log).
+/// outage as a warning (it is not ours to fix, but must show in the log). This is the only
+/// line a 5xx gets besides its access line. Its chain is the one place the SDK's own account
+/// of an S3 failure (its `Debug`) is written: every other report of it says it in plain words.
 fn message(e: &AppError, shown: Option<String>) -> String {
     let id = request_id();
     match (e.fault(), shown) {
@@ -343,7 +345,14 @@ impl IntoResponse for PageError {
     }
 }
 
+/// Marks an answer whose failure, if any, was already logged (here, or by `/healthz`), so the
+/// request-id layer does not log it again: a 5xx without it (a timeout, or a host's own
+/// handler) gets one line there instead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Logged;
+
 fn finish(res: &mut Response, e: &AppError) {
+    res.extensions_mut().insert(Logged);
     if let Some(StorageError::RangeNotSatisfiable { size }) = storage_error(e)
         && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
     {
@@ -365,7 +374,13 @@ mod tests {
 
     #[test]
     fn an_s3_outage_while_a_variant_is_made_is_a_503_with_retry_after() {
-        let e = AppError::Variant(VariantError::Storage(StorageError::Unavailable("timed out".into())));
+        let timed_out = crate::storage::S3Failure {
+            transport: Some("timed out".into()),
+            ..crate::storage::S3Failure::new("GetObject", "b")
+        };
+        let e = AppError::Variant(VariantError::Storage(StorageError::Unavailable(crate::storage::S3Error::new(
+            timed_out,
+        ))));
         let (status, code, shown) = classify(&e);
         assert_eq!((status, code), (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"));
         assert!(shown.is_some_and(|s| s.contains("Try again")));

@@ -40,5 +40,8 @@ async fn healthz<S: Host>(State(state): State<S>) -> Response {
         "buckets": buckets,
         "checks": checks,
     });
-    (health_status(healthy), Json(body)).into_response()
+    let mut res = (health_status(healthy), Json(body)).into_response();
+    // A failed check logged its problem already (see `health::check`).
+    res.extensions_mut().insert(super::error::Logged);
+    res
 }

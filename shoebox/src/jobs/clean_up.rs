@@ -106,8 +106,9 @@ impl Shoebox {
     /// `incoming/`. The seed's `clean_up_never_used`.
     pub async fn clean_up_never_used(&self, opts: &Options) -> Result<Summary, DbError> {
         let mut s = Summary { dry_run: opts.dry_run, ..Summary::default() };
-        never_used(self, opts, now_millis(), &mut s, &|_| {}).await?;
-        Ok(s)
+        let done = never_used(self, opts, now_millis(), &mut s, &|_| {}).await.map(|()| s);
+        record(opts, &done);
+        done
     }
 
     /// Delete in-use and released photos whose keep-until has passed and whose kind gives a
@@ -116,8 +117,33 @@ impl Shoebox {
     /// `clean_up_no_longer_needed`.
     pub async fn clean_up_no_longer_needed(&self, opts: &Options) -> Result<Summary, DbError> {
         let mut s = Summary { dry_run: opts.dry_run, ..Summary::default() };
-        past_keep_until(self, opts, now_millis(), &mut s, &|_| {}).await?;
-        Ok(s)
+        let done = past_keep_until(self, opts, now_millis(), &mut s, &|_| {}).await.map(|()| s);
+        record(opts, &done);
+        done
+    }
+}
+
+/// A run's outcome and counts as metrics (see [`telemetry`](crate::telemetry)); a dry run
+/// changed nothing and records nothing.
+fn record(opts: &Options, done: &Result<Summary, DbError>) {
+    if opts.dry_run {
+        return;
+    }
+    match done {
+        Ok(s) => crate::telemetry::job_run(
+            "clean_up",
+            if s.errors == 0 { "ok" } else { "item_errors" },
+            &[
+                ("deleted", s.deleted),
+                ("incoming_leftovers", s.incoming_leftovers),
+                ("kept_longer", s.kept_longer),
+                ("bytes_freed", s.bytes_freed),
+                ("errors", s.errors),
+                ("s3_requests", s.s3_requests),
+                ("delete_requests", s.delete_requests),
+            ],
+        ),
+        Err(_) => crate::telemetry::job_run("clean_up", "failed", &[]),
     }
 }
 
@@ -128,10 +154,16 @@ pub async fn run(app: &Shoebox, opts: &Options, progress: &(dyn Fn(&Summary) + S
     let mut s = Summary { dry_run: opts.dry_run, ..Summary::default() };
     // Claims are leases between processes, on the real clock; `as_of` is the lifecycle's.
     let run_start = now_millis();
-    never_used(app, opts, run_start, &mut s, progress).await?;
-    past_keep_until(app, opts, run_start, &mut s, progress).await?;
-    progress(&s);
-    Ok(s)
+    let done = async {
+        never_used(app, opts, run_start, &mut s, progress).await?;
+        past_keep_until(app, opts, run_start, &mut s, progress).await?;
+        progress(&s);
+        Ok::<(), DbError>(())
+    }
+    .await
+    .map(|()| s);
+    record(opts, &done);
+    done
 }
 
 async fn never_used(

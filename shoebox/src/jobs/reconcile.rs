@@ -100,7 +100,29 @@ impl Shoebox {
     /// Compare each bucket with the table both ways, and with `opts.delete` remove old unknown
     /// objects where that is safe (owned buckets, a table that looks like theirs).
     pub async fn reconcile(&self, opts: &Options) -> Result<Summary, DbError> {
-        run(self, opts).await
+        let done = run(self, opts).await;
+        match &done {
+            Ok(s) => {
+                let sum = |f: fn(&BucketReport) -> u64| s.buckets.iter().map(f).sum::<u64>();
+                let refused = s.buckets.iter().filter(|b| b.refused.is_some()).count() as u64;
+                crate::telemetry::job_run(
+                    "reconcile",
+                    if s.errors == 0 && refused == 0 { "ok" } else { "item_errors" },
+                    &[
+                        ("objects", sum(|b| b.objects)),
+                        ("unknown", sum(|b| b.unknown)),
+                        ("missing", sum(|b| b.missing)),
+                        ("deleted", sum(|b| b.deleted)),
+                        ("deleted_bytes", sum(|b| b.deleted_bytes)),
+                        ("refused", refused),
+                        ("errors", s.errors),
+                        ("s3_requests", s.s3_requests),
+                    ],
+                );
+            }
+            Err(_) => crate::telemetry::job_run("reconcile", "failed", &[]),
+        }
+        done
     }
 }
 

@@ -93,6 +93,24 @@ pub async fn resize_all(
     options: &Options,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Summary, ResizeAllError> {
+    let done = run(app, options, progress).await;
+    match &done {
+        Ok(s) => crate::telemetry::job_run(
+            "resize_all",
+            if s.failed == 0 { "ok" } else { "item_errors" },
+            &[("photos", s.photos), ("made", s.made), ("skipped", s.skipped), ("failed", s.failed)]
+                .map(|(count, n)| (count, u64::try_from(n).unwrap_or(u64::MAX))),
+        ),
+        Err(_) => crate::telemetry::job_run("resize_all", "failed", &[]),
+    }
+    done
+}
+
+async fn run(
+    app: &Shoebox,
+    options: &Options,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Summary, ResizeAllError> {
     let total = rows::count_live_photos(&app.db).await?;
     progress(Progress::Start { photos: u64::try_from(total).unwrap_or(0) });
     let mut summary = Summary::default();

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument as _;
+
 use super::clean_up::{self, Options, Summary};
 use crate::app::Shoebox;
 use crate::db::{DbError, job_locks};
@@ -46,7 +48,11 @@ pub async fn clean_up_every(app: Shoebox, every: Duration) {
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match clean_up_if_free(&app, &holder, every.max(Duration::from_secs(600))).await {
+        // Its lines say which job wrote them, as a request's say which request.
+        let round = clean_up_if_free(&app, &holder, every.max(Duration::from_secs(600)))
+            .instrument(tracing::info_span!("job", job = "clean_up"))
+            .await;
+        match round {
             Ok(Some(s)) => tracing::info!(deleted = s.deleted, errors = s.errors, "scheduled clean-up done"),
             Ok(None) => tracing::debug!("scheduled clean-up: another process is running it"),
             Err(e) => tracing::error!(error = %e, "scheduled clean-up failed; trying again next time"),

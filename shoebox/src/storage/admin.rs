@@ -2,12 +2,12 @@
 //! Block Public Access, Object Ownership, policy, lifecycle), and the calls the doctor makes
 //! with every detail of S3's answer kept (status, code, request id, the bucket's region).
 //!
-//! The serving path ([`Bucket::head`] and friends) folds failures into a sentence; a person
-//! fixing a setup needs the code and the request id, so these calls return [`S3Failure`].
+//! These calls return [`S3Failure`], every detail of S3's answer in fields the doctor decides
+//! on; the serving path ([`Bucket::head`] and friends) returns the same inside a
+//! [`StorageError`](super::StorageError).
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::RequestId as _;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, CorsConfiguration, CorsRule, Delete, ExpirationStatus, LifecycleExpiration,
@@ -17,70 +17,7 @@ use aws_sdk_s3::types::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Bucket;
-
-/// What S3 answered when a call failed, or that nothing answered.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{}", self.summary())]
-pub struct S3Failure {
-    /// HTTP status, absent when no answer came.
-    pub status: Option<u16>,
-    /// S3's error code (`SignatureDoesNotMatch`); HEAD answers carry none.
-    pub code: Option<String>,
-    /// S3's message.
-    pub message: Option<String>,
-    /// S3's request id, to quote to AWS support.
-    pub request_id: Option<String>,
-    /// `x-amz-bucket-region`, which S3 sends even when it refuses the request.
-    pub bucket_region: Option<String>,
-    /// Why no answer came (connection refused, timeout), when none did.
-    pub transport: Option<String>,
-}
-
-impl S3Failure {
-    /// The endpoint does not implement this call (the embedded endpoint, MinIO for some).
-    pub fn is_unsupported(&self) -> bool {
-        self.status == Some(501) || self.code.as_deref() == Some("NotImplemented")
-    }
-
-    /// One line: "403 SignatureDoesNotMatch (request id …)".
-    pub fn summary(&self) -> String {
-        if let Some(t) = &self.transport {
-            return format!("no answer: {t}");
-        }
-        let mut s = self.status.map_or_else(|| "no status".to_owned(), |c| c.to_string());
-        if let Some(code) = &self.code {
-            s.push(' ');
-            s.push_str(code);
-        }
-        if let Some(m) = &self.message {
-            s.push_str(&format!(": {m}"));
-        }
-        if let Some(id) = &self.request_id {
-            s.push_str(&format!(" (request id {id})"));
-        }
-        s
-    }
-
-    fn from_sdk<E>(e: &SdkError<E, HttpResponse>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
-            return Self { transport: Some(aws_sdk_s3::error::DisplayErrorContext(e).to_string()), ..Self::default() };
-        }
-        let raw = e.raw_response();
-        let header = |name: &str| raw.and_then(|r| r.headers().get(name)).map(str::to_owned);
-        Self {
-            status: raw.map(|r| r.status().as_u16()),
-            code: e.code().map(str::to_owned),
-            message: e.message().map(str::to_owned),
-            request_id: e.request_id().map(str::to_owned).or_else(|| header("x-amz-request-id")),
-            bucket_region: header("x-amz-bucket-region"),
-            transport: None,
-        }
-    }
-}
+use super::{Bucket, S3Failure};
 
 /// A CORS rule, as in `put-bucket-cors`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,14 +78,14 @@ const NOT_SET_CODES: &[&str] = &[
     "NoSuchLifecycleConfiguration",
 ];
 
-fn current<T, E>(r: Result<T, SdkError<E, HttpResponse>>) -> Current<T>
+fn current<T, E>(operation: &str, bucket: &str, r: Result<T, SdkError<E, HttpResponse>>) -> Current<T>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match r {
         Ok(v) => Current::Set(v),
         Err(e) => {
-            let f = S3Failure::from_sdk(&e);
+            let f = S3Failure::from_sdk(operation, bucket, &e);
             if f.code.as_deref().is_some_and(|c| NOT_SET_CODES.contains(&c)) {
                 Current::NotSet
             } else if f.is_unsupported() {
@@ -184,7 +121,7 @@ impl Bucket {
     pub async fn probe_head(&self) -> Result<Option<String>, S3Failure> {
         match self.client.head_bucket().bucket(&self.s3_name).send().await {
             Ok(out) => Ok(out.bucket_region().map(str::to_owned)),
-            Err(e) => Err(S3Failure::from_sdk(&e)),
+            Err(e) => Err(S3Failure::from_sdk("HeadBucket", &self.s3_name, &e)),
         }
     }
 
@@ -199,7 +136,7 @@ impl Bucket {
             .max_keys(100)
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e))?;
+            .map_err(|e| S3Failure::from_sdk("ListObjectsV2", &self.s3_name, &e))?;
         Ok(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
     }
 
@@ -213,22 +150,21 @@ impl Bucket {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e))?;
+            .map_err(|e| S3Failure::from_sdk("PutObject", &self.s3_name, &e))?;
         Ok(())
     }
 
     /// DeleteObjects: S3 answers 200 even when keys fail, so the failed keys and their codes
     /// are returned.
     pub async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, String)>, S3Failure> {
-        let objects = keys
-            .iter()
-            .map(|k| ObjectIdentifier::builder().key(k).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| S3Failure { message: Some(e.to_string()), ..S3Failure::default() })?;
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .build()
-            .map_err(|e| S3Failure { message: Some(e.to_string()), ..S3Failure::default() })?;
+        let objects =
+            keys.iter().map(|k| ObjectIdentifier::builder().key(k).build()).collect::<Result<Vec<_>, _>>().map_err(
+                |e| S3Failure { message: Some(e.to_string()), ..S3Failure::new("DeleteObjects", &self.s3_name) },
+            )?;
+        let delete = Delete::builder().set_objects(Some(objects)).build().map_err(|e| S3Failure {
+            message: Some(e.to_string()),
+            ..S3Failure::new("DeleteObjects", &self.s3_name)
+        })?;
         let out = self
             .client
             .delete_objects()
@@ -236,7 +172,7 @@ impl Bucket {
             .delete(delete)
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e))?;
+            .map_err(|e| S3Failure::from_sdk("DeleteObjects", &self.s3_name, &e))?;
         Ok(out
             .errors()
             .iter()
@@ -248,7 +184,7 @@ impl Bucket {
     pub async fn read_config(&self) -> CurrentConfig {
         let b = &self.s3_name;
         let c = &self.client;
-        let cors = current(c.get_bucket_cors().bucket(b).send().await).map(|out| {
+        let cors = current("GetBucketCors", b, c.get_bucket_cors().bucket(b).send().await).map(|out| {
             out.cors_rules()
                 .iter()
                 .map(|r| CorsRuleSpec {
@@ -260,24 +196,33 @@ impl Bucket {
                 })
                 .collect()
         });
-        let public_access_block = current(c.get_public_access_block().bucket(b).send().await).map(|out| {
-            let p = out.public_access_block_configuration();
-            PublicAccessBlock {
-                block_public_acls: p.and_then(|p| p.block_public_acls()).unwrap_or(false),
-                ignore_public_acls: p.and_then(|p| p.ignore_public_acls()).unwrap_or(false),
-                block_public_policy: p.and_then(|p| p.block_public_policy()).unwrap_or(false),
-                restrict_public_buckets: p.and_then(|p| p.restrict_public_buckets()).unwrap_or(false),
-            }
-        });
-        let ownership = current(c.get_bucket_ownership_controls().bucket(b).send().await).map(|out| {
-            out.ownership_controls()
-                .and_then(|o| o.rules().first())
-                .map(|r| r.object_ownership().as_str().to_owned())
-                .unwrap_or_default()
-        });
-        let policy = current(c.get_bucket_policy().bucket(b).send().await)
+        let public_access_block =
+            current("GetPublicAccessBlock", b, c.get_public_access_block().bucket(b).send().await).map(|out| {
+                let p = out.public_access_block_configuration();
+                PublicAccessBlock {
+                    block_public_acls: p.and_then(|p| p.block_public_acls()).unwrap_or(false),
+                    ignore_public_acls: p.and_then(|p| p.ignore_public_acls()).unwrap_or(false),
+                    block_public_policy: p.and_then(|p| p.block_public_policy()).unwrap_or(false),
+                    restrict_public_buckets: p.and_then(|p| p.restrict_public_buckets()).unwrap_or(false),
+                }
+            });
+        let ownership =
+            current("GetBucketOwnershipControls", b, c.get_bucket_ownership_controls().bucket(b).send().await).map(
+                |out| {
+                    out.ownership_controls()
+                        .and_then(|o| o.rules().first())
+                        .map(|r| r.object_ownership().as_str().to_owned())
+                        .unwrap_or_default()
+                },
+            );
+        let policy = current("GetBucketPolicy", b, c.get_bucket_policy().bucket(b).send().await)
             .map(|out| out.policy().and_then(|p| serde_json::from_str(p).ok()).unwrap_or(Value::Null));
-        let lifecycle = current(c.get_bucket_lifecycle_configuration().bucket(b).send().await).map(|out| {
+        let lifecycle = current(
+            "GetBucketLifecycleConfiguration",
+            b,
+            c.get_bucket_lifecycle_configuration().bucket(b).send().await,
+        )
+        .map(|out| {
             out.rules()
                 .iter()
                 .map(|r| ExpireRule {
@@ -304,15 +249,18 @@ impl Bucket {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(build_failure)?;
-        let config = CorsConfiguration::builder().set_cors_rules(Some(rules)).build().map_err(build_failure)?;
+            .map_err(|e| self.build_failure("PutBucketCors", e))?;
+        let config = CorsConfiguration::builder()
+            .set_cors_rules(Some(rules))
+            .build()
+            .map_err(|e| self.build_failure("PutBucketCors", e))?;
         self.client
             .put_bucket_cors()
             .bucket(&self.s3_name)
             .cors_configuration(config)
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e))?;
+            .map_err(|e| S3Failure::from_sdk("PutBucketCors", &self.s3_name, &e))?;
         Ok(())
     }
 
@@ -329,7 +277,7 @@ impl Bucket {
             .public_access_block_configuration(config)
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e))?;
+            .map_err(|e| S3Failure::from_sdk("PutPublicAccessBlock", &self.s3_name, &e))?;
         Ok(())
     }
 
@@ -337,15 +285,18 @@ impl Bucket {
         let rule = OwnershipControlsRule::builder()
             .object_ownership(ObjectOwnership::from(ownership))
             .build()
-            .map_err(build_failure)?;
-        let controls = OwnershipControls::builder().rules(rule).build().map_err(build_failure)?;
+            .map_err(|e| self.build_failure("PutBucketOwnershipControls", e))?;
+        let controls = OwnershipControls::builder()
+            .rules(rule)
+            .build()
+            .map_err(|e| self.build_failure("PutBucketOwnershipControls", e))?;
         self.client
             .put_bucket_ownership_controls()
             .bucket(&self.s3_name)
             .ownership_controls(controls)
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e))?;
+            .map_err(|e| S3Failure::from_sdk("PutBucketOwnershipControls", &self.s3_name, &e))?;
         Ok(())
     }
 
@@ -359,7 +310,7 @@ impl Bucket {
                     .policy(p.to_string())
                     .send()
                     .await
-                    .map_err(|e| S3Failure::from_sdk(&e))?;
+                    .map_err(|e| S3Failure::from_sdk("PutBucketPolicy", &self.s3_name, &e))?;
             }
             None => {
                 self.client
@@ -367,7 +318,7 @@ impl Bucket {
                     .bucket(&self.s3_name)
                     .send()
                     .await
-                    .map_err(|e| S3Failure::from_sdk(&e))?;
+                    .map_err(|e| S3Failure::from_sdk("DeleteBucketPolicy", &self.s3_name, &e))?;
             }
         }
         Ok(())
@@ -386,15 +337,18 @@ impl Bucket {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(build_failure)?;
-        let config = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(build_failure)?;
+            .map_err(|e| self.build_failure("PutBucketLifecycleConfiguration", e))?;
+        let config = BucketLifecycleConfiguration::builder()
+            .set_rules(Some(rules))
+            .build()
+            .map_err(|e| self.build_failure("PutBucketLifecycleConfiguration", e))?;
         self.client
             .put_bucket_lifecycle_configuration()
             .bucket(&self.s3_name)
             .lifecycle_configuration(config)
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&e))?;
+            .map_err(|e| S3Failure::from_sdk("PutBucketLifecycleConfiguration", &self.s3_name, &e))?;
         Ok(())
     }
 }
@@ -410,6 +364,9 @@ impl<T> Current<T> {
     }
 }
 
-fn build_failure(e: aws_smithy_types::error::operation::BuildError) -> S3Failure {
-    S3Failure { message: Some(format!("building the request: {e}")), ..S3Failure::default() }
+impl Bucket {
+    /// A request that could not be built: nothing was sent.
+    fn build_failure(&self, operation: &str, e: aws_smithy_types::error::operation::BuildError) -> S3Failure {
+        S3Failure { message: Some(format!("building the request: {e}")), ..S3Failure::new(operation, &self.s3_name) }
+    }
 }

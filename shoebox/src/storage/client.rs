@@ -56,7 +56,8 @@ impl Bucket {
         // spend the time budget on an endpoint that is down.
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
             .timeout_config(timeouts)
-            .retry_config(RetryConfig::standard().with_max_attempts(2));
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .interceptor(super::metered::Metered::new(&s.bucket));
         let endpoint = s.endpoint.as_deref().map(|e| e.trim_end_matches('/').to_owned());
         if let Some(ep) = &endpoint {
             builder = builder.endpoint_url(ep.clone()).force_path_style(true);

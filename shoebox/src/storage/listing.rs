@@ -1,6 +1,6 @@
 //! Listing a bucket page by page and deleting many objects at once, for the lifecycle jobs.
 
-use super::{Bucket, StorageError, service_error};
+use super::{Bucket, S3Error, StorageError};
 use crate::domain::Millis;
 
 /// The most keys one `DeleteObjects` request takes (S3's limit).
@@ -34,7 +34,7 @@ impl Bucket {
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(service_error)?;
+            .map_err(|e| self.failed("ListObjectsV2", &e))?;
         let objects = out
             .contents()
             .iter()
@@ -60,6 +60,6 @@ impl Bucket {
             return Ok(Vec::new());
         }
         debug_assert!(keys.len() <= DELETE_BATCH, "DeleteObjects takes at most 1000 keys");
-        self.delete_many(keys).await.map_err(|f| StorageError::Service(f.summary()))
+        self.delete_many(keys).await.map_err(|f| StorageError::from(S3Error::new(f)))
     }
 }

@@ -7,7 +7,9 @@ pub(crate) mod admin;
 mod client;
 #[cfg(feature = "embedded-s3")]
 pub(crate) mod embedded;
+mod failure;
 pub(crate) mod listing;
+mod metered;
 pub(crate) mod post_policy;
 pub(crate) mod serve;
 mod settings;
@@ -18,14 +20,14 @@ use std::time::Duration;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ProvideCredentials as _, SharedCredentialsProvider};
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::domain::BucketAccess;
-pub use admin::S3Failure;
 use client::PUT_TIMEOUT;
+pub use failure::{S3Error, S3Failure};
 pub use post_policy::{PostPolicyRequest, SigningCredentials, sign_post_policy};
 pub use serve::ObjectMeta;
 pub use settings::BucketSettings;
@@ -37,8 +39,9 @@ pub enum StorageError {
     #[error("no such object")]
     NotFound,
     /// S3 refused the request (access denied, a malformed request): the configuration's or a bug.
-    #[error("S3 request failed: {0}")]
-    Service(String),
+    /// Its `Display` says which call on which bucket, S3's answer and the likely cause.
+    #[error(transparent)]
+    Service(S3Error),
     /// No credentials to sign with: the deployment's configuration.
     #[error("no credentials to sign with: {0}")]
     Credentials(String),
@@ -50,8 +53,8 @@ pub enum StorageError {
     Changed,
     /// S3 did not answer in time, could not be reached, or answered with a 5xx: worth retrying
     /// shortly, and nothing to do with the request.
-    #[error("S3 is unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(S3Error),
     /// A byte range that starts past the end of the object, which is `size` bytes long.
     #[error("the requested range is outside the object ({size} bytes)")]
     RangeNotSatisfiable {
@@ -264,7 +267,7 @@ impl Bucket {
                 etag: out.e_tag().map(str::to_owned),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(service_error(e)),
+            Err(e) => Err(self.failed("HeadObject", &e)),
         }
     }
 
@@ -309,15 +312,16 @@ impl Bucket {
             .range(format!("bytes={start}-{}", (start + len).saturating_sub(1)))
             .send()
             .await
-            .map_err(get_error)?;
+            .map_err(|e| self.get_error(e))?;
         let etag = out.e_tag().map(str::to_owned);
-        let data = out.body.collect().await.map_err(|e| StorageError::Service(e.to_string()))?;
+        let data = out.body.collect().await.map_err(|_| self.body_cut("GetObject"))?;
         Ok((data.into_bytes(), etag))
     }
 
     /// Stream a whole object.
     pub async fn get_stream(&self, key: &str) -> Result<(ObjectInfo, ByteStream), StorageError> {
-        let out = self.client.get_object().bucket(&self.s3_name).key(key).send().await.map_err(get_error)?;
+        let out =
+            self.client.get_object().bucket(&self.s3_name).key(key).send().await.map_err(|e| self.get_error(e))?;
         let info = ObjectInfo {
             size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
             content_type: out.content_type().map(str::to_owned),
@@ -343,46 +347,60 @@ impl Bucket {
             ))
             .send()
             .await
-            .map_err(service_error)?;
+            .map_err(|e| self.failed("PutObject", &e))?;
         Ok(())
     }
 
     /// Delete an object. Deleting a missing object succeeds, as in S3.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.client.delete_object().bucket(&self.s3_name).key(key).send().await.map_err(service_error)?;
+        self.client
+            .delete_object()
+            .bucket(&self.s3_name)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.failed("DeleteObject", &e))?;
         Ok(())
     }
 
     /// HEAD the bucket: reachable, exists, and our credentials are accepted.
     pub async fn health_check(&self) -> Result<(), StorageError> {
-        self.client.head_bucket().bucket(&self.s3_name).send().await.map_err(service_error)?;
+        self.client.head_bucket().bucket(&self.s3_name).send().await.map_err(|e| self.failed("HeadBucket", &e))?;
         Ok(())
     }
-}
 
-/// A GET's failure: a missing key is [`StorageError::NotFound`], anything else as
-/// [`service_error`] says.
-fn get_error(e: SdkError<aws_sdk_s3::operation::get_object::GetObjectError, HttpResponse>) -> StorageError {
-    match e.as_service_error() {
-        Some(s) if s.is_no_such_key() => StorageError::NotFound,
-        _ => service_error(e),
+    /// `operation` on this bucket failed as the SDK says: [`StorageError::Unavailable`] when S3
+    /// could not be reached, did not answer in time or answered that it is overloaded (5xx,
+    /// SlowDown), [`StorageError::Service`] otherwise; both in plain words.
+    pub(crate) fn failed<E>(&self, operation: &str, e: &SdkError<E, HttpResponse>) -> StorageError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        StorageError::from(S3Error::from_sdk(operation, &self.s3_name, e))
+    }
+
+    /// A GET's failure: a missing key is [`StorageError::NotFound`], anything else as
+    /// [`Bucket::failed`] says.
+    pub(crate) fn get_error(
+        &self,
+        e: SdkError<aws_sdk_s3::operation::get_object::GetObjectError, HttpResponse>,
+    ) -> StorageError {
+        match e.as_service_error() {
+            Some(s) if s.is_no_such_key() => StorageError::NotFound,
+            _ => self.failed("GetObject", &e),
+        }
+    }
+
+    /// A body that broke off while `operation`'s answer was being read: an outage.
+    pub(crate) fn body_cut(&self, operation: &str) -> StorageError {
+        StorageError::Unavailable(S3Error::new(S3Failure::body_cut(operation, &self.s3_name)))
     }
 }
 
-fn service_error<E>(e: SdkError<E, HttpResponse>) -> StorageError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    // DisplayErrorContext prints the whole chain ("service error: NoSuchBucket: …") where
-    // Display alone says only "service error".
-    let text = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-    let unavailable = match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        // SlowDown, InternalError, ServiceUnavailable: S3's own "try again shortly".
-        SdkError::ServiceError(s) => s.raw().status().is_server_error(),
-        _ => false,
-    };
-    if unavailable { StorageError::Unavailable(text) } else { StorageError::Service(text) }
+impl From<S3Error> for StorageError {
+    fn from(e: S3Error) -> Self {
+        if e.is_unavailable() { Self::Unavailable(e) } else { Self::Service(e) }
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +425,71 @@ mod tests {
         let text = format!("{form:?}");
         assert!(text.contains("incoming/abc"), "{text}");
         assert!(!text.contains("SECRET"), "{text}");
+    }
+
+    /// What each S3 failure says in `Display` (what every log line, `/healthz`'s problem and a
+    /// 5xx's first words print): the call, the bucket, the status, S3's code and message, the
+    /// request id, then the likely cause; the SDK's `Debug` only as the source.
+    #[cfg(feature = "embedded-s3")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_s3_failure_says_what_was_asked_what_came_back_and_why_in_plain_words() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut settings = vec![BucketSettings::private("private", "shoebox-private")];
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let endpoint = embedded::start(dir.path(), listen, &settings, &[], 1000).await.expect("endpoint");
+        settings[0].endpoint = Some(endpoint.endpoint.clone());
+        let mut wrong = endpoint.credentials.clone();
+        wrong.secret_access_key = "not-the-secret".into();
+        let refused = Storage::new(&settings, Some(&wrong)).await.expect("storage");
+        let mut nosuch = settings.clone();
+        nosuch[0].bucket = "shoebox-nosuch".into();
+        let missing = Storage::new(&nosuch, Some(&endpoint.credentials)).await.expect("storage");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let mut gone = settings.clone();
+        gone[0].endpoint = Some(format!("http://{closed}"));
+        let unreachable = Storage::new(&gone, Some(&endpoint.credentials)).await.expect("storage");
+        let bucket = |s: &Storage| s.bucket("private").expect("bucket").clone();
+
+        let cases = [
+            (
+                bucket(&refused).health_check().await.expect_err("403"),
+                "HeadBucket on bucket shoebox-private: 403 Forbidden, no error code (a HEAD answer has no body); request id ",
+                "Likely cause: the credentials were refused or may not read this bucket",
+            ),
+            (
+                bucket(&missing).list_page("", None).await.expect_err("404"),
+                "ListObjectsV2 on bucket shoebox-nosuch: 404 Not Found, NoSuchBucket",
+                "Likely cause: there is no bucket named shoebox-nosuch at this endpoint",
+            ),
+            (
+                bucket(&refused).read_range("photos/x", 0, 10).await.expect_err("403"),
+                "GetObject on bucket shoebox-private: 403 Forbidden, SignatureDoesNotMatch",
+                "Likely cause: the secret access key does not belong to the access key id",
+            ),
+            (
+                bucket(&unreachable).health_check().await.expect_err("refused"),
+                "HeadBucket on bucket shoebox-private: no answer: connection refused",
+                "Likely cause: nothing is listening at the bucket's endpoint",
+            ),
+        ];
+        for (e, starts, cause) in cases {
+            let text = e.to_string();
+            assert!(text.starts_with(starts), "{text}");
+            assert!(text.contains(cause), "{text}");
+            if !starts.contains("no answer") {
+                let id = text.split("request id ").nth(1).and_then(|r| r.split('.').next()).unwrap_or_default();
+                assert_eq!(id.len(), 16, "the endpoint's request id is quoted: {text}");
+            }
+            assert!(text.len() < 500, "one readable sentence, not the SDK's account: {text}");
+            for sdk in ["ServiceError", "Unhandled", "Error {", "not-the-secret"] {
+                assert!(!text.contains(sdk), "{sdk} in {text}");
+            }
+            let source = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+            assert!(source.starts_with("the SDK's account: "), "the SDK's Debug is the source only: {source}");
+            assert!(!source.contains("not-the-secret"), "{source}");
+        }
+        let outage = bucket(&unreachable).health_check().await.expect_err("refused");
+        assert!(matches!(outage, StorageError::Unavailable(_)), "no answer is an outage: {outage:?}");
     }
 
     /// Verification reads an upload in pieces and refuses to mix objects: every ranged read

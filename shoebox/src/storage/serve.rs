@@ -10,7 +10,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::{Bucket, StorageError, get_error, service_error};
+use super::{Bucket, S3Error, S3Failure, StorageError};
 
 /// What a viewer's validators and ranges are decided from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl Bucket {
                 last_modified: to_system_time(out.last_modified()),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(service_error(e)),
+            Err(e) => Err(self.failed("HeadObject", &e)),
         }
     }
 
@@ -75,7 +75,7 @@ impl Bucket {
                 let size = self.head_meta(key).await?.ok_or(StorageError::NotFound)?.size;
                 return Err(StorageError::RangeNotSatisfiable { size });
             }
-            Err(e) => return Err(get_error(e)),
+            Err(e) => return Err(self.get_error(e)),
         };
         let length = out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
         let (range, size) = match out.content_range().and_then(parse_content_range) {
@@ -93,9 +93,20 @@ impl Bucket {
     /// A GET URL for `key` that works without credentials for `ttl`: the redirect mode's
     /// answer, for kinds that would rather not relay bytes. Signed locally; S3 is not asked.
     pub async fn presigned_get(&self, key: &str, ttl: Duration) -> Result<String, StorageError> {
-        let config = PresigningConfig::expires_in(ttl).map_err(|e| StorageError::Service(e.to_string()))?;
-        let signed =
-            self.client.get_object().bucket(&self.s3_name).key(key).presigned(config).await.map_err(service_error)?;
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| {
+            StorageError::Service(S3Error::new(S3Failure {
+                message: Some(format!("presigning: {e}")),
+                ..S3Failure::new("GetObject", &self.s3_name)
+            }))
+        })?;
+        let signed = self
+            .client
+            .get_object()
+            .bucket(&self.s3_name)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| self.failed("GetObject", &e))?;
         Ok(signed.uri().to_owned())
     }
 }

@@ -1,6 +1,8 @@
 //! Completion: verify a finished upload, then write the checked bytes (without metadata) to
 //! the key they are served from and mark the photo ready; or remove it and say why.
 
+use tracing::Instrument as _;
+
 use super::verify::{VerifyError, verify};
 use super::{Refusal, UploadError};
 use crate::app::Shoebox;
@@ -10,6 +12,7 @@ use crate::domain::{Millis, Photo, PhotoId, PhotoState};
 use crate::imaging;
 use crate::photos::{self, Actor};
 use crate::storage::{Bucket, ServedHeaders};
+use crate::telemetry::{UPLOADS_COMPLETED, UPLOADS_REFUSED, VERIFY_DURATION, seconds};
 use crate::variants;
 
 impl Shoebox {
@@ -45,6 +48,7 @@ async fn complete(app: &Shoebox, actor: &Actor, id: PhotoId) -> Result<Photo, Up
                 _ => Ok(()),
             }
         }
+        .in_current_span()
     });
     let outcome = match task.await {
         Ok(outcome) => outcome,
@@ -76,7 +80,10 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         return Err(UploadError::NotUploaded);
     };
 
-    let checked = match verify(app, bucket, photo, kind.as_ref(), &info).await {
+    let verifying = std::time::Instant::now();
+    let verified = verify(app, bucket, photo, kind.as_ref(), &info).await;
+    metrics::histogram!(VERIFY_DURATION, "kind" => photo.kind.clone()).record(seconds(verifying));
+    let checked = match verified {
         Ok(v) => v,
         Err(VerifyError::Refused(refusal)) => return refuse(app, photo, refusal, now).await,
         Err(VerifyError::Changed) => return Err(UploadError::Changed),
@@ -112,7 +119,9 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
     bucket.put(&verified.object_key, stripped.into(), &headers).await?;
     // Marked ready before the incoming copy goes: a request racing this one that finds the
     // incoming object gone then also finds the photo ready.
-    if !rows::mark_ready(&app.db, photo.id, &verified, app.now()).await? {
+    if rows::mark_ready(&app.db, photo.id, &verified, app.now()).await? {
+        metrics::counter!(UPLOADS_COMPLETED, "kind" => photo.kind.clone()).increment(1);
+    } else {
         withdrawn(app, bucket, photo, &verified).await?;
     }
     if let Err(e) = bucket.delete(&photo.incoming_key).await {
@@ -134,6 +143,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
                 tracing::warn!(photo = %photo.id, error = %e, "variants not made at completion; made on first request");
             }
         }
+        .in_current_span()
     });
     Ok(())
 }
@@ -151,6 +161,8 @@ async fn withdrawn(app: &Shoebox, bucket: &Bucket, photo: &Photo, verified: &Ver
 
 /// Remove a refused upload and tombstone its row with the reason.
 async fn refuse(app: &Shoebox, photo: &Photo, refusal: Refusal, now: Millis) -> Result<(), UploadError> {
+    metrics::counter!(UPLOADS_REFUSED, "kind" => photo.kind.clone(), "reason" => refusal.code(), "at" => "verify")
+        .increment(1);
     photos::tombstone(app, photo, PhotoState::Signed, &refusal.to_string(), now).await?;
     Err(UploadError::Refused(refusal))
 }

@@ -10,6 +10,7 @@ use crate::domain::text::{human_bytes, type_list};
 use crate::domain::{Kind, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token};
 use crate::imaging::{ImageType, ImagingError};
 use crate::storage::UploadForm;
+use crate::telemetry::{LIMIT_UPLOAD_FORMS, RATE_LIMITED, UPLOADS_REFUSED, UPLOADS_SIGNED};
 
 /// What the client says about the file it is about to upload.
 #[derive(Debug, Clone)]
@@ -57,7 +58,30 @@ impl Shoebox {
         req: SignRequest,
         style: FormStyle,
     ) -> Result<SignedUpload, UploadError> {
-        sign(self, uploader, req, style).await
+        let kind = self.kinds.get(&req.kind).map(|k| k.name().to_owned());
+        let signed = sign(self, uploader, req, style).await;
+        // Labelled only with a configured kind's name: an unknown one is the client's text.
+        if let Some(kind) = kind {
+            count(kind, &signed);
+        }
+        signed
+    }
+}
+
+/// Count a signing: a form issued, a refusal with its reason code, or the uploader's limit.
+fn count(kind: String, signed: &Result<SignedUpload, UploadError>) {
+    let refused = |reason: &'static str| {
+        metrics::counter!(UPLOADS_REFUSED, "kind" => kind.clone(), "reason" => reason, "at" => "sign").increment(1);
+    };
+    match signed {
+        Ok(_) => metrics::counter!(UPLOADS_SIGNED, "kind" => kind.clone()).increment(1),
+        Err(UploadError::Refused(r)) => refused(r.code()),
+        Err(UploadError::EmptyFile) => refused("empty_file"),
+        Err(UploadError::MissingType) => refused("missing_type"),
+        Err(UploadError::RateLimited { .. }) => {
+            metrics::counter!(RATE_LIMITED, "limit" => LIMIT_UPLOAD_FORMS).increment(1);
+        }
+        Err(_) => {}
     }
 }
 

@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::Refusal;
 use crate::app::Shoebox;
@@ -145,13 +146,16 @@ pub(super) async fn verify(
     } else {
         let (sent, decoded) = tokio::sync::oneshot::channel();
         let (app, whole) = (app.clone(), bytes.clone()); // Bytes: a reference count, not a copy
-        let making = tokio::spawn(async move {
-            let on_decoded = move || {
-                // An error only says verification stopped waiting (its request was dropped).
-                let _ = sent.send(());
-            };
-            app.run_blocking(move || variants::render(&whole, &specs, &engine_limits, on_decoded)).await
-        });
+        let making = tokio::spawn(
+            async move {
+                let on_decoded = move || {
+                    // An error only says verification stopped waiting (its request was dropped).
+                    let _ = sent.send(());
+                };
+                app.run_blocking(move || variants::render(&whole, &specs, &engine_limits, on_decoded)).await
+            }
+            .in_current_span(),
+        );
         // The sender is dropped unsent when the decode failed.
         decoded.await.is_ok().then_some(making)
     };

@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use futures_util::TryStreamExt as _;
 use tokio_util::io::ReaderStream;
 
 use super::Host;
@@ -24,6 +25,7 @@ use crate::domain::{Photo, PrivateDelivery};
 use crate::imaging::ImageType;
 use crate::photos::Location;
 use crate::storage::{ObjectMeta, StorageError};
+use crate::telemetry::PROXY_BYTES;
 use crate::variants;
 
 /// How long a redirect-mode link works: long enough for the browser to follow it, short enough
@@ -84,7 +86,10 @@ async fn serve_variant<S: Host>(
     };
     // A dropped response drops this stream and with it the connection to S3: a viewer who goes
     // away stops the read.
-    let body = Body::from_stream(ReaderStream::new(read.body.into_async_read()));
+    let sent = metrics::counter!(PROXY_BYTES, "bucket" => bucket.s3_name().to_owned());
+    let stream =
+        ReaderStream::new(read.body.into_async_read()).inspect_ok(move |chunk| sent.increment(chunk.len() as u64));
+    let body = Body::from_stream(stream);
     let d = if read.range.is_some() { Delivery::Partial } else { Delivery::Whole };
     let mut res = answer(d, image_type, &read.meta, read.range, body);
     if let Ok(v) = HeaderValue::from_str(&read.length.to_string()) {

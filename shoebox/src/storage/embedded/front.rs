@@ -32,7 +32,18 @@ impl Front {
         Self { s3, max_body, endpoint }
     }
 
+    /// Answer `req`, with a request id as S3 gives every answer (`x-amz-request-id`), so what
+    /// Shoebox says of a failure can be checked against the real thing.
     pub(super) async fn handle(self, req: Request<Body>) -> Response<Body> {
+        let mut resp = self.answer(req).await;
+        let id = crate::domain::random_token()[..16].to_ascii_uppercase();
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        resp
+    }
+
+    async fn answer(self, req: Request<Body>) -> Response<Body> {
         // s3s reads a whole form upload into memory before it checks who sent it, so the size
         // is checked here, before any of the body is read: by the declared length when there is
         // one (hyper never reads past it), otherwise by counting the bytes as they arrive.
