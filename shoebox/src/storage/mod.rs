@@ -311,7 +311,9 @@ impl Bucket {
             .await
             .map_err(get_error)?;
         let etag = out.e_tag().map(str::to_owned);
-        let data = out.body.collect().await.map_err(|e| StorageError::Service(e.to_string()))?;
+        // A body that breaks off part-way is the network's or S3's doing, like a refused
+        // connection: worth trying again shortly, not a bug.
+        let data = out.body.collect().await.map_err(|e| StorageError::Unavailable(e.to_string()))?;
         Ok((data.into_bytes(), etag))
     }
 
@@ -378,8 +380,9 @@ where
     let text = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
     let unavailable = match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        // SlowDown, InternalError, ServiceUnavailable: S3's own "try again shortly".
-        SdkError::ServiceError(s) => s.raw().status().is_server_error(),
+        // SlowDown, InternalError, ServiceUnavailable: S3's own "try again shortly"; 429 is
+        // how other S3-compatible services say SlowDown.
+        SdkError::ServiceError(s) => s.raw().status().is_server_error() || s.raw().status().as_u16() == 429,
         _ => false,
     };
     if unavailable { StorageError::Unavailable(text) } else { StorageError::Service(text) }
