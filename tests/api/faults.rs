@@ -2,7 +2,9 @@
 //! 500, 503 and `SlowDown` (retried with backoff, then 503 with `Retry-After`), answers that
 //! come too late (503 within 5 s, while pages that need no S3 stay quick), a body cut off
 //! part-way (an aborted transfer, never a short body passed off as whole), and S3 coming back
-//! (served again by the same process).
+//! (served again by the same process). Postgres restarting under load is in [`postgres`].
+
+mod postgres;
 
 use std::time::{Duration, Instant};
 

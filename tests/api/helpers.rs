@@ -102,8 +102,6 @@ impl TestApp {
 
     /// The app with other limits: Shoebox's, and the reference app's own (accounts).
     pub async fn spawn_with(backend: Backend, limits: Limits, app: AppLimits) -> Self {
-        // Errors the app logs show up under a failing test's output.
-        let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()), None),
@@ -112,6 +110,21 @@ impl TestApp {
                 (format!("{}/{name}", postgres_server()), Some(name))
             }
         };
+        let db = shoebox::Db::connect(&database_url, 10).await.expect("database");
+        Self::spawn_on(db, dir, pg_database, limits, app).await
+    }
+
+    /// The app on a pool the test opened itself, as a host hands Shoebox its own (`pg_database`
+    /// is dropped with the app, on the machine's Postgres server).
+    pub async fn spawn_on(
+        db: shoebox::Db,
+        dir: tempfile::TempDir,
+        pg_database: Option<String>,
+        limits: Limits,
+        app: AppLimits,
+    ) -> Self {
+        // Errors the app logs show up under a failing test's output.
+        let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
         // The endpoint is started here rather than by the app, so a test can stop it.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -130,7 +143,8 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("addr"),
             public_url: None,
             allowed_hosts: Vec::new(),
-            database_url: Secret::new(database_url),
+            // Only the pool above is used.
+            database_url: Secret::new(String::new()),
             storage: StorageSettings::Endpoint {
                 url: embedded.endpoint.clone(),
                 credentials: embedded.credentials.clone(),
@@ -140,7 +154,6 @@ impl TestApp {
             limits,
             app,
         };
-        let db = shoebox::Db::connect(settings.database_url.expose(), 10).await.expect("database");
         let shoebox = shoebox_app::server::shoebox(&settings, db.clone(), &origins).await.expect("shoebox");
         shoebox_app::server::migrate(&shoebox, &db).await.expect("migrate");
         let state = AppState {
