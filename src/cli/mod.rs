@@ -110,9 +110,8 @@ async fn serve() -> anyhow::Result<()> {
         tokio::spawn(shoebox::jobs::clean_up_every(built.state.shoebox.clone(), every));
     }
     tracing::info!("Shoebox is running: open http://localhost:{}/", built.addr.port());
-    shoebox::http::serve(built.listener, built.router, shutdown_signal(), Duration::from_secs(25))
-        .await
-        .context("serving")?;
+    let drain = settings.app.drain;
+    shoebox::http::serve(built.listener, built.router, shutdown_signal(drain), drain).await.context("serving")?;
     built.state.shoebox.db().close().await;
     tracing::info!("stopped");
     Ok(())
@@ -165,8 +164,8 @@ pub async fn buckets(
     Ok((buckets, storage, embedded))
 }
 
-/// SIGTERM (what Heroku and Docker send) or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM (what Heroku and Docker send) or Ctrl-C; then requests in flight have `drain`.
+async fn shutdown_signal(drain: Duration) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -185,5 +184,8 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: finishing requests in flight (25 s at most)");
+    tracing::info!(
+        "shutting down: refusing new connections, finishing requests in flight ({} s at most)",
+        drain.as_secs()
+    );
 }

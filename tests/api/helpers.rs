@@ -201,17 +201,7 @@ impl TestApp {
 
     /// Sign up in the browser `client` and return the signed-in user.
     pub async fn sign_up_with(&self, client: reqwest::Client, email: &str) -> TestUser {
-        let page = client.get(self.url("/signup")).send().await.expect("signup page").text().await.expect("text");
-        let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
-        let res = client
-            .post(self.url("/signup"))
-            .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
-            .send()
-            .await
-            .expect("signup");
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
-        let csrf = self.csrf_of(&client).await;
-        TestUser { base: self.base.clone(), client, csrf }
+        sign_up_at(&self.base, client, email).await
     }
 
     /// Sign up in the app's default browser ([`TestApp::client`]).
@@ -391,6 +381,23 @@ pub fn drop_pg_database(name: String) {
         });
     })
     .join();
+}
+
+/// Sign up with the browser `client` on the app at `base` (a `TestApp`, or the binary a test
+/// started) and return the signed-in user.
+pub async fn sign_up_at(base: &str, client: reqwest::Client, email: &str) -> TestUser {
+    let page = client.get(format!("{base}/signup")).send().await.expect("signup page").text().await.expect("text");
+    let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
+    let res = client
+        .post(format!("{base}/signup"))
+        .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
+    let home = client.get(format!("{base}/")).send().await.expect("home").text().await.expect("text");
+    let csrf = meta_csrf(&home).expect("signed in: home page has a csrf meta tag");
+    TestUser { base: base.to_owned(), client, csrf }
 }
 
 /// A value bound to a query by [`TestApp::execute`] and friends.
