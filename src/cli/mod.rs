@@ -165,27 +165,41 @@ pub async fn buckets(
 }
 
 /// SIGTERM (what Heroku and Docker send) or Ctrl-C; then requests in flight have `drain`.
-async fn shutdown_signal(drain: Duration) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+fn shutdown_signal(drain: Duration) -> impl Future<Output = ()> + Send + 'static {
+    let terminated = terminated();
+    async move {
+        terminated.await;
+        tracing::info!(
+            "shutting down: refusing new connections, finishing requests in flight ({} s at most)",
+            drain.as_secs()
+        );
     }
-    tracing::info!(
-        "shutting down: refusing new connections, finishing requests in flight ({} s at most)",
-        drain.as_secs()
-    );
+}
+
+/// Start listening for SIGTERM (what Heroku and Docker send, and what ends a one-off dyno) and
+/// Ctrl-C; the future resolves when either comes. SIGTERM is listened for from this call on,
+/// not from the first poll, so one sent meanwhile is not the default "die at once".
+pub fn terminated() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
+        }
+    }
 }

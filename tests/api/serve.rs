@@ -1,4 +1,5 @@
-//! Running the service: draining on shutdown, the binary's start and stop, and `migrate`.
+//! Running the service: draining on shutdown, the binary's start and stop (a slow download
+//! finishing across SIGTERM), `migrate`, and `clean-up` stopped by SIGTERM.
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};
@@ -11,7 +12,7 @@ use reqwest::StatusCode;
 use reqwest::cookie::CookieStore as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{as_served, sign_up_at};
+use crate::helpers::{as_served, fresh_pg_database, postgres_server, sign_up_at};
 
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -319,4 +320,197 @@ fn noise_jpeg(width: u16, height: u16) -> Vec<u8> {
         .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
         .expect("JPEG encodes");
     jpeg
+}
+
+/// Abandoned uploads the interrupted clean-up finds: six batches of 1000.
+const ABANDONED: usize = 6000;
+
+/// `shoebox <args>` on the Postgres database `url` with embedded S3 in `data`.
+fn shoebox_on(url: &str, data: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shoebox"));
+    c.args(args)
+        .env("DATABASE_URL", url)
+        .env("SHOEBOX_DATA_DIR", data)
+        .env("RUST_LOG", "info")
+        .env_remove("SHOEBOX_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Object files under `folder` of the embedded public bucket, by key.
+fn stored(data: &std::path::Path, folder: &str) -> std::collections::BTreeSet<String> {
+    let dir = data.join("s3/shoebox-public").join(folder);
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| format!("{folder}/{n}"))
+        .collect()
+}
+
+/// Start `shoebox clean-up --json` and send it `signal` while a batch is claimed and not yet
+/// tombstoned (its objects are being deleted); how many rows that batch held, and the run's
+/// end.
+async fn interrupt_clean_up(
+    url: &str,
+    data: &std::path::Path,
+    db: &sqlx::PgPool,
+    signal: &str,
+) -> (i64, std::process::Output) {
+    let child = shoebox_on(url, data, &["clean-up", "--json"]).spawn().expect("clean-up");
+    let in_batch = "select count(*) from shoebox_photos where claimed_by like 'clean-up-%' and state <> 'deleted'";
+    let started = Instant::now();
+    let claimed = loop {
+        let n: i64 = sqlx::query_scalar(in_batch).fetch_one(db).await.expect("count");
+        if n > 0 {
+            break n;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "clean-up claimed nothing within a minute");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    (claimed, out)
+}
+
+/// The abandoned uploads' rows still live, and their objects still in the bucket.
+async fn abandoned_left(
+    db: &sqlx::PgPool,
+    data: &std::path::Path,
+) -> (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>) {
+    let live = sqlx::query_scalar(
+        "select incoming_key from shoebox_photos where state = 'signed' and incoming_key like 'incoming/abandoned-%'",
+    )
+    .fetch_all(db)
+    .await
+    .expect("rows")
+    .into_iter()
+    .collect();
+    let objects = stored(data, "incoming").into_iter().filter(|k| k.starts_with("incoming/abandoned-")).collect();
+    (live, objects)
+}
+
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the summary, as JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_up_interrupted_mid_batch_converges_at_once_after_sigterm_and_after_the_lease_when_killed() {
+    let name = fresh_pg_database().await;
+    let url = format!("{}/{name}", postgres_server());
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path();
+    let out = shoebox_on(&url, data, &["migrate"]).output().expect("migrate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db = sqlx::PgPool::connect(&url).await.expect("connect");
+
+    // Seeded as scripts/bench-clean-up does: rows in one statement, objects written straight
+    // into the embedded endpoint's folders. Beside the abandoned uploads (signed two days ago,
+    // never finished), photos in use and uploads signed just now, which must all stay.
+    let day = 86_400_000;
+    let now = shoebox::now_millis();
+    let insert = |prefix: &str, state: &str, n: usize, created: i64| {
+        format!(
+            "insert into shoebox_photos (photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, \
+             declared_type, image_type, max_bytes, form_expires_at, created_at, verified_at, attached_at) \
+             select gen_random_uuid()::text, 'avatar', 'public', 'u', '{state}', \
+             'incoming/{prefix}-' || lpad(i::text, 7, '0'), \
+             case when '{state}' = 'in_use' then 'photos/{prefix}-' || lpad(i::text, 7, '0') end, \
+             'image/jpeg', case when '{state}' = 'in_use' then 'image/jpeg' end, 10000000, 0, {created}, \
+             case when '{state}' = 'in_use' then {created} end, case when '{state}' = 'in_use' then {created} end \
+             from generate_series(1, {n}) as i"
+        )
+    };
+    let seeds = [
+        insert("abandoned", "signed", ABANDONED, now - 2 * day),
+        insert("used", "in_use", 20, now - 2 * day),
+        insert("fresh", "signed", 20, now),
+    ];
+    for sql in seeds {
+        sqlx::query(&sql).execute(&db).await.expect("seed");
+    }
+    for (folder, prefix, n) in [("incoming", "abandoned", ABANDONED), ("photos", "used", 20), ("incoming", "fresh", 20)]
+    {
+        let dir = data.join("s3/shoebox-public").join(folder);
+        std::fs::create_dir_all(&dir).expect("bucket folder");
+        for i in 1..=n {
+            std::fs::write(dir.join(format!("{prefix}-{i:07}")), b"\xff\xd8 a JPEG's first bytes").expect("object");
+        }
+    }
+    let claims = "select count(*) from shoebox_photos where claimed_by is not null";
+
+    // 1. SIGTERM mid-batch: the run finishes the batch in hand (batches are whole thousands),
+    //    claims no other, exits 0 and says it stopped.
+    let (claimed, out) = interrupt_clean_up(&url, data, &db, "-TERM").await;
+    let first = summary(&out);
+    let deleted = usize::try_from(first["deleted"].as_u64().expect("deleted")).expect("count");
+    eprintln!("clean-up: SIGTERM with {claimed} rows claimed; that run deleted {deleted} of {ABANDONED} and stopped");
+    assert_eq!((&first["stopped"], &first["errors"]), (&serde_json::json!(true), &serde_json::json!(0)), "{first}");
+    assert!((1000..ABANDONED).contains(&deleted) && deleted % 1000 == 0, "{first}");
+    assert_eq!(sqlx::query_scalar::<_, i64>(claims).fetch_one(&db).await.expect("count"), 0, "no claims left");
+    let (live, objects) = abandoned_left(&db, data).await;
+    assert_eq!(live.len(), ABANDONED - deleted);
+    assert!(live == objects, "an object is left exactly where its row is");
+
+    // 2. SIGKILL mid-batch (a crash, or a platform out of patience): that batch stays claimed,
+    //    its objects perhaps half deleted, until its lease (10 minutes) runs out.
+    //    (Should the kill land in the instant between two batches, nothing is held: kill again.)
+    let mut held = 0;
+    for _ in 0..3 {
+        let (_, out) = interrupt_clean_up(&url, data, &db, "-KILL").await;
+        assert!(!out.status.success(), "killed");
+        held = sqlx::query_scalar(claims).fetch_one(&db).await.expect("count");
+        if held > 0 {
+            break;
+        }
+    }
+    assert!(held > 0 && held <= 1000, "the killed run's batch is still claimed: {held}");
+    eprintln!("clean-up: SIGKILL mid-batch left {held} rows claimed until their lease runs out");
+    let (live, _) = abandoned_left(&db, data).await;
+
+    // 3. The next run deletes everything else and leaves the claimed batch to its lease: a
+    //    claim it cannot tell from a runner still at work.
+    let third = summary(&shoebox_on(&url, data, &["clean-up", "--json"]).output().expect("clean-up"));
+    let expected = u64::try_from(live.len()).expect("n") - u64::try_from(held).expect("n");
+    assert_eq!((third["deleted"].as_u64(), &third["errors"]), (Some(expected), &serde_json::json!(0)), "{third}");
+    let (live, objects) = abandoned_left(&db, data).await;
+    assert_eq!(i64::try_from(live.len()).expect("n"), held, "only the claimed batch is left");
+    assert!(objects.is_subset(&live), "no object without its row");
+
+    // 4. Once the lease has run out (moved into the past here rather than waited for), the
+    //    next run takes the claims over and deletes exactly that batch, objects already gone
+    //    or not.
+    sqlx::query("update shoebox_photos set claimed_until = 0 where claimed_by is not null")
+        .execute(&db)
+        .await
+        .expect("the lease runs out");
+    let fourth = summary(&shoebox_on(&url, data, &["clean-up", "--json"]).output().expect("clean-up"));
+    assert_eq!(
+        (fourth["deleted"].as_u64(), &fourth["errors"]),
+        (u64::try_from(held).ok(), &serde_json::json!(0)),
+        "{fourth}"
+    );
+
+    // Every abandoned upload is gone, row and object; nothing in use or still fresh was touched.
+    let states: Vec<(String, i64)> = sqlx::query_as(
+        "select split_part(incoming_key, '-', 1) || ' ' || state, count(*) from shoebox_photos group by 1 order by 1",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("states");
+    let all = i64::try_from(ABANDONED).expect("n");
+    let expected = [("incoming/abandoned deleted", all), ("incoming/fresh signed", 20), ("incoming/used in_use", 20)]
+        .map(|(k, n)| (k.to_owned(), n));
+    assert_eq!(states, expected);
+    assert_eq!(sqlx::query_scalar::<_, i64>(claims).fetch_one(&db).await.expect("count"), 0);
+    let incoming = stored(data, "incoming");
+    assert!(incoming.iter().all(|k| k.starts_with("incoming/fresh-")) && incoming.len() == 20, "{incoming:?}");
+    assert_eq!(stored(data, "photos").len(), 20, "the photos in use keep their objects");
+    db.close().await;
+    crate::helpers::drop_pg_database(name);
 }
