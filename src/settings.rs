@@ -124,6 +124,10 @@ pub struct AppLimits {
     /// and one-off job has its own pool, and the plan caps them all together (20 on Heroku's
     /// entry plans), so this is the plan's cap shared out, not a speed knob to turn up.
     pub database_connections: u32,
+    /// How long `serve` lets requests in flight finish after SIGTERM before it stops anyway
+    /// (`SHOEBOX_DRAIN_SECS`). Heroku sends SIGKILL 30 s after SIGTERM, Docker 10 s after
+    /// (`docker stop`'s default): the drain must end before that.
+    pub drain: Duration,
 }
 
 /// At most `max` attempts in any `window`.
@@ -158,9 +162,13 @@ impl Default for AppLimits {
             trust_proxy: TrustProxy::None,
             clean_up_every: None,
             database_connections: DEFAULT_CONNECTIONS,
+            drain: DEFAULT_DRAIN,
         }
     }
 }
+
+/// How long `serve` drains unless configured: inside the 30 s Heroku allows after SIGTERM.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(25);
 
 /// Postgres connections per pool unless configured: entry Heroku Postgres plans allow 20 for
 /// all dynos and one-off jobs together.
@@ -271,6 +279,13 @@ impl Settings {
             app.database_connections = n.parse().ok().filter(|n| (1..=1000).contains(n)).with_context(|| {
                 format!("SHOEBOX_DATABASE_CONNECTIONS must be a number of connections from 1 to 1000, not {n:?}")
             })?;
+        }
+        if let Some(n) = env("SHOEBOX_DRAIN_SECS").filter(|v| !v.is_empty()) {
+            let secs =
+                n.parse().ok().filter(|n| *n <= 3600).with_context(|| {
+                    format!("SHOEBOX_DRAIN_SECS must be a number of seconds from 0 to 3600, not {n:?}")
+                })?;
+            app.drain = Duration::from_secs(secs);
         }
         if let Some(h) = file.clean_up_grace_hours {
             limits.clean_up_grace = Duration::from_secs(h.saturating_mul(3600));
@@ -532,6 +547,17 @@ mod tests {
         assert_eq!(parse_interval("2d"), Some(Duration::from_secs(172_800)));
         for bad in ["", "m", "0h", "10", "1w", "-1h", "1.5h"] {
             assert_eq!(parse_interval(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_drain_time_is_read_and_nonsense_is_refused() {
+        let env = |value: &'static str| move |k: &str| (k == "SHOEBOX_DRAIN_SECS").then(|| value.to_owned());
+        assert_eq!(Settings::from_lookup(|_| None).expect("defaults").app.drain, Duration::from_secs(25));
+        assert_eq!(Settings::from_lookup(env("8")).expect("eight").app.drain, Duration::from_secs(8));
+        for bad in ["-1", "10s", "99999"] {
+            let err = Settings::from_lookup(env(bad)).expect_err(bad).to_string();
+            assert!(err.contains("SHOEBOX_DRAIN_SECS must be a number"), "{err}");
         }
     }
 

@@ -22,18 +22,27 @@ pub enum StoreError {
     /// The address already has an account.
     #[error("that email address already has an account")]
     EmailTaken,
-    /// The database failed.
-    #[error("database error")]
-    Sqlx(#[from] sqlx::Error),
+    /// The database failed: down or restarting ([`StoreError::is_outage`]), or it refused a
+    /// statement.
+    #[error(transparent)]
+    Db(shoebox::DbError),
     /// A row holds what this app cannot have written.
     #[error("a row could not be read: {0}")]
     Corrupt(String),
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(shoebox::DbError::from(e))
+    }
+}
+
 impl StoreError {
-    /// Whether the database was unreachable or overloaded, rather than a bug.
+    /// Whether the database was unreachable, restarting or out of connections (worth a 503
+    /// and a retry), rather than a bug: the same rule as Shoebox's own tables, since a
+    /// restart cuts off this app's statements as it does Shoebox's.
     pub fn is_outage(&self) -> bool {
-        matches!(self, Self::Sqlx(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed))
+        matches!(self, Self::Db(e) if e.is_outage())
     }
 }
 
@@ -268,4 +277,21 @@ pub async fn migrate(db: &Db) -> Result<(), sqlx::migrate::MigrateError> {
     // not this app's any more (Shoebox records its own in shoebox_migrations).
     migrator.set_ignore_missing(true);
     on_pool!(db, |p| migrator.run(p).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_restart_is_an_outage_and_a_bad_row_is_not() {
+        // What sqlx returned while the tests restarted Postgres: a statement cut off by the
+        // shutdown, and no connection to be had.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::from(sqlx::Error::Io(reset)).is_outage());
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_outage());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_outage());
+        assert!(!StoreError::Corrupt("user id".into()).is_outage());
+        assert!(!StoreError::EmailTaken.is_outage());
+    }
 }

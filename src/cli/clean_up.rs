@@ -47,6 +47,15 @@ pub async fn run(args: &CleanUpArgs) -> anyhow::Result<Report> {
     let app = super::open(&settings).await?;
     let as_of = args.as_of.unwrap_or_else(|| app.now());
     let opts = Options { dry_run: args.dry_run, ..Options::new(as_of) };
+    // SIGTERM (a deploy, the end of a one-off dyno's time) stops the run between batches
+    // instead of killing it inside one: the batch in hand is finished, so no rows are left
+    // claimed until their lease runs out, and the next run deletes exactly what is left.
+    let (stop, terminated) = (opts.stop.clone(), super::terminated());
+    let on_signal = tokio::spawn(async move {
+        terminated.await;
+        tracing::info!("asked to stop: finishing this batch, then stopping; the next run carries on");
+        stop.request();
+    });
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -61,7 +70,10 @@ pub async fn run(args: &CleanUpArgs) -> anyhow::Result<Report> {
         }
     };
     let photos = clean_up::run(&app, &opts, &progress).await.context("clean-up stopped: the database failed")?;
-    let sessions_expired = if opts.dry_run {
+    on_signal.abort();
+    let sessions_expired = if photos.stopped {
+        0
+    } else if opts.dry_run {
         u64::try_from(store::count_expired_sessions(app.db(), as_of).await?).unwrap_or(0)
     } else {
         store::delete_expired_sessions(app.db(), as_of).await?
@@ -94,6 +106,9 @@ pub fn render(r: &Report) -> String {
         "kept longer: {}; S3 requests: {} ({} DeleteObjects); errors: {}\n",
         s.kept_longer, s.s3_requests, s.delete_requests, s.errors
     ));
+    if s.stopped {
+        out.push_str("stopped early when asked (SIGTERM): the next run deletes what is left\n");
+    }
     for e in &s.error_messages {
         out.push_str(&format!("  error: {e}\n"));
     }
@@ -118,8 +133,11 @@ mod tests {
         let mut s = Summary { deleted: 2, errors: 1, s3_requests: 1, ..Summary::default() };
         s.by_reason.insert("It was not saved within 24 hours.".into(), 2);
         s.error_messages.push("deleting x: AccessDenied".into());
-        let text = render(&Report { photos: s, sessions_expired: 0 });
+        let text = render(&Report { photos: s.clone(), sessions_expired: 0 });
         assert!(text.starts_with("clean-up deleted 2 photos"), "{text}");
         assert!(text.contains("2  It was not saved") && text.contains("error: deleting x"), "{text}");
+        assert!(!text.contains("stopped early"), "{text}");
+        let stopped = render(&Report { photos: Summary { stopped: true, ..s }, sessions_expired: 0 });
+        assert!(stopped.contains("stopped early when asked (SIGTERM)"), "{stopped}");
     }
 }

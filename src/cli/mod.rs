@@ -108,9 +108,8 @@ async fn serve() -> anyhow::Result<()> {
         tokio::spawn(shoebox::jobs::clean_up_every(built.state.shoebox.clone(), every));
     }
     tracing::info!("Shoebox is running: open http://localhost:{}/", built.addr.port());
-    shoebox::http::serve(built.listener, built.router, shutdown_signal(), Duration::from_secs(25))
-        .await
-        .context("serving")?;
+    let drain = settings.app.drain;
+    shoebox::http::serve(built.listener, built.router, shutdown_signal(drain), drain).await.context("serving")?;
     built.state.shoebox.db().close().await;
     tracing::info!("stopped");
     Ok(())
@@ -163,25 +162,42 @@ pub async fn buckets(
     Ok((buckets, storage, embedded))
 }
 
-/// SIGTERM (what Heroku and Docker send) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+/// SIGTERM (what Heroku and Docker send) or Ctrl-C; then requests in flight have `drain`.
+fn shutdown_signal(drain: Duration) -> impl Future<Output = ()> + Send + 'static {
+    let terminated = terminated();
+    async move {
+        terminated.await;
+        tracing::info!(
+            "shutting down: refusing new connections, finishing requests in flight ({} s at most)",
+            drain.as_secs()
+        );
     }
-    tracing::info!("shutting down: finishing requests in flight (25 s at most)");
+}
+
+/// Start listening for SIGTERM (what Heroku and Docker send, and what ends a one-off dyno) and
+/// Ctrl-C; the future resolves when either comes. SIGTERM is listened for from this call on,
+/// not from the first poll, so one sent meanwhile is not the default "die at once".
+pub fn terminated() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
+        }
+    }
 }

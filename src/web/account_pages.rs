@@ -13,11 +13,11 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use askama::Template;
-use shoebox::http::{AppError, FormViewer, Host as _, MaybeViewer, PageChrome, PageError};
+use shoebox::http::{AppError, FormViewer, Host as _, IdentityError, MaybeViewer, PageChrome, PageError};
 use shoebox::now_millis;
 
 use super::{AppState, FORM_CSRF_COOKIE, SESSION_COOKIE, cookie, session_token};
-use crate::accounts::{self, AccountError, AccountInputError, Email, NewSession, Password, random_token};
+use crate::accounts::{self, AccountError, AccountInputError, Email, NewSession, Password, StoreError, random_token};
 use crate::settings::TrustProxy;
 
 /// The sign-up and login forms, in the library's page layout.
@@ -195,11 +195,12 @@ fn form_error(
     email: String,
     e: AccountError,
 ) -> Result<Response, PageError> {
-    let status = match &e {
+    let status = match e {
         AccountError::EmailTaken => StatusCode::CONFLICT,
         AccountError::BadCredentials => StatusCode::UNAUTHORIZED,
         AccountError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        AccountError::Store(_) | AccountError::Hash(_) => return Err(AppError::Internal(e.into()).into()),
+        AccountError::Store(s) => return Err(store_failed(s).into()),
+        AccountError::Hash(_) => return Err(AppError::Internal(e.into()).into()),
     };
     let mut res = show_form(state, headers, jar, mode, email, Some(e.to_string()), status)?;
     if let AccountError::RateLimited { retry_after_secs } = e
@@ -208,6 +209,13 @@ fn form_error(
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     Ok(res)
+}
+
+/// The account tables could not be read or written: a database that is down or restarting is
+/// an outage (503 with `Retry-After`, as for Shoebox's own tables; the account store is this
+/// app's identity store, hence [`IdentityError`]), anything else a bug.
+fn store_failed(e: StoreError) -> AppError {
+    if e.is_outage() { AppError::Identity(IdentityError::new(e)) } else { AppError::Internal(e.into()) }
 }
 
 fn input_error(
@@ -238,7 +246,7 @@ async fn logout(
     FormViewer(_): FormViewer,
 ) -> Result<Response, PageError> {
     if let Some(token) = session_token(&jar) {
-        accounts::log_out(&state.accounts, &token).await.map_err(|e| AppError::Internal(e.into()))?;
+        accounts::log_out(&state.accounts, &token).await.map_err(store_failed)?;
     }
     let jar = jar.remove(cookie(SESSION_COOKIE, String::new(), false, None));
     Ok((jar, Redirect::to("/")).into_response())
@@ -250,8 +258,7 @@ async fn logout_everywhere(
     jar: CookieJar,
     FormViewer(user): FormViewer,
 ) -> Result<Response, PageError> {
-    let ended =
-        accounts::log_out_everywhere(&state.accounts, &user.id).await.map_err(|e| AppError::Internal(e.into()))?;
+    let ended = accounts::log_out_everywhere(&state.accounts, &user.id).await.map_err(store_failed)?;
     tracing::info!(user = %user.id, sessions = ended, "logged out everywhere");
     let jar = jar.remove(cookie(SESSION_COOKIE, String::new(), false, None));
     Ok((jar, Redirect::to("/")).into_response())

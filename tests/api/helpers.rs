@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use reqwest::multipart::{Form, Part};
@@ -100,8 +102,6 @@ impl TestApp {
 
     /// The app with other limits: Shoebox's, and the reference app's own (accounts).
     pub async fn spawn_with(backend: Backend, limits: Limits, app: AppLimits) -> Self {
-        // Errors the app logs show up under a failing test's output.
-        let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()), None),
@@ -110,6 +110,21 @@ impl TestApp {
                 (format!("{}/{name}", postgres_server()), Some(name))
             }
         };
+        let db = shoebox::Db::connect(&database_url, 10).await.expect("database");
+        Self::spawn_on(db, dir, pg_database, limits, app).await
+    }
+
+    /// The app on a pool the test opened itself, as a host hands Shoebox its own (`pg_database`
+    /// is dropped with the app, on the machine's Postgres server).
+    pub async fn spawn_on(
+        db: shoebox::Db,
+        dir: tempfile::TempDir,
+        pg_database: Option<String>,
+        limits: Limits,
+        app: AppLimits,
+    ) -> Self {
+        // Errors the app logs show up under a failing test's output.
+        let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
         // The endpoint is started here rather than by the app, so a test can stop it.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -128,7 +143,8 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("addr"),
             public_url: None,
             allowed_hosts: Vec::new(),
-            database_url: Secret::new(database_url),
+            // Only the pool above is used.
+            database_url: Secret::new(String::new()),
             storage: StorageSettings::Endpoint {
                 url: embedded.endpoint.clone(),
                 credentials: embedded.credentials.clone(),
@@ -138,7 +154,6 @@ impl TestApp {
             limits,
             app,
         };
-        let db = shoebox::Db::connect(settings.database_url.expose(), 10).await.expect("database");
         let shoebox = shoebox_app::server::shoebox(&settings, db.clone(), &origins).await.expect("shoebox");
         shoebox_app::server::migrate(&shoebox, &db).await.expect("migrate");
         let state = AppState {
@@ -186,17 +201,7 @@ impl TestApp {
 
     /// Sign up in the browser `client` and return the signed-in user.
     pub async fn sign_up_with(&self, client: reqwest::Client, email: &str) -> TestUser {
-        let page = client.get(self.url("/signup")).send().await.expect("signup page").text().await.expect("text");
-        let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
-        let res = client
-            .post(self.url("/signup"))
-            .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
-            .send()
-            .await
-            .expect("signup");
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
-        let csrf = self.csrf_of(&client).await;
-        TestUser { base: self.base.clone(), client, csrf }
+        sign_up_at(&self.base, client, email).await
     }
 
     /// Sign up in the app's default browser ([`TestApp::client`]).
@@ -376,6 +381,23 @@ pub fn drop_pg_database(name: String) {
         });
     })
     .join();
+}
+
+/// Sign up with the browser `client` on the app at `base` (a `TestApp`, or the binary a test
+/// started) and return the signed-in user.
+pub async fn sign_up_at(base: &str, client: reqwest::Client, email: &str) -> TestUser {
+    let page = client.get(format!("{base}/signup")).send().await.expect("signup page").text().await.expect("text");
+    let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
+    let res = client
+        .post(format!("{base}/signup"))
+        .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
+    let home = client.get(format!("{base}/")).send().await.expect("home").text().await.expect("text");
+    let csrf = meta_csrf(&home).expect("signed in: home page has a csrf meta tag");
+    TestUser { base: base.to_owned(), client, csrf }
 }
 
 /// A value bound to a query by [`TestApp::execute`] and friends.
@@ -589,59 +611,223 @@ pub fn as_served(upload: &[u8]) -> Vec<u8> {
     shoebox::imaging::strip_metadata(upload, info.image_type, info.orientation).expect("strips")
 }
 
-// --- S3 behind a switch: up, down (connections closed at once) or hung (accepted, never answered)
+// --- S3 behind a switch: up, down, hung, or failing in the ways a real S3 will not on demand
 
+/// What the [`Switch`] in front of the embedded endpoint does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum S3State {
+    /// Passes every request on.
     Up,
+    /// Closes every connection at once, before any answer: S3 stopped.
     Down,
+    /// Accepts connections and never answers.
     Hung,
+    /// Answers every request itself with an S3 error document (`status`, S3's `code`), as
+    /// S3 does when it is broken (500 `InternalError`), overloaded (503 `ServiceUnavailable`)
+    /// or throttling (503 `SlowDown`); nothing reaches the endpoint.
+    Failing(u16, &'static str),
+    /// Passes every request on after this long: an S3 that answers, too late.
+    Slow(Duration),
+    /// Passes requests on, but cuts each answer's body off after this many bytes and closes
+    /// the connection: the answer's `Content-Length` promised more.
+    CutAfter(usize),
 }
 
-/// A TCP front for the embedded endpoint that the test can turn off or hang: the only fault a
-/// real server will not produce on demand. Switching drops every open connection, so the
-/// app's pooled connections see the new state at once.
+/// A front for the embedded endpoint that the test can turn off, hang or make fail: the only
+/// fault injection in the tests, for faults a real server will not produce on demand.
+///
+/// `Down` and `Hung` act on TCP connections. Every other state is an HTTP/1.1 proxy (hyper on
+/// both sides) that decides per request, so it can answer as S3 does when it fails, wait, or
+/// cut a body short. Requests keep their `Host` header, so the SDK's signatures still match.
+/// Switching drops every open connection, so the app's pooled connections see the new state
+/// at once.
 pub struct Switch {
     pub url: String,
-    state: Arc<Mutex<S3State>>,
+    shared: Arc<SwitchState>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
+
+struct SwitchState {
+    upstream: SocketAddr,
+    state: Mutex<S3State>,
+    /// The next this many requests are answered with this error, whatever the state.
+    fail_next: Mutex<(usize, u16, &'static str)>,
+    /// Requests the proxy has read, as `METHOD /path?query` (connections `Down` or `Hung`
+    /// took carry none).
+    seen: Mutex<Vec<String>>,
+    client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Incoming>,
+}
+
+type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Switch {
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = Arc::new(Mutex::new(S3State::Up));
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let shared = Arc::new(SwitchState {
+            upstream,
+            state: Mutex::new(S3State::Up),
+            fail_next: Mutex::new((0, 0, "")),
+            seen: Mutex::default(),
+            client,
+        });
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = tokio::spawn({
-            let (state, conns) = (state.clone(), conns.clone());
+            let (shared, conns) = (shared.clone(), conns.clone());
             async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    let now = *state.lock().expect("lock");
+                while let Ok((inbound, _)) = listener.accept().await {
+                    let now = *shared.state.lock().expect("lock");
                     let task = match now {
                         S3State::Down => continue, // dropped: closed before any answer
                         S3State::Hung => tokio::spawn(async move {
                             let _held = inbound;
                             std::future::pending::<()>().await;
                         }),
-                        S3State::Up => tokio::spawn(async move {
-                            if let Ok(mut out) = TcpStream::connect(upstream).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                            }
-                        }),
+                        _ => {
+                            let shared = shared.clone();
+                            tokio::spawn(async move {
+                                let service = hyper::service::service_fn(move |req| {
+                                    let shared = shared.clone();
+                                    async move { Ok::<_, std::convert::Infallible>(shared.answer(req).await) }
+                                });
+                                let io = hyper_util::rt::TokioIo::new(inbound);
+                                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                            })
+                        }
                     };
                     conns.lock().expect("lock").push(task);
                 }
             }
         });
-        Self { url, state, conns, accept }
+        Self { url, shared, conns, accept }
     }
 
     pub fn set(&self, to: S3State) {
-        *self.state.lock().expect("lock") = to;
+        *self.shared.state.lock().expect("lock") = to;
         for c in self.conns.lock().expect("lock").drain(..) {
             c.abort();
+        }
+    }
+
+    /// Answer the next `n` requests with S3's error `code` and `status`, then go on as the
+    /// state says: a fault that passes while the SDK retries.
+    pub fn fail_next(&self, n: usize, status: u16, code: &'static str) {
+        *self.shared.fail_next.lock().expect("lock") = (n, status, code);
+    }
+
+    /// How many requests have reached the switch so far.
+    pub fn requests(&self) -> usize {
+        self.shared.seen.lock().expect("lock").len()
+    }
+
+    /// The requests that reached the switch after the first `from`, as `METHOD /path?query`.
+    pub fn requests_since(&self, from: usize) -> Vec<String> {
+        self.shared.seen.lock().expect("lock")[from..].to_vec()
+    }
+}
+
+impl SwitchState {
+    async fn answer(&self, mut req: hyper::Request<Incoming>) -> hyper::Response<ProxyBody> {
+        use http_body_util::BodyExt as _;
+        self.seen.lock().expect("lock").push(format!("{} {}", req.method(), req.uri()));
+        let failing = {
+            let mut next = self.fail_next.lock().expect("lock");
+            if next.0 > 0 {
+                next.0 -= 1;
+                Some((next.1, next.2))
+            } else {
+                None
+            }
+        };
+        let state = *self.state.lock().expect("lock");
+        let failing = failing.or(match state {
+            S3State::Failing(status, code) => Some((status, code)),
+            _ => None,
+        });
+        if let Some((status, code)) = failing {
+            // The request is read whole first, so the client sees the answer rather than a
+            // connection reset over a body it was still sending.
+            let _ = req.body_mut().collect().await;
+            return s3_error(status, code);
+        }
+        if let S3State::Slow(delay) = state {
+            tokio::time::sleep(delay).await;
+        }
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        *req.uri_mut() = format!("http://{}{path}", self.upstream).parse().expect("uri");
+        // The client sends bodies at once, so an `Expect` would only make the endpoint send a
+        // 100 Continue nobody waits for.
+        req.headers_mut().remove(hyper::header::EXPECT);
+        match self.client.request(req).await {
+            Ok(res) => {
+                let (parts, body) = res.into_parts();
+                let body = match state {
+                    S3State::CutAfter(n) => Cut { inner: body, left: n }.boxed(),
+                    _ => body.map_err(BoxError::from).boxed(),
+                };
+                hyper::Response::from_parts(parts, body)
+            }
+            Err(e) => {
+                let mut res = hyper::Response::new(full(format!("switch: {e}")));
+                *res.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+                res
+            }
+        }
+    }
+}
+
+fn full(text: String) -> ProxyBody {
+    use http_body_util::BodyExt as _;
+    http_body_util::Full::new(bytes::Bytes::from(text)).map_err(|never| match never {}).boxed()
+}
+
+/// What S3 answers when it fails: an XML error document with its code and a request id.
+fn s3_error(status: u16, code: &str) -> hyper::Response<ProxyBody> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+         <Message>Injected by the test's switch.</Message><RequestId>SWITCH</RequestId></Error>"
+    );
+    let mut res = hyper::Response::new(full(xml));
+    *res.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+    res.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/xml"));
+    res.headers_mut().insert("x-amz-request-id", hyper::header::HeaderValue::from_static("SWITCH"));
+    res
+}
+
+/// A body passed on until `left` bytes have gone, then broken: hyper closes the connection
+/// instead of ending the message, so the client is short of what `Content-Length` promised.
+struct Cut {
+    inner: Incoming,
+    left: usize,
+}
+
+impl hyper::body::Body for Cut {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, BoxError>>> {
+        use std::task::Poll;
+        if self.left == 0 {
+            return Poll::Ready(Some(Err("the switch cut the body off".into())));
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    data.truncate(self.left);
+                    self.left -= data.len();
+                    Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -13,6 +13,7 @@ mod accounts_hardening;
 mod browser;
 mod doctor;
 mod embedded_endpoint;
+mod faults;
 mod imaging;
 mod library;
 mod lifecycle;

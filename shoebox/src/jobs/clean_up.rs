@@ -7,14 +7,17 @@
 //! Safe with several runners and at any interruption: rows are claimed before their objects
 //! are touched, objects go in `DeleteObjects` batches, and a row is tombstoned only after all
 //! its objects are gone. A row whose objects failed stays claimed for the next run (still
-//! refused by attach); a run that dies leaves claims that expire after the lease.
+//! refused by attach); a run that dies leaves claims that expire after the lease. A run asked
+//! to stop ([`Options::stop`], what `shoebox clean-up` does on SIGTERM) finishes the batch in
+//! hand and stops before claiming another, so it leaves no claims behind and the next run
+//! deletes exactly what is left.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::note_error;
+use super::{Stop, note_error};
 use crate::app::Shoebox;
 use crate::db::{DbError, claims};
 use crate::domain::{KeepContext, Millis, Photo, PhotoId, PhotoState, now_millis, random_token};
@@ -36,6 +39,9 @@ pub struct Options {
     /// After this many S3 requests in a row fail, stop: the service is down, and the next run
     /// finishes the job.
     pub max_consecutive_failures: u32,
+    /// Stop at the next batch when this is requested (a SIGTERM): the batch in hand is
+    /// finished, nothing new is claimed, and [`Summary::stopped`] says so.
+    pub stop: Stop,
 }
 
 impl Options {
@@ -47,6 +53,7 @@ impl Options {
             lease: Duration::from_secs(600),
             batch: DELETE_BATCH,
             max_consecutive_failures: 3,
+            stop: Stop::default(),
         }
     }
 }
@@ -74,6 +81,9 @@ pub struct Summary {
     pub s3_requests: u64,
     /// Of those, `DeleteObjects` requests (each up to 1000 keys).
     pub delete_requests: u64,
+    /// A stop was requested ([`Options::stop`]) and the run stopped at the next batch: what is
+    /// left is the next run's.
+    pub stopped: bool,
 }
 
 impl Summary {
@@ -106,7 +116,10 @@ impl Shoebox {
     /// `incoming/`. The seed's `clean_up_never_used`.
     pub async fn clean_up_never_used(&self, opts: &Options) -> Result<Summary, DbError> {
         let mut s = Summary { dry_run: opts.dry_run, ..Summary::default() };
-        let done = never_used(self, opts, now_millis(), &mut s, &|_| {}).await.map(|()| s);
+        let done = never_used(self, opts, now_millis(), &mut s, &|_| {}).await.map(|()| {
+            s.stopped = opts.stop.requested();
+            s
+        });
         record(opts, &done);
         done
     }
@@ -117,7 +130,10 @@ impl Shoebox {
     /// `clean_up_no_longer_needed`.
     pub async fn clean_up_no_longer_needed(&self, opts: &Options) -> Result<Summary, DbError> {
         let mut s = Summary { dry_run: opts.dry_run, ..Summary::default() };
-        let done = past_keep_until(self, opts, now_millis(), &mut s, &|_| {}).await.map(|()| s);
+        let done = past_keep_until(self, opts, now_millis(), &mut s, &|_| {}).await.map(|()| {
+            s.stopped = opts.stop.requested();
+            s
+        });
         record(opts, &done);
         done
     }
@@ -157,6 +173,7 @@ pub async fn run(app: &Shoebox, opts: &Options, progress: &(dyn Fn(&Summary) + S
     let done = async {
         never_used(app, opts, run_start, &mut s, progress).await?;
         past_keep_until(app, opts, run_start, &mut s, progress).await?;
+        s.stopped = opts.stop.requested();
         progress(&s);
         Ok::<(), DbError>(())
     }
@@ -164,6 +181,11 @@ pub async fn run(app: &Shoebox, opts: &Options, progress: &(dyn Fn(&Summary) + S
     .map(|()| s);
     record(opts, &done);
     done
+}
+
+/// Whether to stop before the next step, as [`Options::stop`] asks.
+fn stopping(opts: &Options) -> bool {
+    opts.stop.requested()
 }
 
 async fn never_used(
@@ -176,7 +198,9 @@ async fn never_used(
     let grace = Millis::try_from(app.limits.clean_up_grace.as_millis()).unwrap_or(Millis::MAX);
     let cutoff = opts.as_of.saturating_sub(grace);
     abandoned(app, opts, cutoff, run_start, s, progress).await?;
-    incoming_leftovers(app, opts, cutoff, s).await;
+    if !stopping(opts) {
+        incoming_leftovers(app, opts, cutoff, s).await;
+    }
     progress(s);
     Ok(())
 }
@@ -195,7 +219,7 @@ async fn abandoned(
     let limit = i64::try_from(opts.batch.clamp(1, DELETE_BATCH)).unwrap_or(1000);
     if opts.dry_run {
         let mut after = None;
-        loop {
+        while !stopping(opts) {
             let page = claims::abandoned_page(&app.db, cutoff, after, limit).await?;
             let Some(last) = page.last() else { return Ok(()) };
             after = Some((last.created_at, last.id));
@@ -204,9 +228,12 @@ async fn abandoned(
             }
             progress(s);
         }
+        return Ok(());
     }
     let mut failures_in_a_row = 0;
-    loop {
+    // Checked before each claim, never between a claim and its tombstones: a stopped run
+    // leaves no rows claimed.
+    while !stopping(opts) {
         let token = format!("clean-up-{}", random_token());
         let now = now_millis();
         let lease = Millis::try_from(opts.lease.as_millis()).unwrap_or(Millis::MAX);
@@ -231,6 +258,7 @@ async fn abandoned(
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Delete every object of `photos` with `DeleteObjects`, bucket by bucket, at most 1000 keys a
@@ -299,12 +327,12 @@ async fn past_keep_until(
     progress: &(dyn Fn(&Summary) + Sync),
 ) -> Result<(), DbError> {
     let mut after = None;
-    loop {
+    while !stopping(opts) {
         let page = claims::due_for_keep_check(&app.db, opts.as_of, after, 200).await?;
         if page.is_empty() {
             return Ok(());
         }
-        for photo in &page {
+        for photo in page.iter().take_while(|_| !stopping(opts)) {
             let Some(old) = photo.keep_until else { continue };
             after = Some((old, photo.id));
             if let Err(e) = keep_or_delete(app, opts, run_start, photo, old, s).await {
@@ -313,6 +341,7 @@ async fn past_keep_until(
         }
         progress(s);
     }
+    Ok(())
 }
 
 async fn keep_or_delete(

@@ -17,6 +17,35 @@ mod scheduled;
 
 pub use scheduled::clean_up_every;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A request to stop a job at its next safe point, made from elsewhere: a SIGTERM handler, a
+/// shutting-down server. Clean-up stops between batches, so every photo it claimed is deleted
+/// and tombstoned (or released for the next run) and none is left waiting for its claim's
+/// lease to run out. Cheap to clone; every clone sees the request.
+///
+/// ```
+/// let stop = shoebox::jobs::Stop::default();
+/// let handle = stop.clone(); // moved into the signal handler
+/// handle.request();
+/// assert!(stop.requested());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// Ask the job to stop at its next safe point.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// How many error messages a summary keeps (the count keeps going).
 const KEPT_MESSAGES: usize = 20;
 

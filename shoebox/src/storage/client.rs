@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 
@@ -19,6 +19,17 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1800);
 /// [`StorageError::Unavailable`] within this, so a request answers 503 well inside 5 s (and far
 /// inside Heroku's 30 s router limit) instead of hanging.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+/// Attempts per operation, the first included. S3 asks clients to retry its 500s, 503s and
+/// `SlowDown`s, and every call Shoebox makes may be repeated safely: reads, HEADs, a PUT of the
+/// same bytes to the same key, deletes, listings. A streamed body that breaks after its
+/// headers is not retried (its first bytes may already be on their way to a viewer).
+const MAX_ATTEMPTS: u32 = 3;
+/// The wait before the first retry, doubled before the next and jittered (each wait is a
+/// random part of it, so clients that failed together do not retry together). The SDK's
+/// default of 1 s would let a `SlowDown` use most of [`OPERATION_TIMEOUT`] waiting.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Writes carry a whole photo (up to the largest kind's limit), which takes longer than a
 /// read's first byte on a slow link; they happen only when an upload completes.
 pub(super) const PUT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -52,11 +63,20 @@ impl Bucket {
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .operation_timeout(OPERATION_TIMEOUT)
             .build();
-        // Two attempts: one retry absorbs a dropped keep-alive connection, and more would only
-        // spend the time budget on an endpoint that is down.
+        let retries = RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(INITIAL_BACKOFF)
+            .with_max_backoff(MAX_BACKOFF);
+        // Retries spend a quota (the SDK's token bucket: 500 tokens, 5 a retry, 10 after a
+        // timeout, one back per first-time success), so a long outage stops being retried
+        // instead of tripling the load on a struggling S3. By default every client in the
+        // process shares one quota; each bucket gets its own, so an outage of one endpoint
+        // does not stop retries to another (and a test's faults do not leak into the next).
+        let quota = RetryPartition::custom(format!("shoebox-{}", s.name)).token_bucket(TokenBucket::default()).build();
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
             .timeout_config(timeouts)
-            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .retry_config(retries)
+            .retry_partition(quota)
             .interceptor(super::metered::Metered::new(&s.bucket));
         let endpoint = s.endpoint.as_deref().map(|e| e.trim_end_matches('/').to_owned());
         if let Some(ep) = &endpoint {
