@@ -69,6 +69,12 @@ pub struct KindSettings {
     pub max_width: u32,
     #[serde(default = "default_max_side")]
     pub max_height: u32,
+    /// The most bytes of this kind each uploader may hold (unset: no limit).
+    #[serde(default)]
+    pub max_bytes_per_user: Option<u64>,
+    /// The most photos of this kind each uploader may hold (unset: no limit).
+    #[serde(default)]
+    pub max_photos_per_user: Option<u64>,
     /// `"proxy"` (the default) or `"redirect"`: how viewers get this kind's private photos.
     #[serde(default)]
     pub private_delivery: PrivateDelivery,
@@ -356,7 +362,8 @@ pub fn configured_kinds(settings: &Settings) -> Result<Vec<Arc<dyn Kind>>, KindE
             let keep = KeepRules { keep_for_days: k.keep_for_days, latest_only: k.latest_only };
             let mut kind = ConfiguredKind::new(&k.name, k.label.as_deref(), &k.bucket, &k.types, k.max_bytes, limits)?
                 .with_private_delivery(k.private_delivery)
-                .with_keep(keep);
+                .with_keep(keep)
+                .with_quota(k.max_bytes_per_user, k.max_photos_per_user)?;
             if let Some(variants) = &k.variants {
                 let specs = variants
                     .iter()
@@ -380,6 +387,8 @@ pub fn example_kinds() -> Vec<KindSettings> {
         max_pixels: default_max_pixels(),
         max_width: default_max_side(),
         max_height: default_max_side(),
+        max_bytes_per_user: None,
+        max_photos_per_user: None,
         private_delivery: PrivateDelivery::Proxy,
         keep_for_days: None,
         latest_only,
@@ -495,6 +504,8 @@ mod tests {
             max_bytes = 1000
             private_delivery = "redirect"
             keep_for_days = 30
+            max_bytes_per_user = 50_000_000
+            max_photos_per_user = 20
             "#,
         )
         .expect("write");
@@ -507,6 +518,8 @@ mod tests {
         assert_eq!(passport.max_bytes, 1000);
         assert_eq!(passport.private_delivery, PrivateDelivery::Redirect);
         assert_eq!((passport.keep_for_days, passport.latest_only), (Some(30), false));
+        let kind = &configured_kinds(&s).expect("kinds")[0];
+        assert_eq!((kind.max_bytes_per_user(), kind.max_photos_per_user()), (Some(50_000_000), Some(20)));
         assert_eq!(s.limits.clean_up_grace, Duration::from_secs(2 * 3600));
         assert!(s.buckets[0].owned);
     }

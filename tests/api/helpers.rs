@@ -13,7 +13,9 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shoebox::{Limits, Shoebox};
-use shoebox_app::settings::{AppLimits, Secret, Settings, StorageSettings, embedded_buckets, example_kinds};
+use shoebox_app::settings::{
+    AppLimits, KindSettings, Secret, Settings, StorageSettings, embedded_buckets, example_kinds,
+};
 use shoebox_app::web::AppState;
 
 /// Which database a test runs against.
@@ -100,6 +102,15 @@ impl TestApp {
 
     /// The app with other limits: Shoebox's, and the reference app's own (accounts).
     pub async fn spawn_with(backend: Backend, limits: Limits, app: AppLimits) -> Self {
+        Self::spawn_configured(backend, limits, app, example_kinds()).await
+    }
+
+    /// The app with other kinds than the examples, as its TOML would describe them.
+    pub async fn spawn_with_kinds(backend: Backend, kinds: Vec<KindSettings>) -> Self {
+        Self::spawn_configured(backend, Limits::default(), AppLimits::default(), kinds).await
+    }
+
+    async fn spawn_configured(backend: Backend, limits: Limits, app: AppLimits, kinds: Vec<KindSettings>) -> Self {
         // Errors the app logs show up under a failing test's output.
         let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -114,7 +125,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let origins = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
-        let largest = example_kinds().iter().map(|k| k.max_bytes).max().unwrap_or(0);
+        let largest = kinds.iter().map(|k| k.max_bytes).max().unwrap_or(0);
         let embedded = shoebox::embedded::start(
             &dir.path().join("s3"),
             "127.0.0.1:0".parse().expect("addr"),
@@ -134,7 +145,7 @@ impl TestApp {
                 credentials: embedded.credentials.clone(),
             },
             buckets: embedded_buckets(),
-            kinds: example_kinds(),
+            kinds,
             limits,
             app,
         };

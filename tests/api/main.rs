@@ -16,6 +16,7 @@ mod embedded_endpoint;
 mod imaging;
 mod library;
 mod lifecycle;
+mod quotas;
 mod reconcile;
 mod serve;
 mod serving;
