@@ -197,17 +197,7 @@ impl TestApp {
 
     /// Sign up in the browser `client` and return the signed-in user.
     pub async fn sign_up_with(&self, client: reqwest::Client, email: &str) -> TestUser {
-        let page = client.get(self.url("/signup")).send().await.expect("signup page").text().await.expect("text");
-        let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
-        let res = client
-            .post(self.url("/signup"))
-            .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
-            .send()
-            .await
-            .expect("signup");
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
-        let csrf = self.csrf_of(&client).await;
-        TestUser { base: self.base.clone(), client, csrf }
+        sign_up_at(&self.base, client, email).await
     }
 
     /// Sign up in the app's default browser ([`TestApp::client`]).
@@ -222,8 +212,7 @@ impl TestApp {
 
     /// The CSRF token the home page gives this client's session.
     pub async fn csrf_of(&self, client: &reqwest::Client) -> String {
-        let home = client.get(self.url("/")).send().await.expect("home").text().await.expect("text");
-        meta_csrf(&home).expect("signed in: home page has a csrf meta tag")
+        csrf_at(&self.base, client).await
     }
 
     /// Whether an object exists in a configured bucket, asked with the app's own credentials.
@@ -359,6 +348,28 @@ impl TestApp {
     pub async fn healthz(&self) -> StatusCode {
         self.client.get(self.url("/healthz")).send().await.expect("healthz").status()
     }
+}
+
+/// Sign up at the app served at `base` in the browser `client`, and return the signed-in user:
+/// the app may be a [`TestApp`] or a process started as a platform starts it.
+pub async fn sign_up_at(base: &str, client: reqwest::Client, email: &str) -> TestUser {
+    let page = client.get(format!("{base}/signup")).send().await.expect("signup page").text().await.expect("text");
+    let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
+    let res = client
+        .post(format!("{base}/signup"))
+        .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
+    let csrf = csrf_at(base, &client).await;
+    TestUser { base: base.to_owned(), client, csrf }
+}
+
+/// The CSRF token the home page of the app at `base` gives this client's session.
+pub async fn csrf_at(base: &str, client: &reqwest::Client) -> String {
+    let home = client.get(format!("{base}/")).send().await.expect("home").text().await.expect("text");
+    meta_csrf(&home).expect("signed in: home page has a csrf meta tag")
 }
 
 impl Drop for TestApp {
