@@ -453,3 +453,52 @@ async fn the_default_kinds_keep_private_bytes_behind_the_proxy() {
     assert_eq!(res.status(), StatusCode::OK, "streamed, not redirected");
     assert!(res.headers().get("location").is_none());
 }
+
+/// A PNG of noise, `side` pixels square: it does not compress, so it is about 3 × side² bytes.
+fn noise_png(side: u32) -> Vec<u8> {
+    use image::ImageEncoder as _;
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let pixels: Vec<u8> = (0..side * side * 3)
+        .map(|_| {
+            // xorshift: noise without a dependency.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(&pixels, side, side, image::ExtendedColorType::Rgb8)
+        .expect("png");
+    out
+}
+
+/// Streams through the proxy are bounded: with one allowed, a second download waits for the
+/// first to be sent, and is told to come back (503, `Retry-After`) when none frees in time; a
+/// viewer who then reads the first photo gets all of it, and the next download goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_beyond_the_stream_bound_wait_and_are_told_to_come_back() {
+    let limits = shoebox::Limits { proxy_streams: 1, proxy_wait: Duration::from_millis(300), ..Default::default() };
+    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, limits, AppLimits::default()).await;
+    let ann = app.sign_up_elsewhere("ann@example.com").await;
+    // 12 MB: more than the loopback socket buffers take, so the first stream holds its turn
+    // until its viewer reads.
+    let big = noise_png(2000);
+    let uploaded = ann.upload("id_document", big.clone(), "image/png").await;
+    let url = app.url(&format!("/photos/{}/original", uploaded["id"].as_str().expect("id")));
+
+    let first = ann.client.get(&url).send().await.expect("GET");
+    assert_eq!(first.status(), StatusCode::OK, "the first download has the only turn");
+    let second = ann.client.get(&url).send().await.expect("GET");
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(header(second.headers(), "retry-after").parse::<u64>().is_ok_and(|s| s > 0));
+    let body: Value = second.json().await.expect("json");
+    assert_eq!(body["error"], "unavailable");
+    assert_eq!(ann.get("/").await.status(), StatusCode::OK, "pages do not wait for a turn");
+
+    assert_eq!(first.bytes().await.expect("body").as_ref(), as_served(&big).as_slice(), "byte-exact");
+    let third = ann.client.get(&url).send().await.expect("GET");
+    assert_eq!(third.status(), StatusCode::OK, "the turn came free");
+    assert_eq!(third.bytes().await.expect("body").len(), as_served(&big).len());
+}
