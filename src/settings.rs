@@ -298,11 +298,6 @@ impl Settings {
                 format!("SHOEBOX_DATABASE_CONNECTIONS must be a number of connections from 1 to 1000, not {n:?}")
             })?;
         }
-        if let Some(n) = env("SHOEBOX_PROXY_STREAMS").filter(|v| !v.is_empty()) {
-            limits.proxy_streams = n.parse().ok().filter(|n| (1..=10_000).contains(n)).with_context(|| {
-                format!("SHOEBOX_PROXY_STREAMS must be a number of streams from 1 to 10000, not {n:?}")
-            })?;
-        }
         if let Some(h) = file.clean_up_grace_hours {
             limits.clean_up_grace = Duration::from_secs(h.saturating_mul(3600));
         }

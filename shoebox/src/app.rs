@@ -69,9 +69,6 @@ pub struct Inner {
     blocking: Semaphore,
     /// Bounds how many upload verifications hold a whole upload in memory at once.
     pub(crate) verifying: Semaphore,
-    /// Bounds how many private photos the proxy streams at once ([`Limits::proxy_streams`]);
-    /// shared, so a permit can travel with the body it is held for.
-    pub(crate) proxy_streams: Arc<Semaphore>,
     /// Variant objects this process has written.
     variant_writes: AtomicU64,
     /// The in-process S3 endpoint, when the builder started one; it stops with the service.
@@ -100,13 +97,6 @@ pub struct Limits {
     pub blocking_permits: usize,
     /// How long an upload may wait to be attached before clean-up deletes it.
     pub clean_up_grace: Duration,
-    /// How many private photos the proxy streams at once. A stream relays as fast as S3 and
-    /// the viewer allow, so a burst of downloads could otherwise take every core from the
-    /// short requests (forms, pages) sharing the process; further downloads wait for a turn,
-    /// up to [`Limits::proxy_wait`], then are answered 503 with `Retry-After`.
-    pub proxy_streams: usize,
-    /// How long a download waits for one of [`Limits::proxy_streams`].
-    pub proxy_wait: Duration,
 }
 
 impl Default for Limits {
@@ -117,14 +107,9 @@ impl Default for Limits {
             page_form_ttl: Duration::from_secs(60 * 60),
             blocking_permits: 2,
             clean_up_grace: Duration::from_secs(24 * 60 * 60),
-            proxy_streams: PROXY_STREAMS,
-            proxy_wait: Duration::from_secs(10),
         }
     }
 }
-
-/// Streams the proxy relays at once unless configured: see [`Limits::proxy_streams`].
-const PROXY_STREAMS: usize = 2;
 
 /// Where the service is reached, for the URLs it writes and the origin checks it makes.
 #[derive(Debug, Clone, Default)]
@@ -331,7 +316,6 @@ impl ShoeboxBuilder {
         hosts.append(&mut web.allowed_hosts);
         web.allowed_hosts = hosts;
         let permits = self.limits.blocking_permits.max(1);
-        let streams = self.limits.proxy_streams.max(1);
         crate::imaging::set_max_concurrent_images(permits);
         Ok(Shoebox(Arc::new(Inner {
             db: self.db,
@@ -343,7 +327,6 @@ impl ShoeboxBuilder {
             clock: self.clock,
             blocking: Semaphore::new(permits),
             verifying: Semaphore::new(permits),
-            proxy_streams: Arc::new(Semaphore::new(streams)),
             variant_writes: AtomicU64::new(0),
             #[cfg(feature = "embedded-s3")]
             _embedded: embedded,

@@ -98,10 +98,6 @@ pub enum AppError {
     /// No such page or photo.
     #[error("There is no such page or photo.")]
     NotFound,
-    /// The service has no room for this request now (every proxy stream is taken and none
-    /// came free in time); it will pass.
-    #[error("The service is busy. Try again in a few seconds.")]
-    Busy,
     /// Anything else: a bug.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -115,7 +111,7 @@ impl AppError {
             Self::Photo(e) => e.fault(),
             Self::Variant(e) => e.fault(),
             Self::Storage(e) => e.fault(),
-            Self::Identity(_) | Self::Busy => Fault::Outage,
+            Self::Identity(_) => Fault::Outage,
             Self::Internal(_) => Fault::Bug,
             _ => Fault::Client,
         }
@@ -165,7 +161,6 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
         AppError::CrossSite => (S::FORBIDDEN, "cross_site", shown),
         AppError::UnknownHost => (S::BAD_REQUEST, "unknown_host", shown),
         AppError::NotFound => (S::NOT_FOUND, "not_found", shown),
-        AppError::Busy => (S::SERVICE_UNAVAILABLE, "unavailable", shown),
         AppError::Identity(_) | AppError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
     }
 }

@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use tokio_util::io::ReaderStream;
 
 use super::Host;
 use super::error::{ApiError, AppError, Delivery, delivery_status};
@@ -77,23 +78,13 @@ async fn serve_variant<S: Host>(
             return Ok(answer(d, image_type, &meta, span, Body::empty()));
         }
     }
-    // A turn to stream, held until the body is sent or dropped: downloads beyond the bound
-    // wait, so short requests keep their share of the cores (see `Limits::proxy_streams`).
-    let turn = app.proxy_streams.clone().acquire_owned();
-    let Ok(Ok(turn)) = tokio::time::timeout(app.limits.proxy_wait, turn).await else {
-        return Err(AppError::Busy.into());
-    };
     let read = match bucket.get_for_serving(&key, wanted.map(|r| r.header()).as_deref()).await {
         Err(StorageError::NotFound) => return Err(missing(photo, &key).into()),
         other => other?,
     };
-    // S3's chunks are relayed as they arrive, without copying them into smaller ones. A dropped
-    // response drops this stream and with it the connection to S3 and the turn: a viewer who
-    // goes away stops the read.
-    let chunks = futures_util::stream::unfold((read.body, turn), |(mut body, turn)| async move {
-        body.next().await.map(|chunk| (chunk, (body, turn)))
-    });
-    let body = Body::from_stream(chunks);
+    // A dropped response drops this stream and with it the connection to S3: a viewer who goes
+    // away stops the read.
+    let body = Body::from_stream(ReaderStream::new(read.body.into_async_read()));
     let d = if read.range.is_some() { Delivery::Partial } else { Delivery::Whole };
     let mut res = answer(d, image_type, &read.meta, read.range, body);
     if let Ok(v) = HeaderValue::from_str(&read.length.to_string()) {
