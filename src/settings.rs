@@ -2,8 +2,10 @@
 //!
 //! With nothing configured, Shoebox runs on embedded defaults: a SQLite file and an in-process
 //! S3-compatible endpoint under `./data`, one public and one private bucket and two example
-//! kinds. Production sets `DATABASE_URL`, `PORT` and the standard AWS variables, and describes
-//! its buckets and kinds in the file named by `SHOEBOX_CONFIG`. Secrets are read from the
+//! kinds. Production sets `DATABASE_URL`, `PORT` and the standard AWS variables, and names its
+//! buckets either in the environment alone (`SHOEBOX_PUBLIC_BUCKET`, `SHOEBOX_PRIVATE_BUCKET`,
+//! for the example kinds) or in the TOML file named by `SHOEBOX_CONFIG`, whose strings may take
+//! values from the environment (`bucket = "${PHOTOS_BUCKET}"`). Secrets are read from the
 //! environment only (the file names the variables, never the values), and `Debug` redacts them.
 
 use std::net::SocketAddr;
@@ -69,6 +71,12 @@ pub struct KindSettings {
     pub max_width: u32,
     #[serde(default = "default_max_side")]
     pub max_height: u32,
+    /// The most bytes of this kind each uploader may hold (unset: no limit).
+    #[serde(default)]
+    pub max_bytes_per_user: Option<u64>,
+    /// The most photos of this kind each uploader may hold (unset: no limit).
+    #[serde(default)]
+    pub max_photos_per_user: Option<u64>,
     /// `"proxy"` (the default) or `"redirect"`: how viewers get this kind's private photos.
     #[serde(default)]
     pub private_delivery: PrivateDelivery,
@@ -231,8 +239,8 @@ impl Settings {
             None => 3000,
         };
         let data_dir = PathBuf::from(env("SHOEBOX_DATA_DIR").unwrap_or_else(|| "data".into()));
-        let file = match env("SHOEBOX_CONFIG") {
-            Some(path) => read_file_config(Path::new(&path))?,
+        let file = match env("SHOEBOX_CONFIG").filter(|p| !p.is_empty()) {
+            Some(path) => read_file_config(Path::new(&path), &env)?,
             None => FileConfig::default(),
         };
         let database_url = match env("DATABASE_URL") {
@@ -248,17 +256,35 @@ impl Settings {
             allowed_hosts.extend(list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()));
         }
 
-        let (storage, buckets, kinds) = if file.buckets.is_empty() {
-            let listen = env("SHOEBOX_EMBEDDED_S3_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
-            let storage = StorageSettings::Embedded {
-                root: data_dir.join("s3"),
-                listen: listen.parse().with_context(|| format!("SHOEBOX_EMBEDDED_S3_ADDR: {listen:?}"))?,
-            };
-            let kinds = if file.kinds.is_empty() { example_kinds() } else { file.kinds };
-            (storage, embedded_buckets(), kinds)
-        } else {
-            (StorageSettings::External, file.buckets, file.kinds)
+        let from_env = buckets_from_env(&env, !file.kinds.is_empty())?;
+        let (storage, mut buckets, kinds) = match (file.buckets.is_empty(), from_env) {
+            (true, None) => {
+                let listen = env("SHOEBOX_EMBEDDED_S3_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
+                let storage = StorageSettings::Embedded {
+                    root: data_dir.join("s3"),
+                    listen: listen.parse().with_context(|| format!("SHOEBOX_EMBEDDED_S3_ADDR: {listen:?}"))?,
+                };
+                let kinds = if file.kinds.is_empty() { example_kinds() } else { file.kinds };
+                (storage, embedded_buckets(), kinds)
+            }
+            (true, Some(buckets)) => {
+                let kinds = if file.kinds.is_empty() { example_kinds() } else { file.kinds };
+                (StorageSettings::External, buckets, kinds)
+            }
+            (false, None) => (StorageSettings::External, file.buckets, file.kinds),
+            (false, Some(_)) => anyhow::bail!(
+                "buckets are described both in the config file and in SHOEBOX_PUBLIC_BUCKET / SHOEBOX_PRIVATE_BUCKET: \
+                 describe them in one place"
+            ),
         };
+        // The AWS SDKs' own variables for an S3-compatible service (R2, B2, MinIO): the SDK
+        // would send requests there anyway, so forms and public URLs must point there too.
+        let endpoint = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")).filter(|e| !e.is_empty());
+        if let (StorageSettings::External, Some(endpoint)) = (&storage, endpoint) {
+            for b in buckets.iter_mut().filter(|b| b.endpoint.is_none()) {
+                b.endpoint = Some(endpoint.clone());
+            }
+        }
         let mut limits = Limits::default();
         let mut app = AppLimits::default();
         if let Some(n) = file.forms_per_minute {
@@ -346,9 +372,80 @@ fn parse_interval(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+/// The two buckets the example kinds use, from the environment alone (Heroku's way, and
+/// Docker's): `SHOEBOX_PUBLIC_BUCKET` and `SHOEBOX_PRIVATE_BUCKET` name the S3 buckets behind
+/// `public` and `private`, in `AWS_REGION`, the public one behind `SHOEBOX_PUBLIC_CDN_URL` if
+/// set. `None` when neither is set. Both are needed unless the config file describes kinds of
+/// its own (which may use one).
+fn buckets_from_env(
+    env: &impl Fn(&str) -> Option<String>,
+    own_kinds: bool,
+) -> anyhow::Result<Option<Vec<BucketSettings>>> {
+    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_owned());
+    let (public, private) = (var("SHOEBOX_PUBLIC_BUCKET"), var("SHOEBOX_PRIVATE_BUCKET"));
+    if public.is_none() && private.is_none() {
+        return Ok(None);
+    }
+    if !own_kinds && (public.is_none() || private.is_none()) {
+        anyhow::bail!(
+            "set both SHOEBOX_PUBLIC_BUCKET and SHOEBOX_PRIVATE_BUCKET: the example kinds keep profile photos in \
+             the public one and identity documents in the private one (or describe kinds in SHOEBOX_CONFIG)"
+        );
+    }
+    let region = var("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
+    let mut buckets = Vec::new();
+    if let Some(name) = public {
+        let mut b = BucketSettings::public("public", &name).in_region(&region);
+        if let Some(cdn) = var("SHOEBOX_PUBLIC_CDN_URL") {
+            b = b.behind_cdn(&cdn);
+        }
+        buckets.push(b);
+    }
+    if let Some(name) = private {
+        buckets.push(BucketSettings::private("private", &name).in_region(&region));
+    }
+    Ok(Some(buckets))
+}
+
+/// Read the TOML file, with `${NAME}` in any string replaced by the environment variable NAME,
+/// so a committed file can take bucket names, regions and endpoints from each deployment's
+/// environment. A variable that is not set is an error naming it.
+fn read_file_config(path: &Path, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
+    let mut value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))?;
+    expand_strings(&mut value, env).with_context(|| format!("in the config file {}", path.display()))?;
+    value.try_into().with_context(|| format!("reading the config file {}", path.display()))
+}
+
+fn expand_strings(value: &mut toml::Value, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+    match value {
+        toml::Value::String(s) => *s = expand(s, env)?,
+        toml::Value::Array(items) => items.iter_mut().try_for_each(|v| expand_strings(v, env))?,
+        toml::Value::Table(table) => table.iter_mut().try_for_each(|(_, v)| expand_strings(v, env))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `acme-${STAGE}-photos` with STAGE=prod is `acme-prod-photos`. Only `${NAME}` is special.
+fn expand(text: &str, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').with_context(|| format!("{text:?} has a ${{ without its closing }}"))?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            anyhow::bail!("{text:?}: ${{{name}}} is not a variable name (letters, digits and _)");
+        }
+        let value = env(name).with_context(|| format!("{text:?} uses ${{{name}}}, but {name} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// The embedded endpoint's two buckets.
@@ -371,7 +468,8 @@ pub fn configured_kinds(settings: &Settings) -> Result<Vec<Arc<dyn Kind>>, KindE
             let keep = KeepRules { keep_for_days: k.keep_for_days, latest_only: k.latest_only };
             let mut kind = ConfiguredKind::new(&k.name, k.label.as_deref(), &k.bucket, &k.types, k.max_bytes, limits)?
                 .with_private_delivery(k.private_delivery)
-                .with_keep(keep);
+                .with_keep(keep)
+                .with_quota(k.max_bytes_per_user, k.max_photos_per_user)?;
             if let Some(variants) = &k.variants {
                 let specs = variants
                     .iter()
@@ -395,6 +493,8 @@ pub fn example_kinds() -> Vec<KindSettings> {
         max_pixels: default_max_pixels(),
         max_width: default_max_side(),
         max_height: default_max_side(),
+        max_bytes_per_user: None,
+        max_photos_per_user: None,
         private_delivery: PrivateDelivery::Proxy,
         keep_for_days: None,
         latest_only,
@@ -510,6 +610,8 @@ mod tests {
             max_bytes = 1000
             private_delivery = "redirect"
             keep_for_days = 30
+            max_bytes_per_user = 50_000_000
+            max_photos_per_user = 20
             "#,
         )
         .expect("write");
@@ -522,8 +624,82 @@ mod tests {
         assert_eq!(passport.max_bytes, 1000);
         assert_eq!(passport.private_delivery, PrivateDelivery::Redirect);
         assert_eq!((passport.keep_for_days, passport.latest_only), (Some(30), false));
+        let kind = &configured_kinds(&s).expect("kinds")[0];
+        assert_eq!((kind.max_bytes_per_user(), kind.max_photos_per_user()), (Some(50_000_000), Some(20)));
         assert_eq!(s.limits.clean_up_grace, Duration::from_secs(2 * 3600));
         assert!(s.buckets[0].owned);
+    }
+
+    #[test]
+    fn buckets_can_be_named_in_the_environment_alone() {
+        let s = settings(&[
+            ("SHOEBOX_PUBLIC_BUCKET", "acme-public"),
+            ("SHOEBOX_PRIVATE_BUCKET", "acme-private"),
+            ("AWS_REGION", "eu-west-1"),
+            ("SHOEBOX_PUBLIC_CDN_URL", "https://cdn.example.com"),
+        ])
+        .expect("env");
+        assert!(matches!(s.storage, StorageSettings::External));
+        let b: Vec<_> =
+            s.buckets.iter().map(|b| (b.name.as_str(), b.bucket.as_str(), b.access, b.region.as_str())).collect();
+        assert_eq!(
+            b,
+            [
+                ("public", "acme-public", BucketAccess::Public, "eu-west-1"),
+                ("private", "acme-private", BucketAccess::Private, "eu-west-1")
+            ]
+        );
+        assert_eq!(s.buckets[0].cdn_base_url.as_deref(), Some("https://cdn.example.com"));
+        assert!(s.buckets.iter().all(|b| b.endpoint.is_none() && !b.owned), "AWS, and never owned unless said");
+        assert_eq!(s.kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["avatar", "id_document"]);
+
+        let err = settings(&[("SHOEBOX_PRIVATE_BUCKET", "acme-private")]).expect_err("one of two").to_string();
+        assert!(err.contains("set both SHOEBOX_PUBLIC_BUCKET and SHOEBOX_PRIVATE_BUCKET"), "{err}");
+        let blank =
+            settings(&[("SHOEBOX_PUBLIC_BUCKET", ""), ("SHOEBOX_PRIVATE_BUCKET", " ")]).expect("blank is unset");
+        assert!(matches!(blank.storage, StorageSettings::Embedded { .. }));
+    }
+
+    #[test]
+    fn an_s3_compatible_endpoint_comes_from_the_aws_sdks_own_variables() {
+        let both = [("SHOEBOX_PUBLIC_BUCKET", "p"), ("SHOEBOX_PRIVATE_BUCKET", "q")];
+        let s = settings(&[both[0], both[1], ("AWS_ENDPOINT_URL", "http://minio:9000")]).expect("env");
+        assert!(s.buckets.iter().all(|b| b.endpoint.as_deref() == Some("http://minio:9000")));
+        let s = settings(&[both[0], both[1], ("AWS_ENDPOINT_URL", "http://a"), ("AWS_ENDPOINT_URL_S3", "http://s3")])
+            .expect("env");
+        assert!(s.buckets.iter().all(|b| b.endpoint.as_deref() == Some("http://s3")), "the S3-specific one wins");
+        let s = settings(&[both[0], both[1], ("AWS_ENDPOINT_URL_S3", "")]).expect("env");
+        assert!(s.buckets.iter().all(|b| b.endpoint.is_none()), "empty means AWS");
+    }
+
+    #[test]
+    fn config_file_strings_take_values_from_the_environment() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("shoebox.toml");
+        std::fs::write(
+            &path,
+            "[[buckets]]\nname = \"ids\"\nbucket = \"acme-${STAGE}-ids\"\naccess = \"private\"\nregion = \"${REGION}\"\n\
+             [[kinds]]\nname = \"passport\"\nbucket = \"ids\"\n",
+        )
+        .expect("write");
+        let path = path.to_str().expect("utf8");
+        let s = settings(&[("SHOEBOX_CONFIG", path), ("STAGE", "prod"), ("REGION", "eu-west-1")]).expect("file");
+        assert_eq!((s.buckets[0].bucket.as_str(), s.buckets[0].region.as_str()), ("acme-prod-ids", "eu-west-1"));
+        let err = format!("{:#}", settings(&[("SHOEBOX_CONFIG", path), ("STAGE", "prod")]).expect_err("unset"));
+        assert!(err.contains("uses ${REGION}, but REGION is not set") && err.contains("shoebox.toml"), "{err}");
+        let both =
+            settings(&[("SHOEBOX_CONFIG", path), ("STAGE", "p"), ("REGION", "r"), ("SHOEBOX_PUBLIC_BUCKET", "x")]);
+        assert!(both.expect_err("two places").to_string().contains("describe them in one place"));
+    }
+
+    #[test]
+    fn only_whole_variable_names_expand() {
+        let env = |k: &str| (k == "A").then(|| "1".to_owned());
+        assert_eq!(expand("x-${A}-${A}", &env).expect("ok"), "x-1-1");
+        assert_eq!(expand("$A and $ alone", &env).expect("ok"), "$A and $ alone");
+        assert!(expand("${A", &env).is_err());
+        assert!(expand("${A B}", &env).is_err());
+        assert!(expand("${}", &env).is_err());
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub use domain::text::human_bytes;
 pub use domain::{
     BucketAccess, Clock, ConfiguredKind, DEFAULT_MAX_BYTES, DEFAULT_TYPES, ImageLimits, InvalidUserId, KeepContext,
     KeepRules, Kind, KindError, Kinds, ManualClock, Millis, Photo, PhotoId, PhotoState, PrivateDelivery,
-    RELEASED_REASON, SystemClock, UserId, VariantSpec, from_millis, now_millis, to_millis,
+    RELEASED_REASON, SystemClock, Usage, UserId, VariantSpec, from_millis, now_millis, to_millis,
 };
 pub use fault::Fault;
 pub use imaging::ImageType;

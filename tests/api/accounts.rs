@@ -106,7 +106,7 @@ async fn account_forms_need_their_csrf_token(app: TestApp) {
 
 async fn health_names_the_buckets_it_cannot_reach(mut app: TestApp) {
     assert_eq!(app.healthz().await, StatusCode::OK);
-    app.stop_s3();
+    app.stop_s3().await;
     let health = app.client.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = health.json().await.expect("json");

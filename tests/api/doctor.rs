@@ -302,7 +302,7 @@ async fn the_doctor_starts_from_the_health_report() {
     assert_eq!(names, ["database", "private", "public"]);
     assert!(report.checks.iter().map(Check::from_health).all(|c| c.outcome == Outcome::Pass));
 
-    app.stop_s3();
+    app.stop_s3().await;
     let report = shoebox::health::check(&app.shoebox).await;
     let findings: Vec<Check> = report.checks.iter().map(Check::from_health).collect();
     assert_eq!(findings[0].outcome, Outcome::Pass, "the database still answers");

@@ -15,7 +15,9 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shoebox::{Limits, Shoebox};
-use shoebox_app::settings::{AppLimits, Secret, Settings, StorageSettings, embedded_buckets, example_kinds};
+use shoebox_app::settings::{
+    AppLimits, KindSettings, Secret, Settings, StorageSettings, embedded_buckets, example_kinds,
+};
 use shoebox_app::web::AppState;
 
 /// Which database a test runs against.
@@ -102,6 +104,15 @@ impl TestApp {
 
     /// The app with other limits: Shoebox's, and the reference app's own (accounts).
     pub async fn spawn_with(backend: Backend, limits: Limits, app: AppLimits) -> Self {
+        Self::spawn_configured(backend, limits, app, example_kinds()).await
+    }
+
+    /// The app with other kinds than the examples, as its TOML would describe them.
+    pub async fn spawn_with_kinds(backend: Backend, kinds: Vec<KindSettings>) -> Self {
+        Self::spawn_configured(backend, Limits::default(), AppLimits::default(), kinds).await
+    }
+
+    async fn spawn_configured(backend: Backend, limits: Limits, app: AppLimits, kinds: Vec<KindSettings>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()), None),
@@ -111,7 +122,7 @@ impl TestApp {
             }
         };
         let db = shoebox::Db::connect(&database_url, 10).await.expect("database");
-        Self::spawn_on(db, dir, pg_database, limits, app).await
+        Self::spawn_on(db, dir, pg_database, limits, app, kinds).await
     }
 
     /// The app on a pool the test opened itself, as a host hands Shoebox its own (`pg_database`
@@ -122,6 +133,7 @@ impl TestApp {
         pg_database: Option<String>,
         limits: Limits,
         app: AppLimits,
+        kinds: Vec<KindSettings>,
     ) -> Self {
         // Errors the app logs show up under a failing test's output.
         let _ = tracing_subscriber::fmt().with_env_filter("error").with_test_writer().try_init();
@@ -129,7 +141,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let origins = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
-        let largest = example_kinds().iter().map(|k| k.max_bytes).max().unwrap_or(0);
+        let largest = kinds.iter().map(|k| k.max_bytes).max().unwrap_or(0);
         let embedded = shoebox::embedded::start(
             &dir.path().join("s3"),
             "127.0.0.1:0".parse().expect("addr"),
@@ -150,7 +162,7 @@ impl TestApp {
                 credentials: embedded.credentials.clone(),
             },
             buckets: embedded_buckets(),
-            kinds: example_kinds(),
+            kinds,
             limits,
             app,
         };
@@ -216,8 +228,7 @@ impl TestApp {
 
     /// The CSRF token the home page gives this client's session.
     pub async fn csrf_of(&self, client: &reqwest::Client) -> String {
-        let home = client.get(self.url("/")).send().await.expect("home").text().await.expect("text");
-        meta_csrf(&home).expect("signed in: home page has a csrf meta tag")
+        csrf_at(&self.base, client).await
     }
 
     /// Whether an object exists in a configured bucket, asked with the app's own credentials.
@@ -345,14 +356,39 @@ impl TestApp {
         self._dir.path().join("s3").join(s3_bucket).join(key)
     }
 
-    /// Stop the embedded S3 endpoint, as if the storage service went away.
-    pub fn stop_s3(&mut self) {
-        self._embedded = None;
+    /// Stop the embedded S3 endpoint, as if the storage service went away, and wait until it has, so no later request reaches it
+    /// (not even over a pooled keep-alive connection).
+    pub async fn stop_s3(&mut self) {
+        if let Some(e) = self._embedded.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(5), e.stop()).await.expect("the endpoint stops");
+        }
     }
 
     pub async fn healthz(&self) -> StatusCode {
         self.client.get(self.url("/healthz")).send().await.expect("healthz").status()
     }
+}
+
+/// Sign up at the app served at `base` in the browser `client`, and return the signed-in user:
+/// the app may be a [`TestApp`] or a process started as a platform starts it.
+pub async fn sign_up_at(base: &str, client: reqwest::Client, email: &str) -> TestUser {
+    let page = client.get(format!("{base}/signup")).send().await.expect("signup page").text().await.expect("text");
+    let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
+    let res = client
+        .post(format!("{base}/signup"))
+        .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
+    let csrf = csrf_at(base, &client).await;
+    TestUser { base: base.to_owned(), client, csrf }
+}
+
+/// The CSRF token the home page of the app at `base` gives this client's session.
+pub async fn csrf_at(base: &str, client: &reqwest::Client) -> String {
+    let home = client.get(format!("{base}/")).send().await.expect("home").text().await.expect("text");
+    meta_csrf(&home).expect("signed in: home page has a csrf meta tag")
 }
 
 impl Drop for TestApp {
@@ -381,23 +417,6 @@ pub fn drop_pg_database(name: String) {
         });
     })
     .join();
-}
-
-/// Sign up with the browser `client` on the app at `base` (a `TestApp`, or the binary a test
-/// started) and return the signed-in user.
-pub async fn sign_up_at(base: &str, client: reqwest::Client, email: &str) -> TestUser {
-    let page = client.get(format!("{base}/signup")).send().await.expect("signup page").text().await.expect("text");
-    let form_csrf = hidden_value(&page, "csrf").expect("form csrf");
-    let res = client
-        .post(format!("{base}/signup"))
-        .form(&[("csrf", form_csrf.as_str()), ("email", email), ("password", "correct horse battery")])
-        .send()
-        .await
-        .expect("signup");
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup should redirect home");
-    let home = client.get(format!("{base}/")).send().await.expect("home").text().await.expect("text");
-    let csrf = meta_csrf(&home).expect("signed in: home page has a csrf meta tag");
-    TestUser { base: base.to_owned(), client, csrf }
 }
 
 /// A value bound to a query by [`TestApp::execute`] and friends.

@@ -151,7 +151,7 @@ async fn shoebox_migrates_beside_a_hosts_own_tables_and_history(backend: Backend
     assert_eq!(rows(&db, "select id, caption from photos").await, ["p1|hers"], "the host's photos are untouched");
     assert_eq!(rows(&db, "select cast(version as text), description from _sqlx_migrations").await, history);
     let ours = rows(&db, "select cast(version as text), description from shoebox_migrations order by version").await;
-    assert_eq!(ours, ["1|tables", "2|adopt unprefixed tables"]);
+    assert_eq!(ours, ["1|tables", "2|adopt unprefixed tables", "3|quotas"]);
     assert!(rows(&db, "select photo_id from shoebox_photos").await.is_empty());
     // The host's own migrator still accepts the database (no foreign rows in its history).
     host_migrations(&db, host_dir.path()).await;

@@ -258,7 +258,7 @@ async fn a_client_that_goes_away_mid_photo_leaves_the_server_healthy(app: TestAp
 
 async fn a_stopped_endpoint_gets_a_503_with_retry_after(mut app: TestApp) {
     let (ann, path, _) = private_photo(&app).await;
-    app.stop_s3();
+    app.stop_s3().await;
     let started = Instant::now();
     let res = ann.get(&path).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -51,6 +51,7 @@ impl Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, description: "tables", step: Step::Sql(include_str!("../../migrations/0001_tables.sql")) },
     Migration { version: 2, description: "adopt unprefixed tables", step: Step::AdoptLegacy },
+    Migration { version: 3, description: "quotas", step: Step::Sql(include_str!("../../migrations/0003_quotas.sql")) },
 ];
 
 /// The versions this release knows, for the doctor.

@@ -11,6 +11,7 @@ pub(crate) mod claims;
 pub(crate) mod job_locks;
 mod migrate;
 pub(crate) mod photos;
+pub(crate) mod quotas;
 pub(crate) mod reconcile;
 pub(crate) mod variants;
 

@@ -1,7 +1,8 @@
 //! Queries on `photos`. Each lifecycle move is one conditional update that names the state it
 //! leaves, so of two racing requests exactly one sees `true`.
 
-use super::{Db, DbError, DbRow, Ex, col, one, run};
+use super::quotas::{self, Counted, Over, Quota};
+use super::{Db, DbError, DbRow, Ex, Tx, col, one, run};
 use crate::domain::{Millis, Photo, PhotoId, PhotoState, UserId};
 use crate::imaging::ImageType;
 
@@ -30,60 +31,169 @@ pub enum Signed {
     Limited {
         until: Millis,
     },
+    /// The form would take the uploader past the kind's quota, which holds `used` without it;
+    /// nothing was written.
+    OverQuota {
+        used: Counted,
+        over: Over,
+    },
 }
 
 /// Record a freshly signed form, unless its uploader's current window already holds `limit`
-/// forms of the same style: forms rendered into pages (no declared type) and forms asked for by
-/// a script (a declared type) are counted apart, so page views cannot use up the uploads'
-/// allowance. A window opens with the first form after the last one closed and lasts a minute.
+/// forms of the same style, or (when `quota` is given) the form's declared size, `p.max_bytes`,
+/// would take the uploader past the kind's quota: forms rendered into pages (no declared type)
+/// and forms asked for by a script (a declared type) are counted apart, so page views cannot
+/// use up the uploads' allowance. A window opens with the first form after the last one closed
+/// and lasts a minute.
 ///
 /// The window is a row in the database, so the limit holds across every dyno, and the decision
 /// and the photo row are written together. On Postgres that is one statement (one round trip):
 /// the upsert re-checks its `where` against the latest version of the window row under that
 /// row's lock, so of concurrent forms exactly `limit` get through. SQLite has no data-modifying
 /// `with`, so there it is the same upsert and insert in one transaction under its single writer.
-pub async fn insert_signed_within_limit(db: &Db, p: &Photo, limit: i64) -> Result<Signed, DbError> {
-    let style = if p.declared_type.is_none() { "page" } else { "script" };
-    let closed_before = p.created_at - FORM_WINDOW_MILLIS;
-    let recorded = match db {
-        Db::Postgres(pool) => {
+/// With a quota, the same statement first counts the uploader's usage and moves the quota's turn
+/// (see [`super::quotas`] for why that is exact); on Postgres, when another form of the same
+/// uploader and kind moved the turn first, the form is decided again in a transaction that
+/// waits for the turn before counting.
+pub async fn insert_signed_within_limit(
+    db: &Db,
+    p: &Photo,
+    limit: i64,
+    quota: Option<Quota>,
+) -> Result<Signed, DbError> {
+    let window = Window { style: if p.declared_type.is_none() { "page" } else { "script" }, limit };
+    let decided = match (db, quota) {
+        (Db::Postgres(pool), None) => {
             let sql = format!(
                 "with win as ({}) insert into shoebox_photos ({SIGNED_COLUMNS}) select {SIGNED_VALUES} from win",
-                open_or_count_form("$4", "$10", "$11", "$12", "$13"),
+                open_or_count_form("values ($4, $13, $10, 1)", "$11", "$12"),
             );
-            let q = bind_signed!(sqlx::query(&sql), p).bind(closed_before).bind(limit).bind(style);
-            q.execute(pool).await?.rows_affected() == 1
+            let q = bind_signed!(sqlx::query(&sql), p).bind(window.closed_before(p)).bind(limit).bind(window.style);
+            if q.execute(pool).await?.rows_affected() == 1 { Decided::Recorded } else { Decided::WindowFull }
         }
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
-            let room = sqlx::query(&open_or_count_form("$1", "$2", "$3", "$4", "$5"))
+        (Db::Postgres(pool), Some(quota)) => match sign_in_one_statement(pool, p, &window, quota).await? {
+            Some(decided) => decided,
+            None => sign_in_turn(db, p, &window, Some(quota)).await?,
+        },
+        (Db::Sqlite(_), quota) => sign_in_turn(db, p, &window, quota).await?,
+    };
+    match decided {
+        Decided::Recorded => Ok(Signed::Recorded),
+        Decided::OverQuota(used, over) => Ok(Signed::OverQuota { used, over }),
+        Decided::WindowFull => {
+            let opened: Option<Millis> = run!(db, |c| sqlx::query_scalar(
+                "select opened_at from shoebox_form_windows where uploader_id = $1 and style = $2"
+            )
+            .bind(p.uploader.as_str())
+            .bind(window.style)
+            .fetch_optional(c)
+            .await)?;
+            Ok(Signed::Limited { until: opened.unwrap_or(p.created_at) + FORM_WINDOW_MILLIS })
+        }
+    }
+}
+
+/// A form's window: its style's row, and how many forms it may hold.
+struct Window {
+    style: &'static str,
+    limit: i64,
+}
+
+impl Window {
+    /// A window opened at or before this time is over, and the form opens the next.
+    fn closed_before(&self, p: &Photo) -> Millis {
+        p.created_at - FORM_WINDOW_MILLIS
+    }
+}
+
+/// What became of a form.
+enum Decided {
+    Recorded,
+    WindowFull,
+    OverQuota(Counted, Over),
+}
+
+/// Postgres, one statement: count, move the quota's turn if the form fits and the turn is the
+/// one counted, count the form in its window, write the photo. `None` when another write of the
+/// same uploader and kind moved the turn after this statement's snapshot: nothing was written,
+/// and the count was stale.
+async fn sign_in_one_statement(
+    pool: &sqlx::PgPool,
+    p: &Photo,
+    window: &Window,
+    quota: Quota,
+) -> Result<Option<Decided>, DbError> {
+    let sql = format!(
+        "with usage as ({}), {}, win as ({}), \
+         recorded as (insert into shoebox_photos ({SIGNED_COLUMNS}) select {SIGNED_VALUES} from win returning 1) \
+         select usage.bytes, usage.photos, (select count(*) from turn) as turned, \
+         (select count(*) from recorded) as recorded from usage",
+        quotas::usage_sql("$4", "$2", "$10", None),
+        quotas::fits_and_turn("$4", "$2", "$7", "$14", "$15"),
+        open_or_count_form("select $4, $13, $10, 1 from turn", "$11", "$12"),
+    );
+    let row = bind_signed!(sqlx::query(&sql), p)
+        .bind(window.closed_before(p))
+        .bind(window.limit)
+        .bind(window.style)
+        .bind(quota.max_bytes)
+        .bind(quota.max_photos)
+        .fetch_one(pool)
+        .await?;
+    let used = Counted { bytes: col(&row, "bytes")?, photos: col(&row, "photos")? };
+    let (turned, recorded): (i64, i64) = (col(&row, "turned")?, col(&row, "recorded")?);
+    Ok(if recorded == 1 {
+        Some(Decided::Recorded)
+    } else if turned == 1 {
+        Some(Decided::WindowFull)
+    } else {
+        quota.exceeded_by(used, p.max_bytes).map(|over| Decided::OverQuota(used, over))
+    })
+}
+
+/// Either backend, one transaction: with a quota, wait for its turn, then count and check;
+/// then count the form in its window and write the photo. Nothing is kept unless all of it is.
+async fn sign_in_turn(db: &Db, p: &Photo, window: &Window, quota: Option<Quota>) -> Result<Decided, DbError> {
+    let mut tx = db.begin().await?;
+    if let Some(quota) = quota {
+        quotas::take_turn(&mut tx, &p.uploader, &p.kind).await?;
+        let used = quotas::count(&mut tx, &p.uploader, &p.kind, p.created_at, None).await?;
+        if let Some(over) = quota.exceeded_by(used, p.max_bytes) {
+            return Ok(Decided::OverQuota(used, over));
+        }
+    }
+    let closed_before = window.closed_before(p);
+    let recorded = match &mut tx {
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "with win as ({}) insert into shoebox_photos ({SIGNED_COLUMNS}) select {SIGNED_VALUES} from win",
+                open_or_count_form("values ($4, $13, $10, 1)", "$11", "$12"),
+            );
+            let q = bind_signed!(sqlx::query(&sql), p).bind(closed_before).bind(window.limit).bind(window.style);
+            q.execute(&mut **t).await?.rows_affected() == 1
+        }
+        Tx::Sqlite(t) => {
+            let room = sqlx::query(&open_or_count_form("values ($1, $5, $2, 1)", "$3", "$4"))
                 .bind(p.uploader.as_str())
                 .bind(p.created_at)
                 .bind(closed_before)
-                .bind(limit)
-                .bind(style)
-                .fetch_optional(&mut *tx)
+                .bind(window.limit)
+                .bind(window.style)
+                .fetch_optional(&mut **t)
                 .await?
                 .is_some();
             if room {
                 let sql = format!("insert into shoebox_photos ({SIGNED_COLUMNS}) values ({SIGNED_VALUES})");
-                bind_signed!(sqlx::query(&sql), p).execute(&mut *tx).await?;
-                tx.commit().await?;
+                bind_signed!(sqlx::query(&sql), p).execute(&mut **t).await?;
             }
             room
         }
     };
-    if recorded {
-        return Ok(Signed::Recorded);
+    if !recorded {
+        return Ok(Decided::WindowFull);
     }
-    let opened: Option<Millis> = run!(db, |c| sqlx::query_scalar(
-        "select opened_at from shoebox_form_windows where uploader_id = $1 and style = $2"
-    )
-    .bind(p.uploader.as_str())
-    .bind(style)
-    .fetch_optional(c)
-    .await)?;
-    Ok(Signed::Limited { until: opened.unwrap_or(p.created_at) + FORM_WINDOW_MILLIS })
+    tx.commit().await?;
+    Ok(Decided::Recorded)
 }
 
 const SIGNED_COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
@@ -110,10 +220,12 @@ macro_rules! bind_signed {
 use bind_signed;
 
 /// Open a new window, or count one more form in the open one; returns a row only when there was
-/// room. A window opened at or before `closed_before` is over, and the form opens the next.
-fn open_or_count_form(uploader: &str, now: &str, closed_before: &str, limit: &str, style: &str) -> String {
+/// room. `row` gives the window's values (uploader, style, now, 1), as `values (...)` or as a
+/// `select` from a preceding step. A window opened at or before `closed_before` is over, and the
+/// form opens the next.
+fn open_or_count_form(row: &str, closed_before: &str, limit: &str) -> String {
     format!(
-        "insert into shoebox_form_windows (uploader_id, style, opened_at, forms) values ({uploader}, {style}, {now}, 1) \
+        "insert into shoebox_form_windows (uploader_id, style, opened_at, forms) {row} \
          on conflict (uploader_id, style) do update set \
          opened_at = case when shoebox_form_windows.opened_at <= {closed_before} then excluded.opened_at \
              else shoebox_form_windows.opened_at end, \
@@ -151,6 +263,79 @@ pub async fn mark_ready(db: impl Into<Ex<'_>>, id: PhotoId, v: &Verified, now: M
     .await
     .map(|r| r.rows_affected()))?;
     Ok(done == 1)
+}
+
+/// What became of an upload's move to `ready` under its kind's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readied {
+    Ready,
+    /// The photo was not `signed` any more, or clean-up claimed it (as [`mark_ready`]'s false).
+    NotSigned,
+    /// Its verified size would take its uploader past the quota, which holds `used` without it;
+    /// nothing was written.
+    OverQuota {
+        used: Counted,
+        over: Over,
+    },
+}
+
+/// [`mark_ready`] for a kind with a quota: the photo becomes `ready` only if, counted at its
+/// verified size instead of what its form reserved, it keeps its uploader within the quota.
+/// A script's form still within its time always fits (it reserved at least as much); a page's
+/// form reserved nothing and an expired form no longer reserves, so those are where this
+/// decides. Taken in turn with signing, exactly as [`insert_signed_within_limit`] is.
+pub async fn mark_ready_within_quota(
+    db: &Db,
+    p: &Photo,
+    v: &Verified,
+    now: Millis,
+    quota: Quota,
+) -> Result<Readied, DbError> {
+    if let Db::Postgres(pool) = db {
+        let sql = format!(
+            "with usage as ({}), {}, \
+             readied as (update shoebox_photos set state = 'ready', object_key = $2, image_type = $3, byte_size = $4, \
+                 width = $5, height = $6, verified_at = $7 from turn \
+                 where shoebox_photos.photo_id = $1 and shoebox_photos.state = 'signed' \
+                 and shoebox_photos.claimed_by is null returning 1) \
+             select usage.bytes, usage.photos, (select count(*) from turn) as turned, \
+             (select count(*) from readied) as readied from usage",
+            quotas::usage_sql("$8", "$9", "$7", Some("$1")),
+            quotas::fits_and_turn("$8", "$9", "$4", "$10", "$11"),
+        );
+        let row = sqlx::query(&sql)
+            .bind(p.id.to_string())
+            .bind(v.object_key.clone())
+            .bind(v.image_type.mime().to_owned())
+            .bind(v.byte_size)
+            .bind(v.width)
+            .bind(v.height)
+            .bind(now)
+            .bind(p.uploader.as_str())
+            .bind(p.kind.clone())
+            .bind(quota.max_bytes)
+            .bind(quota.max_photos)
+            .fetch_one(pool)
+            .await?;
+        let used = Counted { bytes: col(&row, "bytes")?, photos: col(&row, "photos")? };
+        let (turned, readied): (i64, i64) = (col(&row, "turned")?, col(&row, "readied")?);
+        if turned == 1 {
+            return Ok(if readied == 1 { Readied::Ready } else { Readied::NotSigned });
+        }
+        if let Some(over) = quota.exceeded_by(used, v.byte_size) {
+            return Ok(Readied::OverQuota { used, over });
+        }
+        // The turn moved after this statement's snapshot: decide again, in turn.
+    }
+    let mut tx = db.begin().await?;
+    quotas::take_turn(&mut tx, &p.uploader, &p.kind).await?;
+    let used = quotas::count(&mut tx, &p.uploader, &p.kind, now, Some(&p.id.to_string())).await?;
+    if let Some(over) = quota.exceeded_by(used, v.byte_size) {
+        return Ok(Readied::OverQuota { used, over });
+    }
+    let ready = mark_ready(&mut tx, p.id, v, now).await?;
+    tx.commit().await?;
+    Ok(if ready { Readied::Ready } else { Readied::NotSigned })
 }
 
 /// `from` → `deleted`, recording why. False when the photo was not in `from` any more.

@@ -103,6 +103,18 @@ pub trait Kind: Send + Sync + Debug + 'static {
     fn limits(&self) -> ImageLimits {
         ImageLimits::default()
     }
+    /// The most bytes of this kind one uploader may hold, counted from Shoebox's own rows:
+    /// verified photos by their stored size, and forms signed but not yet completed by the
+    /// size declared for them until they expire. A deleted photo frees its share at once.
+    /// Checked when a form is signed and again when an upload completes. Default: no limit.
+    fn max_bytes_per_user(&self) -> Option<u64> {
+        None
+    }
+    /// The most photos of this kind one uploader may hold, counted as
+    /// [`Kind::max_bytes_per_user`] counts bytes. Default: no limit.
+    fn max_photos_per_user(&self) -> Option<u64> {
+        None
+    }
     /// May this user ask for an upload form? Default: anyone the host says is signed in.
     async fn may_upload(&self, _uploader: &UserId) -> bool {
         true
@@ -241,6 +253,10 @@ pub struct ConfiguredKind {
     pub max_bytes: u64,
     /// See [`Kind::limits`].
     pub limits: ImageLimits,
+    /// See [`Kind::max_bytes_per_user`].
+    pub max_bytes_per_user: Option<u64>,
+    /// See [`Kind::max_photos_per_user`].
+    pub max_photos_per_user: Option<u64>,
     /// See [`Kind::private_delivery`].
     pub private_delivery: PrivateDelivery,
     /// How long its photos are kept.
@@ -275,6 +291,12 @@ impl Kind for ConfiguredKind {
     }
     fn limits(&self) -> ImageLimits {
         self.limits
+    }
+    fn max_bytes_per_user(&self) -> Option<u64> {
+        self.max_bytes_per_user
+    }
+    fn max_photos_per_user(&self) -> Option<u64> {
+        self.max_photos_per_user
     }
     fn private_delivery(&self) -> PrivateDelivery {
         self.private_delivery
@@ -335,6 +357,9 @@ pub enum KindError {
     /// A size limit of zero.
     #[error("kind {0:?}: max_bytes must be at least 1")]
     NoBytes(String),
+    /// A quota of zero bytes or zero photos: nobody could upload anything.
+    #[error("kind {0:?}: max_bytes_per_user and max_photos_per_user must be at least 1 when set")]
+    EmptyQuota(String),
     /// A malformed variant (its name, box or quality).
     #[error("variant {0}")]
     BadVariant(String),
@@ -382,6 +407,8 @@ impl ConfiguredKind {
             accepts,
             max_bytes,
             limits,
+            max_bytes_per_user: None,
+            max_photos_per_user: None,
             private_delivery: PrivateDelivery::default(),
             keep: KeepRules::default(),
             variants: VariantSpec::defaults(),
@@ -393,6 +420,17 @@ impl ConfiguredKind {
     pub fn with_private_delivery(mut self, delivery: PrivateDelivery) -> Self {
         self.private_delivery = delivery;
         self
+    }
+
+    /// The same kind with a quota per uploader: at most `max_bytes` bytes and `max_photos`
+    /// photos each (`None`: no limit). See [`Kind::max_bytes_per_user`].
+    pub fn with_quota(mut self, max_bytes: Option<u64>, max_photos: Option<u64>) -> Result<Self, KindError> {
+        if max_bytes == Some(0) || max_photos == Some(0) {
+            return Err(KindError::EmptyQuota(self.name));
+        }
+        self.max_bytes_per_user = max_bytes;
+        self.max_photos_per_user = max_photos;
+        Ok(self)
     }
 
     /// The same kind with keep rules.
@@ -415,7 +453,7 @@ impl ConfiguredKind {
 }
 
 /// What every kind must be, however it was made: a usable name, types Shoebox can verify, a
-/// size limit and well-formed, distinct variants. Said at start-up, not at the first upload.
+/// size limit, a quota (if any) that lets something in, and well-formed, distinct variants. Said at start-up, not at the first upload.
 fn check(kind: &dyn Kind) -> Result<(), KindError> {
     let name = kind.name();
     if !usable_name(name) {
@@ -429,6 +467,9 @@ fn check(kind: &dyn Kind) -> Result<(), KindError> {
     }
     if kind.max_bytes() == 0 {
         return Err(KindError::NoBytes(name.to_owned()));
+    }
+    if kind.max_bytes_per_user() == Some(0) || kind.max_photos_per_user() == Some(0) {
+        return Err(KindError::EmptyQuota(name.to_owned()));
     }
     let variants = kind.variants();
     for (i, v) in variants.iter().enumerate() {
@@ -522,7 +563,13 @@ mod tests {
         assert!(matches!(new("a", &["image/heic"], 1), Err(KindError::UnverifiableType { .. })));
         assert!(matches!(new("a", &[], 1), Err(KindError::NoTypes(_))));
         assert!(matches!(new("a", &["image/png"], 0), Err(KindError::NoBytes(_))));
+        let quota = |bytes, photos| new("a", &["image/png"], 1).expect("valid").with_quota(bytes, photos);
+        assert!(matches!(quota(Some(0), None), Err(KindError::EmptyQuota(_))));
+        assert!(matches!(quota(None, Some(0)), Err(KindError::EmptyQuota(_))));
+        let limited = quota(Some(50_000_000), Some(20)).expect("a quota");
+        assert_eq!((limited.max_bytes_per_user(), limited.max_photos_per_user()), (Some(50_000_000), Some(20)));
         let ok = new("id_card", &["image/png"], 1).expect("valid");
+        assert_eq!((ok.max_bytes_per_user(), ok.max_photos_per_user()), (None, None), "no quota unless asked");
         assert_eq!((ok.label.as_str(), ok.accepts.as_slice()), ("id card", &[ImageType::Png][..]));
     }
 

@@ -5,6 +5,7 @@ pub(crate) mod clock;
 pub(crate) mod ids;
 pub(crate) mod kind;
 pub(crate) mod photo;
+pub(crate) mod quota;
 pub(crate) mod text;
 
 pub use bucket::BucketAccess;
@@ -15,6 +16,7 @@ pub use kind::{
     PrivateDelivery, RELEASED_REASON, VariantSpec,
 };
 pub use photo::{Photo, PhotoState};
+pub use quota::Usage;
 
 /// Stands in for a secret in hand-written `Debug` output: tokens and hashes never reach a log.
 pub(crate) struct Redacted;

@@ -7,7 +7,9 @@ pub fn human_bytes(n: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "display only; sizes are far below 2^52")]
     let x = n as f64;
     if n >= 1_000_000 {
-        format!("{:.1} MB", x / 1e6)
+        // "50 MB" rather than "50.0 MB": quotas and limits are usually round.
+        let mb = format!("{:.1}", x / 1e6);
+        format!("{} MB", mb.strip_suffix(".0").unwrap_or(&mb))
     } else if n >= 1_000 {
         format!("{:.0} KB", x / 1e3)
     } else {
@@ -34,6 +36,8 @@ mod tests {
         assert_eq!(human_bytes(512), "512 bytes");
         assert_eq!(human_bytes(2_600), "3 KB");
         assert_eq!(human_bytes(10 * 1024 * 1024), "10.5 MB");
+        assert_eq!(human_bytes(50_000_000), "50 MB");
+        assert_eq!(human_bytes(3_249_999), "3.2 MB");
     }
 
     #[test]

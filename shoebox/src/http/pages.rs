@@ -105,6 +105,10 @@ async fn upload_page<S: Host>(
     let request = SignRequest { kind: kind_name.clone(), filename: None, content_type: None, size: None };
     let signed = app.sign(&viewer.id, request, FormStyle::Page { origin }).await?;
     let kind = app.kinds().get(&kind_name).ok_or(AppError::NotFound)?;
+    let quota = match kind.max_bytes_per_user().or(kind.max_photos_per_user()) {
+        Some(_) => app.usage(&viewer.id, &kind_name).await?.summary(),
+        None => None,
+    };
     let ttl = app.limits().page_form_ttl;
     let page = UploadPage {
         chrome: state.page_chrome(Some(&viewer)),
@@ -114,6 +118,7 @@ async fn upload_page<S: Host>(
         accept: kind.accepts().iter().map(|t| t.mime()).collect::<Vec<_>>().join(","),
         max_bytes: kind.max_bytes(),
         max_human: human_bytes(kind.max_bytes()),
+        quota,
         form_url: signed.form.url,
         fields: signed.form.fields,
         expires_at: display_time(signed.form.expires_at.unix_timestamp() * 1000),

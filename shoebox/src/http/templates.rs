@@ -117,6 +117,8 @@ pub(crate) struct UploadPage {
     pub accept: String,
     pub max_bytes: u64,
     pub max_human: String,
+    /// How much of the kind's quota the viewer holds ("3.2 MB of 50 MB used"), when it has one.
+    pub quota: Option<String>,
     pub form_url: String,
     pub fields: Vec<(String, String)>,
     pub expires_at: String,

@@ -5,6 +5,7 @@
 //! input and maps results. What happens to a photo after that lives in [`crate::photos`].
 
 mod promote;
+mod quota;
 mod sign;
 mod verify;
 
@@ -78,8 +79,9 @@ impl UploadError {
     }
 }
 
-/// Why a file is not one a kind takes: said when signing (from what the client declares) or
-/// when verifying (from the bytes themselves).
+/// Why a file is not one a kind takes, or does not fit its uploader's quota: said when signing
+/// (from what the client declares) or when verifying (from the bytes themselves). Every refusal
+/// is the client's ([`UploadError::fault`] is [`Fault::Client`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// Over the kind's size limit.
@@ -116,6 +118,36 @@ pub enum Refusal {
         max_height: u32,
         /// The kind's most megapixels.
         max_megapixels: u64,
+    },
+    /// Storing it would take its uploader past the kind's quota of bytes
+    /// ([`Kind::max_bytes_per_user`](crate::Kind::max_bytes_per_user)). Said when signing (by
+    /// the declared size) or when completing (by the verified size; the upload is removed).
+    #[error(
+        "Your {label} uploads take {used} of the {max} allowed{}. Delete some you no longer need to free space; uploads not yet finished count until their forms expire.",
+        .size.as_ref().map(|s| format!(", so this one ({s}) does not fit")).unwrap_or_default()
+    )]
+    OverByteQuota {
+        /// The kind's label, in lower case.
+        label: String,
+        /// What the uploader holds, in words.
+        used: String,
+        /// The quota, in words.
+        max: String,
+        /// This photo's size, in words, when known.
+        size: Option<String>,
+    },
+    /// Its uploader already holds as many photos of this kind as the quota allows
+    /// ([`Kind::max_photos_per_user`](crate::Kind::max_photos_per_user)).
+    #[error(
+        "You have {used} of the {max} {label} uploads allowed. Delete one you no longer need to make room; uploads not yet finished count until their forms expire."
+    )]
+    OverPhotoQuota {
+        /// The kind's label, in lower case.
+        label: String,
+        /// The photos the uploader holds.
+        used: u64,
+        /// The quota.
+        max: u64,
     },
     /// What the imaging engine found wrong with the bytes, in its words.
     #[error("{message}")]
@@ -156,6 +188,8 @@ impl Refusal {
             Self::TypeNotAccepted(_) => "type_not_accepted",
             Self::TypeMismatch { .. } => "type_mismatch",
             Self::TooManyPixels { .. } => "too_many_pixels",
+            Self::OverByteQuota { .. } => "over_byte_quota",
+            Self::OverPhotoQuota { .. } => "over_photo_quota",
             Self::Image { code, .. } => code,
         }
     }

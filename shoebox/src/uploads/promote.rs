@@ -6,7 +6,8 @@ use tracing::Instrument as _;
 use super::verify::{VerifyError, verify};
 use super::{Refusal, UploadError};
 use crate::app::Shoebox;
-use crate::db::photos::{self as rows, Verified};
+use crate::db::photos::{self as rows, Readied, Verified};
+use crate::db::quotas::Quota;
 use crate::domain::photo::served_key;
 use crate::domain::{Millis, Photo, PhotoId, PhotoState};
 use crate::imaging;
@@ -118,11 +119,25 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
     };
     bucket.put(&verified.object_key, stripped.into(), &headers).await?;
     // Marked ready before the incoming copy goes: a request racing this one that finds the
-    // incoming object gone then also finds the photo ready.
-    if rows::mark_ready(&app.db, photo.id, &verified, app.now()).await? {
-        metrics::counter!(UPLOADS_COMPLETED, "kind" => photo.kind.clone()).increment(1);
-    } else {
-        withdrawn(app, bucket, photo, &verified).await?;
+    // incoming object gone then also finds the photo ready. Under a quota, it counts at its
+    // verified size from now on, if that fits.
+    let readied = match Quota::of(kind.as_ref()) {
+        None => match rows::mark_ready(&app.db, photo.id, &verified, app.now()).await? {
+            true => Readied::Ready,
+            false => Readied::NotSigned,
+        },
+        Some(quota) => rows::mark_ready_within_quota(&app.db, photo, &verified, app.now(), quota).await?,
+    };
+    match readied {
+        Readied::Ready => {
+            metrics::counter!(UPLOADS_COMPLETED, "kind" => photo.kind.clone()).increment(1);
+        }
+        Readied::NotSigned => withdrawn(app, bucket, photo, &verified).await?,
+        Readied::OverQuota { used, over } => {
+            bucket.delete(&verified.object_key).await?;
+            let size = u64::try_from(verified.byte_size).ok();
+            return refuse(app, photo, super::quota::refusal(kind.as_ref(), used, over, size), now).await;
+        }
     }
     if let Err(e) = bucket.delete(&photo.incoming_key).await {
         // Harmless to the photo; the leftover is an unreadable orphan under incoming/.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::{Refusal, UploadError};
 use crate::app::Shoebox;
 use crate::db::photos as rows;
+use crate::db::quotas::{self, Quota};
 use crate::domain::photo::{incoming_key, safe_filename};
 use crate::domain::text::{human_bytes, type_list};
 use crate::domain::{Kind, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token};
@@ -51,7 +52,10 @@ pub struct SignedUpload {
 impl Shoebox {
     /// Issue an upload form for `uploader`. The photo row is written first, so the database
     /// knows about every object before it can exist; the form allows exactly its key, the
-    /// declared type and the kind's size limit.
+    /// declared type and the kind's size limit (under a quota of bytes, the declared size,
+    /// which is what the form reserves of the quota until it expires). A form the kind's
+    /// quota has no room for is refused ([`Refusal::OverByteQuota`],
+    /// [`Refusal::OverPhotoQuota`]), exactly, however many are asked for at once.
     pub async fn sign(
         &self,
         uploader: &UserId,
@@ -104,6 +108,22 @@ async fn sign(app: &Shoebox, user: &UserId, req: SignRequest, style: FormStyle) 
         _ => {}
     }
     let now = app.now();
+    let quota = Quota::of(kind.as_ref());
+    if let (Some(quota), FormStyle::Page { .. }) = (quota, &style) {
+        // A page's form reserves nothing (most are never used: the page's script asks for its
+        // own), and its upload is checked when it completes; but a page is not worth showing
+        // when not even a one-byte photo would fit.
+        let used = quotas::count(&app.db, user, kind.name(), now, None).await?;
+        if let Some(over) = quota.exceeded_by(used, 1) {
+            return Err(UploadError::Refused(super::quota::refusal(kind.as_ref(), used, over, None)));
+        }
+    }
+    // Under a quota of bytes a script's form reserves its declared size, so that is the most it
+    // lets through: what is counted is what can arrive.
+    let form_max = match (req.size, kind.max_bytes_per_user(), &style) {
+        (Some(size), Some(_), FormStyle::Script) => size,
+        _ => kind.max_bytes(),
+    };
     let bucket = app.storage.bucket(kind.bucket())?;
     let ttl = match style {
         FormStyle::Script => app.limits.api_form_ttl,
@@ -120,7 +140,7 @@ async fn sign(app: &Shoebox, user: &UserId, req: SignRequest, style: FormStyle) 
         object_key: None,
         declared_type: declared,
         image_type: None,
-        max_bytes: i64::try_from(kind.max_bytes()).unwrap_or(i64::MAX),
+        max_bytes: i64::try_from(form_max).unwrap_or(i64::MAX),
         byte_size: None,
         width: None,
         height: None,
@@ -134,9 +154,19 @@ async fn sign(app: &Shoebox, user: &UserId, req: SignRequest, style: FormStyle) 
         deleted_reason: None,
     };
     let limit = i64::from(app.limits.forms_per_minute);
-    if let rows::Signed::Limited { until } = rows::insert_signed_within_limit(&app.db, &photo, limit).await? {
-        let retry_after_secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1);
-        return Err(UploadError::RateLimited { retry_after_secs });
+    let reserving = match &style {
+        FormStyle::Script => quota,
+        FormStyle::Page { .. } => None,
+    };
+    match rows::insert_signed_within_limit(&app.db, &photo, limit, reserving).await? {
+        rows::Signed::Recorded => {}
+        rows::Signed::Limited { until } => {
+            let retry_after_secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1);
+            return Err(UploadError::RateLimited { retry_after_secs });
+        }
+        rows::Signed::OverQuota { used, over } => {
+            return Err(UploadError::Refused(super::quota::refusal(kind.as_ref(), used, over, Some(form_max))));
+        }
     }
     let redirect = match &style {
         FormStyle::Page { origin } => {
@@ -150,14 +180,7 @@ async fn sign(app: &Shoebox, user: &UserId, req: SignRequest, style: FormStyle) 
     // Signed with the real time, whatever the service's clock says: S3 checks a form's date
     // against its own clock.
     let form = bucket
-        .sign_upload(
-            &photo.incoming_key,
-            content_type,
-            kind.max_bytes(),
-            redirect.as_deref(),
-            from_millis(now_millis()),
-            ttl,
-        )
+        .sign_upload(&photo.incoming_key, content_type, form_max, redirect.as_deref(), from_millis(now_millis()), ttl)
         .await?;
     Ok(SignedUpload { photo_id: photo.id, form })
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use shoebox::Limits;
-use shoebox_app::settings::{AppLimits, AttemptLimit};
+use shoebox_app::settings::{AppLimits, AttemptLimit, example_kinds};
 
 use crate::helpers::{Arg, TestApp, photo};
 
@@ -154,7 +154,7 @@ async fn postgres_restarting_under_load_gets_503s_then_recovers_with_nothing_hal
     let app_limits = AppLimits { login_per_address: many, login_per_account: many, ..AppLimits::default() };
     let limits = Limits { forms_per_minute: 100_000, ..Limits::default() };
     let dir = tempfile::tempdir().expect("tmp");
-    let app = TestApp::spawn_on(shoebox::Db::from(pool), dir, None, limits, app_limits).await;
+    let app = TestApp::spawn_on(shoebox::Db::from(pool), dir, None, limits, app_limits, example_kinds()).await;
     let signer = app.sign_up_elsewhere("signer@example.com").await;
     let viewer = app.sign_up_elsewhere("viewer@example.com").await;
     let uploaded = viewer.upload("avatar", photo("formats/alpha-lossy_400x301.webp"), "image/webp").await;

@@ -47,7 +47,21 @@ pub struct EmbeddedS3 {
     /// The keys it accepts, made up when it started: sign with these.
     pub credentials: SigningCredentials,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmbeddedS3 {
+    /// Stop it and wait until it has: the listener is closed and every connection with it, so
+    /// no request made after this returns is answered (dropping it stops it too, but a moment
+    /// later).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for EmbeddedS3 {
@@ -152,7 +166,7 @@ pub async fn start(
             tracing::error!(error = %e, "embedded S3 endpoint stopped");
         }
     });
-    Ok(EmbeddedS3 { endpoint: format!("http://{addr}"), credentials, stop: Some(stop), _task: task })
+    Ok(EmbeddedS3 { endpoint: format!("http://{addr}"), credentials, stop: Some(stop), task: Some(task) })
 }
 
 #[cfg(test)]
