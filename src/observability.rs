@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::settings::Secret;
-use crate::web::AppState;
+use shoebox::Shoebox;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,21 +117,22 @@ impl Metrics {
         Self { token: Secret::new(token.to_owned()), handle }
     }
 
-    /// `GET /metrics`, to merge into the app's router inside its layers.
-    pub fn router(self) -> Router<AppState> {
+    /// `GET /metrics` for `shoebox`'s gauges and everything recorded, to merge into the app's
+    /// router (any state) inside its layers.
+    pub fn router<S: Clone + Send + Sync + 'static>(self, shoebox: Shoebox) -> Router<S> {
         let this = Arc::new(self);
         Router::new().route(
             "/metrics",
-            get(move |state: State<AppState>, headers: HeaderMap| {
-                let this = this.clone();
-                async move { this.scrape(&state, &headers) }
+            get(move |headers: HeaderMap| {
+                let (this, shoebox) = (this.clone(), shoebox.clone());
+                async move { this.scrape(&shoebox, &headers) }
             }),
         )
     }
 
     /// The metrics as Prometheus text, for a request showing the token; a 404 like any unknown
     /// path otherwise, so the endpoint does not even say it exists.
-    fn scrape(&self, state: &AppState, headers: &HeaderMap) -> Response {
+    fn scrape(&self, shoebox: &Shoebox, headers: &HeaderMap) -> Response {
         let shown = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -141,7 +141,7 @@ impl Metrics {
         if !shown.is_some_and(|t| same(t.as_bytes(), self.token.expose().as_bytes())) {
             return StatusCode::NOT_FOUND.into_response();
         }
-        state.shoebox.record_gauges();
+        shoebox.record_gauges();
         let mut res = self.handle.render().into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

@@ -83,7 +83,7 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, metrics: Option<crate::observability::Metrics>) -> Router {
     let mut app = Router::new().merge(shoebox::http::router::<AppState>()).merge(account_pages::router());
     if let Some(m) = metrics {
-        app = app.merge(m.router());
+        app = app.merge(m.router(state.shoebox.clone()));
     }
     let app = layers::security(app, &state.shoebox).layer(layers::timeout(Duration::from_secs(25)));
     layers::request_id(app).with_state(state)
