@@ -73,7 +73,7 @@ async fn parallel_signings_fill_a_quota_and_never_pass_it(app: TestApp) {
             continue;
         }
         let (status, code, message) = error_of(res).await;
-        assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "over_photo_quota"), "{message}");
+        assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "over_photo_quota"), "{message}");
         assert!(message.contains("You have 5 of the 5 album photo uploads allowed. Delete one"), "{message}");
     }
     assert_eq!(created, 5, "exactly the quota");
@@ -138,9 +138,9 @@ async fn deleting_a_photo_frees_its_share_at_once(app: TestApp) {
         ids.push(photo["id"].as_str().expect("id").to_owned());
     }
     let page = ann.get("/upload?kind=album").await;
-    assert_eq!(page.status(), StatusCode::FORBIDDEN, "no room: the page says so instead of offering a form");
+    assert_eq!(page.status(), StatusCode::PAYLOAD_TOO_LARGE, "no room: the page says so instead of offering a form");
     assert!(page.text().await.expect("html").contains("You have 5 of the 5 album photo uploads allowed"));
-    assert_eq!(ann.sign("album", "image/jpeg", 1000).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(ann.sign("album", "image/jpeg", 1000).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     assert_eq!(delete(&ann, &ids[0]).await, StatusCode::NO_CONTENT);
     assert_eq!(ann.sign("album", "image/jpeg", 1000).await.status(), StatusCode::CREATED, "freed at once");
@@ -175,7 +175,7 @@ async fn an_upload_through_a_page_form_that_no_longer_fits_is_refused_when_it_co
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "the bucket takes it: the form allows it");
     let back = res.headers()["location"].to_str().expect("ascii").to_owned();
     let done = app.client.get(&back).send().await.expect("done");
-    assert_eq!(done.status(), StatusCode::FORBIDDEN);
+    assert_eq!(done.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(done.text().await.expect("html").contains("You have 5 of the 5 album photo uploads allowed"));
     assert!(!app.object_exists("public", field(&fields, "key")).await, "the upload is removed");
     let objects = app.stored_keys("shoebox-public").iter().filter(|k| k.contains("/original.")).count();

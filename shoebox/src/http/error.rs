@@ -249,12 +249,13 @@ fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
         // A smaller photo could still fit: the content is too large for the space left, as it
         // is for the kind's own limit.
-        Refusal::TooLarge { .. } | Refusal::OverByteQuota { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        // No photo fits until one is deleted. Not 429: that says "too many in a given amount
-        // of time", comes with Retry-After, and clients (the upload page's script among them)
-        // offer to try again, which cannot help. 403 says the request is understood and
-        // refused, and that repeating it will not change the answer.
-        Refusal::OverPhotoQuota { .. } => StatusCode::FORBIDDEN,
+        // No photo fits until one is deleted: what the account may store is full, the same
+        // answer as for bytes. Not 429: that says "too many in a given amount of time", comes
+        // with Retry-After, and clients (the upload page's script among them) wait and try
+        // again, which cannot help here.
+        Refusal::TooLarge { .. } | Refusal::OverByteQuota { .. } | Refusal::OverPhotoQuota { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         Refusal::TypeNotAccepted(_) | Refusal::TypeMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Refusal::Image { code: "not_an_image" | "unsupported_type" | "empty_file", .. } => {
             StatusCode::UNSUPPORTED_MEDIA_TYPE
