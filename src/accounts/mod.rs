@@ -3,9 +3,9 @@
 //!
 //! The cookie carries a random token; the table keeps only its SHA-256, so a copy of the table
 //! cannot be turned into working cookies. Passwords are hashed with Argon2id on the blocking
-//! pool under their own permits ([`Accounts::run_hashing`]), apart from image work, in reused
-//! memory ([`password`]). Logins and sign-ups are limited per client address and per account
-//! ([`throttle`]), checked before any hashing, so a flood costs a database round trip each.
+//! pool under their own permits (`Accounts::run_hashing`), apart from image work, in reused
+//! memory (module `password`). Logins and sign-ups are limited per client address and per account
+//! (module `throttle`), checked before any hashing, so a flood costs a database round trip each.
 
 mod cache;
 mod input;

@@ -1,7 +1,7 @@
 //! The reference app's account tables, `users`, `sessions` and `auth_attempts`: a host's own
 //! tables, beside Shoebox's `shoebox_…` ones, on the same pool.
 //!
-//! Each query is written once and run on whichever pool the app has ([`on_pool!`]).
+//! Each query is written once and run on whichever pool the app has (`on_pool!`).
 
 use shoebox::{Db, Millis, UserId};
 use sqlx::Row as _;
