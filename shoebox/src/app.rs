@@ -97,6 +97,11 @@ pub struct Limits {
     pub blocking_permits: usize,
     /// How long an upload may wait to be attached before clean-up deletes it.
     pub clean_up_grace: Duration,
+    /// How long a completion waits for another completion of the same upload (a retry, a
+    /// second tab, another dyno) that is verifying it, before answering
+    /// [`UploadError::Verifying`](crate::UploadError::Verifying) (409 with `Retry-After`). Keep
+    /// it below the request timeout.
+    pub verification_wait: Duration,
 }
 
 impl Default for Limits {
@@ -107,6 +112,7 @@ impl Default for Limits {
             page_form_ttl: Duration::from_secs(60 * 60),
             blocking_permits: 2,
             clean_up_grace: Duration::from_secs(24 * 60 * 60),
+            verification_wait: Duration::from_secs(10),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Direct upload end to end: signing, the bucket's own checks, verification and attaching,
 //! on Postgres and SQLite, against the embedded S3 endpoint over the network.
 
-use crate::helpers::{TestApp, field, form_of, photo, post_to_bucket, set_field};
+use crate::helpers::{Switch, TestApp, field, form_of, photo, post_to_bucket, set_field};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shoebox::now_millis;
@@ -548,6 +548,105 @@ async fn completing_the_same_upload_at_once_from_several_requests_gives_one_phot
     assert!(keys[0].starts_with("photos/"));
 }
 
+/// Two dynos on one database, each reaching S3 through its own switch, so the test sees every
+/// request either makes.
+async fn two_dynos(app: &TestApp, limits: shoebox::Limits) -> Vec<(shoebox::Shoebox, Switch)> {
+    let mut dynos = Vec::new();
+    for _ in 0..2 {
+        let switch = Switch::start(app.s3_addr()).await;
+        let mut b = app.another_shoebox(&switch.url).limits(limits.clone());
+        for k in TestApp::example_kinds() {
+            b = b.shared_kind(k);
+        }
+        dynos.push((b.build().await.expect("dyno"), switch));
+    }
+    dynos
+}
+
+/// Completion once, across dynos: eight completions of one upload at once, four on each of two
+/// processes' Shoeboxes on one database, all answer the same ready photo, and between them they
+/// read the upload as often as one completion does and write the served original once. The
+/// claim is in the database, so it holds across processes, not only within one.
+async fn completions_on_two_dynos_verify_the_upload_once(app: TestApp) {
+    use shoebox::{Actor, PhotoId, PhotoState};
+    let ann = app.sign_up("ann@example.com").await;
+    let actor = Actor::User(first_user(&app).await);
+    let dynos = two_dynos(&app, app.shoebox.limits().clone()).await;
+    let uploaded = || async {
+        let bytes = photo(JPEG);
+        let (id, url, fields) = ann.signed_form("avatar", bytes.len()).await;
+        assert_eq!(post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
+        (id.parse::<PhotoId>().expect("id"), field(&fields, "key").to_owned())
+    };
+    let requests = |dynos: &[(shoebox::Shoebox, Switch)], from: &[usize]| -> Vec<String> {
+        dynos.iter().zip(from).flat_map(|((_, s), from)| s.requests_since(*from)).collect()
+    };
+    let count = |seen: &[String], method: &str, part: &str| {
+        seen.iter().filter(|r| r.starts_with(method) && r.contains(part)).count()
+    };
+
+    // What one completion alone reads and writes, as the measure for the race.
+    let (lone, lone_key) = uploaded().await;
+    let from: Vec<usize> = dynos.iter().map(|(_, s)| s.requests()).collect();
+    dynos[0].0.complete(&actor, lone).await.expect("completes");
+    let seen = requests(&dynos, &from);
+    let one_read = count(&seen, "GET ", &lone_key);
+    assert!(one_read >= 1, "verification reads the upload: {seen:?}");
+    assert_eq!(count(&seen, "PUT ", "/original."), 1, "{seen:?}");
+
+    let (id, incoming) = uploaded().await;
+    let from: Vec<usize> = dynos.iter().map(|(_, s)| s.requests()).collect();
+    let answers = futures_util::future::join_all((0..8).map(|i| {
+        let (dyno, actor) = (dynos[i % 2].0.clone(), actor.clone());
+        async move { dyno.complete(&actor, id).await }
+    }))
+    .await;
+    let photos: Vec<_> = answers.into_iter().map(|a| a.expect("every completion answers the photo")).collect();
+    assert!(photos.iter().all(|p| p.state == PhotoState::Ready && p.object_key == photos[0].object_key));
+    let seen = requests(&dynos, &from);
+    assert_eq!(count(&seen, "GET ", &incoming), one_read, "the upload is read once: {seen:?}");
+    assert_eq!(count(&seen, "PUT ", "/original."), 1, "the original is written once: {seen:?}");
+    let claims = app.number("select count(*) from shoebox_photos where verifying_by is not null", &[]).await;
+    assert_eq!(claims, 0, "every claim was given back");
+}
+
+/// A verification claim left by a process that died holds until it expires: completions meanwhile
+/// answer "still being checked" (409 with `Retry-After` over HTTP), and the first one after it
+/// expired takes it over and verifies the upload.
+async fn a_verification_claim_left_by_a_dead_process_expires(app: TestApp) {
+    use crate::helpers::Arg;
+    use shoebox::{Actor, ManualClock, PhotoId, PhotoState, UploadError};
+    let ann = app.sign_up("ann@example.com").await;
+    let actor = Actor::User(first_user(&app).await);
+    let start = now_millis();
+    let clock = std::sync::Arc::new(ManualClock::new(start));
+    let limits =
+        shoebox::Limits { verification_wait: std::time::Duration::from_millis(300), ..app.shoebox.limits().clone() };
+    let mut b = app.another_shoebox(&app.s3_endpoint).clock(clock.clone()).limits(limits);
+    for k in TestApp::example_kinds() {
+        b = b.shared_kind(k);
+    }
+    let dyno = b.build().await.expect("dyno");
+    let bytes = photo(JPEG);
+    let (id, url, fields) = ann.signed_form("avatar", bytes.len()).await;
+    assert_eq!(post_to_bucket(&url, &fields, bytes, "image/jpeg").await.status(), StatusCode::CREATED);
+    let claimed = "update shoebox_photos set verifying_by = 'died-mid-verification', verifying_until = $1 \
+                   where photo_id = $2";
+    assert_eq!(app.execute(claimed, &[Arg::I(start + 60_000), Arg::S(id.clone())]).await, 1);
+    let pid: PhotoId = id.parse().expect("id");
+
+    let waited = dyno.complete(&actor, pid).await;
+    assert!(matches!(waited, Err(UploadError::Verifying)), "{waited:?}");
+    let state = app.text("select state from shoebox_photos where photo_id = $1", &[Arg::S(id.clone())]).await;
+    assert_eq!(state.as_deref(), Some("signed"), "nothing decided while the claim holds");
+
+    clock.set(start + 60_001);
+    let photo = dyno.complete(&actor, pid).await.expect("the expired claim is taken over");
+    assert_eq!(photo.state, PhotoState::Ready);
+    let left = app.text("select verifying_by from shoebox_photos where photo_id = $1", &[Arg::S(id)]).await;
+    assert_eq!(left, None, "the claim was given back");
+}
+
 async fn a_form_yields_at_most_one_photo_even_when_posted_again(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     let bytes = photo(JPEG);
@@ -629,6 +728,8 @@ both_backends!(
     served_photos_carry_no_location_or_camera_metadata_but_keep_orientation_and_colour,
     a_form_yields_at_most_one_photo_even_when_posted_again,
     completing_the_same_upload_at_once_from_several_requests_gives_one_photo,
+    completions_on_two_dynos_verify_the_upload_once,
+    a_verification_claim_left_by_a_dead_process_expires,
     a_photo_goes_from_the_browser_to_the_bucket_and_shows_on_the_home_page,
     a_private_photo_is_streamed_only_to_its_owner,
     uploads_waiting_for_verification_cannot_be_read_anonymously_even_in_a_public_bucket,

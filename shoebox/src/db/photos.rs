@@ -245,6 +245,68 @@ pub struct Verified {
     pub height: i64,
 }
 
+/// What became of a completion's attempt to claim a photo's verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyClaim {
+    /// This completion holds the claim: it reads the upload and writes the original.
+    Taken,
+    /// Another completion holds it (on this process or another), until the time given.
+    Held,
+    /// The photo is not `signed` any more (verified, refused or removed meanwhile), or clean-up
+    /// claimed it for deletion: there is nothing left to verify.
+    Settled,
+}
+
+/// Claim a `signed` photo's verification for `token` until `until`, unless a claim that has
+/// not expired at `now` holds it. One conditional update, so of concurrent completions on any
+/// number of processes exactly one takes it; a claim left by a process that died is taken over
+/// once `until` has passed.
+pub async fn claim_verification(
+    db: &Db,
+    id: PhotoId,
+    token: &str,
+    now: Millis,
+    until: Millis,
+) -> Result<VerifyClaim, DbError> {
+    let taken = run!(db, |c| sqlx::query(
+        "update shoebox_photos set verifying_by = $2, verifying_until = $3 where photo_id = $1 \
+         and state = 'signed' and claimed_by is null and (verifying_by is null or verifying_until < $4)",
+    )
+    .bind(id.to_string())
+    .bind(token.to_owned())
+    .bind(until)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if taken == 1 {
+        return Ok(VerifyClaim::Taken);
+    }
+    let held = run!(db, |c| sqlx::query(
+        "select photo_id from shoebox_photos where photo_id = $1 and state = 'signed' and claimed_by is null",
+    )
+    .bind(id.to_string())
+    .fetch_optional(c)
+    .await
+    .map(|r| r.is_some()))?;
+    Ok(if held { VerifyClaim::Held } else { VerifyClaim::Settled })
+}
+
+/// Give a verification claim back, if `token` still holds it.
+pub async fn release_verification(db: &Db, id: PhotoId, token: &str) -> Result<(), DbError> {
+    run!(db, |c| {
+        sqlx::query(
+        "update shoebox_photos set verifying_by = null, verifying_until = null where photo_id = $1 and verifying_by = $2",
+    )
+    .bind(id.to_string())
+    .bind(token.to_owned())
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
 /// `signed` → `ready`. False when the photo was not `signed` any more, or clean-up claimed it
 /// (its objects are being deleted).
 pub async fn mark_ready(db: impl Into<Ex<'_>>, id: PhotoId, v: &Verified, now: Millis) -> Result<bool, DbError> {

@@ -143,6 +143,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
             UploadError::Refused(r) => (refusal_status(r), r.code(), shown),
             UploadError::Gone(_) => (S::GONE, "upload_refused", shown),
             UploadError::Changed => (S::CONFLICT, "upload_changed", shown),
+            UploadError::Verifying => (S::CONFLICT, "upload_verifying", shown),
             UploadError::Photo(p) => photo_status(p, shown),
             UploadError::Storage(s) => storage_status(s, shown),
             UploadError::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
@@ -301,6 +302,7 @@ fn message(e: &AppError, shown: Option<String>) -> String {
 pub fn retry_after(e: &AppError) -> Option<u64> {
     match e {
         AppError::Upload(UploadError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
+        AppError::Upload(UploadError::Verifying) => Some(1),
         _ if e.fault() == Fault::Outage => Some(RETRY_AFTER_SECS),
         _ => None,
     }
@@ -379,6 +381,15 @@ fn finish(res: &mut Response, e: &AppError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_completion_waiting_on_another_verification_is_a_409_with_retry_after() {
+        let e = AppError::Upload(UploadError::Verifying);
+        let (status, code, shown) = classify(&e);
+        assert_eq!((status, code), (StatusCode::CONFLICT, "upload_verifying"));
+        assert!(shown.is_some_and(|s| s.contains("still being checked")));
+        assert_eq!(retry_after(&e), Some(1));
+    }
 
     #[test]
     fn an_s3_outage_while_a_variant_is_made_is_a_503_with_retry_after() {

@@ -56,6 +56,10 @@ pub enum UploadError {
     /// The object was replaced while being checked; nothing was decided.
     #[error("The file was replaced while it was being checked. Upload it once, then try again.")]
     Changed,
+    /// Another completion of the same upload (on this process or another) is still checking
+    /// it; its answer will be this one's.
+    #[error("This upload is still being checked. Try again in a moment.")]
+    Verifying,
     /// Finding the photo failed (see [`PhotoError::fault`]).
     #[error(transparent)]
     Photo(#[from] PhotoError),

@@ -1,12 +1,14 @@
 //! Completion: verify a finished upload, then write the checked bytes (without metadata) to
 //! the key they are served from and mark the photo ready; or remove it and say why.
 
+use std::time::{Duration, Instant};
+
 use tracing::Instrument as _;
 
 use super::verify::{VerifyError, verify};
 use super::{Refusal, UploadError};
 use crate::app::Shoebox;
-use crate::db::photos::{self as rows, Readied, Verified};
+use crate::db::photos::{self as rows, Readied, Verified, VerifyClaim};
 use crate::db::quotas::Quota;
 use crate::domain::photo::served_key;
 use crate::domain::{Millis, Photo, PhotoId, PhotoState};
@@ -40,16 +42,7 @@ async fn complete(app: &Shoebox, actor: &Actor, id: PhotoId) -> Result<Photo, Up
     // not stop it between writing the served object and recording it.
     let task = tokio::spawn({
         let app = app.clone();
-        async move {
-            // At most a few verifications hold a whole upload in memory at once.
-            let _permit = app.verifying.acquire().await.ok();
-            // Another request for the same photo may have finished it while this one waited.
-            match rows::get(&app.db, id).await? {
-                Some(p) if p.state == PhotoState::Signed => verify_and_promote(&app, &p).await,
-                _ => Ok(()),
-            }
-        }
-        .in_current_span()
+        async move { verify_once(&app, id).await }.in_current_span()
     });
     let outcome = match task.await {
         Ok(outcome) => outcome,
@@ -63,6 +56,54 @@ async fn complete(app: &Shoebox, actor: &Actor, id: PhotoId) -> Result<Photo, Up
         (Ok(()), Ok(p)) => Err(UploadError::Gone(p.deleted_reason.unwrap_or_default())),
         (Ok(()), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
+    }
+}
+
+/// How long a completion's claim on a verification holds. Verifying the largest accepted photo
+/// takes a few seconds; past this, the process holding the claim is taken to have died and the
+/// next completion takes over.
+const VERIFY_CLAIM_MILLIS: Millis = 60_000;
+
+/// How often a waiting completion looks at the row again.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
+/// Verify the upload once, however many completions of it arrive at once and on however many
+/// processes: the one holding the claim in the database reads the upload and writes the
+/// original; the others wait for it to finish and then answer with what it decided.
+async fn verify_once(app: &Shoebox, id: PhotoId) -> Result<(), UploadError> {
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let waiting_since = Instant::now();
+    loop {
+        let now = app.now();
+        match rows::claim_verification(&app.db, id, &token, now, now + VERIFY_CLAIM_MILLIS).await? {
+            VerifyClaim::Taken => {
+                let verified = verify_claimed(app, id).await;
+                // Given back whatever happened, so a retry after a refusal to decide (the file
+                // not there yet, S3 down) is not kept waiting for the claim to expire.
+                if let Err(e) = rows::release_verification(&app.db, id, &token).await {
+                    tracing::warn!(photo = %id, error = %e, "could not give back the verification claim; it expires");
+                }
+                return verified;
+            }
+            // The caller reads the photo again and answers with its state.
+            VerifyClaim::Settled => return Ok(()),
+            VerifyClaim::Held if waiting_since.elapsed() >= app.limits.verification_wait => {
+                return Err(UploadError::Verifying);
+            }
+            VerifyClaim::Held => tokio::time::sleep(LOOK_AGAIN).await,
+        }
+    }
+}
+
+/// Verify a photo whose verification this completion has claimed.
+async fn verify_claimed(app: &Shoebox, id: PhotoId) -> Result<(), UploadError> {
+    // At most a few verifications hold a whole upload in memory at once. Taken after the claim,
+    // so completions waiting on another's claim do not hold permits other photos need.
+    let _permit = app.verifying.acquire().await.ok();
+    // The row as it is under the claim (the claim's condition says it is still signed).
+    match rows::get(&app.db, id).await? {
+        Some(p) if p.state == PhotoState::Signed => verify_and_promote(app, &p).await,
+        _ => Ok(()),
     }
 }
 
