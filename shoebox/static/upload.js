@@ -331,6 +331,8 @@
       text = "Saving…";
     } else if (busy > 0) {
       text = "Uploading " + busy + (busy === 1 ? " photo…" : " photos…");
+      const waiting = count("waiting");
+      if (waiting) text += " " + waiting + " waiting for the upload limit.";
     } else if (uploaded + failed + refused > 0) {
       const parts = [];
       if (uploaded) parts.push(uploaded + " uploaded");

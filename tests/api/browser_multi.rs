@@ -300,6 +300,8 @@ async fn the_signing_limit_is_shown_as_a_wait_of_so_many_seconds_and_the_files_g
     })
     .await;
     screenshot(&c, "multi-waiting").await;
+    let summary = c.find(Locator::Id("status")).await.expect("summary").text().await.expect("text");
+    assert!(summary.contains("2 waiting for the upload limit"), "{summary}");
     for f in &waiting {
         let status = f["status"].as_str().expect("status");
         let secs: u64 = status
