@@ -11,7 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 /// chromedriver as a child process, killed when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -23,7 +23,7 @@ impl Drop for Driver {
     }
 }
 
-fn start_chromedriver() -> Driver {
+pub(crate) fn start_chromedriver() -> Driver {
     let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
         .arg(format!("--port={port}"))
@@ -34,7 +34,7 @@ fn start_chromedriver() -> Driver {
     Driver { child, port }
 }
 
-async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
+pub(crate) async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -63,7 +63,7 @@ async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
 }
 
 /// Save a screenshot when SHOEBOX_SCREENSHOTS names a folder, to look at the pages by eye.
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     if let Ok(dir) = std::env::var("SHOEBOX_SCREENSHOTS") {
         let png = c.screenshot().await.expect("screenshot");
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
@@ -71,7 +71,7 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 /// Poll `check` until it returns Some, or fail after `secs`.
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -119,7 +119,7 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
         .await
         .expect("choose file");
     wait_for(10, "the preview", || async {
-        let hidden = c.find(Locator::Id("preview")).await.ok()?.attr("hidden").await.ok()?;
+        let hidden = c.find(Locator::Css("#files .preview")).await.ok()?.attr("hidden").await.ok()?;
         hidden.is_none().then_some(())
     })
     .await;
@@ -137,17 +137,17 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
     .expect("inject the fault");
     c.find(Locator::Id("upload-button")).await.expect("upload button").click().await.expect("click");
     let dropped = wait_for(30, "the retry button", || async {
-        let retry = c.find(Locator::Id("retry-button")).await.ok()?;
+        let retry = c.find(Locator::Css("#files .retry")).await.ok()?;
         retry.is_displayed().await.ok()?.then_some(())?;
-        c.find(Locator::Id("status")).await.ok()?.text().await.ok()
+        c.find(Locator::Css("#files .file-status")).await.ok()?.text().await.ok()
     })
     .await;
     assert!(dropped.contains("interrupted"), "{dropped}");
-    c.find(Locator::Id("retry-button")).await.expect("retry").click().await.expect("click");
+    c.find(Locator::Css("#files .retry")).await.expect("retry").click().await.expect("click");
 
     // The progress bar fills, the photo is checked, and Save appears.
     let shown = wait_for(60, "the upload to finish", || async {
-        let status = c.find(Locator::Id("status")).await.ok()?.text().await.ok()?;
+        let status = c.find(Locator::Css("#files .file-status")).await.ok()?.text().await.ok()?;
         if status.contains("refused") || status.contains("Try again") || status.contains("server answered") {
             panic!("the page reported an error: {status}");
         }
@@ -159,9 +159,9 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
     .await;
     assert!(shown.contains("Uploaded"), "{shown}");
     screenshot(&c, "upload-done").await;
-    let progress = c.execute("return document.getElementById('progress').value;", vec![]).await.expect("value");
+    let progress = c.execute("return document.querySelector('#files progress').value;", vec![]).await.expect("value");
     assert_eq!(progress.as_f64(), Some(100.0), "the progress bar reached 100 %");
-    let text = c.find(Locator::Id("progress-text")).await.expect("text").text().await.expect("text");
+    let text = c.find(Locator::Css("#files .progress-text")).await.expect("text").text().await.expect("text");
     assert_eq!(text, "100 %");
 
     // Save it, land on the home page, and see the image load from the bucket.
@@ -207,18 +207,18 @@ async fn a_person_uploads_a_camera_photo_through_the_page_and_finds_it_on_the_ho
         .expect("choose");
     c.find(Locator::Id("upload-button")).await.expect("upload button").click().await.expect("click");
     let message = wait_for(30, "the refusal", || async {
-        let status = c.find(Locator::Id("status")).await.ok()?;
-        (status.attr("class").await.ok()?? == "error").then_some(())?;
+        let status = c.find(Locator::Css("#files .file-status")).await.ok()?;
+        status.attr("class").await.ok()??.contains("error").then_some(())?;
         status.text().await.ok()
     })
     .await;
     assert!(message.contains("SVG drawing, not a photo"), "{message}");
-    let shown = |id: &'static str| {
+    let shown = |css: &'static str| {
         let c = c.clone();
-        async move { c.find(Locator::Id(id)).await.expect("element").is_displayed().await.expect("displayed?") }
+        async move { c.find(Locator::Css(css)).await.expect("element").is_displayed().await.expect("displayed?") }
     };
     // Retrying the same file would get the same answer: the page asks for another file instead.
-    assert!(!shown("save-button").await && !shown("retry-button").await && !shown("preview").await);
+    assert!(!shown("#save-button").await && !shown("#files .retry").await && !shown("#files .preview").await);
     screenshot(&c, "upload-refused").await;
 
     c.close().await.expect("close browser");

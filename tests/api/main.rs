@@ -11,6 +11,8 @@ mod helpers;
 mod accounts;
 mod accounts_hardening;
 mod browser;
+mod browser_axe;
+mod browser_multi;
 mod deploy;
 mod doctor;
 mod embedded_endpoint;

@@ -124,6 +124,7 @@ async fn upload_page<S: Host>(
         expires_at: display_time(signed.form.expires_at.unix_timestamp() * 1000),
         minutes_valid: ttl.as_secs() / 60,
         client_max_edge: 2560,
+        multiple: !kind.one_per_user(),
     };
     let mut res = render(&page)?;
     // The page holds a signed form: never cache it.

@@ -125,6 +125,9 @@ pub(crate) struct UploadPage {
     pub minutes_valid: u64,
     /// Photos whose longer side is above this are shrunk in the browser before upload.
     pub client_max_edge: u32,
+    /// Whether the page's script takes several files at once: not for a kind that keeps one
+    /// photo per person, where all but the last saved would be deleted.
+    pub multiple: bool,
 }
 
 #[derive(Template)]
