@@ -14,6 +14,7 @@ mod browser;
 mod deploy;
 mod doctor;
 mod embedded_endpoint;
+mod fallbacks;
 mod faults;
 mod imaging;
 mod library;
