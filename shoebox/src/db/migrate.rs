@@ -52,6 +52,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, description: "tables", step: Step::Sql(include_str!("../../migrations/0001_tables.sql")) },
     Migration { version: 2, description: "adopt unprefixed tables", step: Step::AdoptLegacy },
     Migration { version: 3, description: "quotas", step: Step::Sql(include_str!("../../migrations/0003_quotas.sql")) },
+    Migration {
+        version: 4,
+        description: "placeholders",
+        step: Step::Sql(include_str!("../../migrations/0004_placeholders.sql")),
+    },
 ];
 
 /// The versions this release knows, for the doctor.
