@@ -110,7 +110,7 @@ pub struct Photo {
     pub deleted_at: Option<Millis>,
     /// Why it was deleted (a tombstone).
     pub deleted_reason: Option<String>,
-    /// Its placeholder: the [ThumbHash](crate::imaging::thumbhash) of the verified image, about
+    /// Its placeholder: the [ThumbHash](crate::imaging::placeholder_hash) of the verified image, about
     /// 25 bytes, that pages show until the image has loaded. `None` before verification, and
     /// for a photo verified before placeholders existed until `resize-all` fills it in. It
     /// reveals colours and shapes: show it only where the photo itself may be seen.

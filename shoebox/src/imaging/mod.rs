@@ -44,7 +44,7 @@ pub use image_type::{ImageType, OutputFormat};
 pub use limits::Limits;
 pub use orient::Orientation;
 pub use permits::{DEFAULT_MAX_CONCURRENT_IMAGES, max_concurrent_images, set_max_concurrent_images};
-pub use placeholder::{PLACEHOLDER_EDGE, placeholder_png, thumbhash};
+pub use placeholder::{PLACEHOLDER_EDGE, placeholder_hash, placeholder_png};
 pub use probe::{ImageInfo, probe};
 pub use sniff::sniff;
 pub use strip::{strip_jpeg_metadata, strip_metadata, strip_png_metadata, strip_webp_metadata};
@@ -166,7 +166,7 @@ pub fn render_all_then(
     decode_and_render(bytes, recipes, limits, false, |_| decoded())
 }
 
-/// As [`render_all_then`], also making the image's placeholder (its [`thumbhash`]) from the
+/// As [`render_all_then`], also making the image's placeholder (its [`placeholder_hash`]) from the
 /// same decode and handing it to `decoded` before the renditions are made. The placeholder is
 /// `None` when it could not be made, which never refuses the image.
 pub fn render_all_with_placeholder(

@@ -4,7 +4,7 @@
 //!
 //! The hash is made from the decode that verification already does, downscaled with our own
 //! resizer to at most [`PLACEHOLDER_EDGE`] pixels a side: the `thumbhash` encoder asserts on
-//! anything larger (and would be slow on it for no gain), so [`thumbhash`] checks the size
+//! anything larger (and would be slow on it for no gain), so [`placeholder_hash`] checks the size
 //! first and refuses instead of panicking.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,7 +21,7 @@ pub const PLACEHOLDER_EDGE: u32 = 100;
 /// The ThumbHash of `width`×`height` RGBA pixels (not premultiplied), row by row. Refuses,
 /// rather than panics, on an image larger than [`PLACEHOLDER_EDGE`] a side, an empty one, or
 /// pixels that are not `width × height × 4` bytes.
-pub fn thumbhash(width: u32, height: u32, rgba: &[u8]) -> Result<Vec<u8>, ImagingError> {
+pub fn placeholder_hash(width: u32, height: u32, rgba: &[u8]) -> Result<Vec<u8>, ImagingError> {
     let (w, h) = (width as usize, height as usize);
     if width == 0 || height == 0 || width > PLACEHOLDER_EDGE || height > PLACEHOLDER_EDGE {
         return Err(ImagingError::InvalidRecipe(format!(
@@ -77,7 +77,7 @@ pub(super) fn from_decoded(
     let channels = small.layout.channels();
     let layout = small.layout;
     let (data, w, h) = orient::apply(info.orientation, small.data, small.width, small.height, channels);
-    thumbhash(w, h, &to_rgba(layout, &data))
+    placeholder_hash(w, h, &to_rgba(layout, &data))
 }
 
 /// Pixels of any layout as RGBA.
@@ -101,20 +101,20 @@ mod tests {
     #[test]
     fn the_encoder_is_never_given_more_than_100_pixels_a_side() {
         for (w, h) in [(101, 1), (1, 101), (640, 480), (0, 10), (10, 0)] {
-            let err = thumbhash(w, h, &flat(w, h, [10, 20, 30, 255])).expect_err("refused, not a panic");
+            let err = placeholder_hash(w, h, &flat(w, h, [10, 20, 30, 255])).expect_err("refused, not a panic");
             assert!(matches!(err, ImagingError::InvalidRecipe(_)), "{w}x{h}: {err}");
         }
-        let err = thumbhash(10, 10, &[0; 399]).expect_err("short pixels refused");
+        let err = placeholder_hash(10, 10, &[0; 399]).expect_err("short pixels refused");
         assert!(matches!(err, ImagingError::InvalidRecipe(_)));
         for (w, h) in [(100, 100), (100, 1), (1, 1), (100, 67)] {
-            let hash = thumbhash(w, h, &flat(w, h, [10, 20, 30, 255])).expect("hash");
+            let hash = placeholder_hash(w, h, &flat(w, h, [10, 20, 30, 255])).expect("hash");
             assert!((5..=30).contains(&hash.len()), "{w}x{h}: {} bytes", hash.len());
         }
     }
 
     #[test]
     fn a_placeholder_keeps_the_colour_and_the_aspect_ratio() {
-        let hash = thumbhash(100, 50, &flat(100, 50, [200, 40, 40, 255])).expect("hash");
+        let hash = placeholder_hash(100, 50, &flat(100, 50, [200, 40, 40, 255])).expect("hash");
         let png = placeholder_png(&hash).expect("png");
         let image = image::load_from_memory(&png).expect("a PNG").to_rgba8();
         let (w, h) = image.dimensions();
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_transparent_image_keeps_its_alpha() {
-        let hash = thumbhash(40, 40, &flat(40, 40, [0, 0, 200, 0])).expect("hash");
+        let hash = placeholder_hash(40, 40, &flat(40, 40, [0, 0, 200, 0])).expect("hash");
         let png = placeholder_png(&hash).expect("png");
         assert_eq!(png[25], 6, "RGBA");
         let image = image::load_from_memory(&png).expect("a PNG").to_rgba8();
