@@ -156,6 +156,33 @@ async fn resize_all_fills_in_the_placeholders_of_older_photos(app: TestApp) {
     assert_eq!(again.placeholders, 0, "filled once: {again:?}");
 }
 
+/// A kind without variants: verification's plain check (a whole decode at the smallest scale)
+/// makes the placeholder, and still refuses a damaged file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_without_variants_gets_its_placeholder_from_the_plain_check() {
+    let mut plain = shoebox_app::settings::example_kinds()[0].clone();
+    plain.name = "plain".into();
+    plain.latest_only = false;
+    plain.variants = Some(Vec::new());
+    let app = TestApp::spawn_with_kinds(crate::helpers::Backend::Sqlite, vec![plain]).await;
+    let ann = app.sign_up("ann@example.com").await;
+    let done = ann.upload("plain", photo("camera/leica-t-typ701_4928x3264_orient8.jpg"), "image/jpeg").await;
+    let hash = base64(done["placeholder"].as_str().expect("a placeholder without variants"));
+    assert!((5..=30).contains(&hash.len()));
+    assert!(done["height"].as_u64() > done["width"].as_u64(), "orientation 8 turns it upright: {done}");
+    let html = ann.get(&format!("/photos/{}", done["id"].as_str().expect("id"))).await.text().await.expect("html");
+    let image = placeholder_image(img_tags(&html, "placeholder")[0]);
+    assert!(image.height() > image.width(), "upright: {:?}", image.dimensions());
+
+    let damaged = photo("hostile/truncated-35pct_nikon-d3100.jpg");
+    let (id, url, fields) = ann.signed_form("plain", damaged.len()).await;
+    let posted = crate::helpers::post_to_bucket(&url, &fields, damaged, "image/jpeg").await;
+    assert_eq!(posted.status(), StatusCode::CREATED);
+    let res = ann.complete(&id).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.json::<Value>().await.expect("json")["error"], "truncated");
+}
+
 both_backends!(
     a_placeholder_is_made_at_verification_upright_and_shown_on_the_pages,
     a_private_photos_placeholder_is_shown_only_where_the_photo_may_be_seen,
