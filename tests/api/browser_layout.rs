@@ -147,7 +147,7 @@ async fn connect_eager(driver: &Driver, profile: &std::path::Path) -> Client {
 const IMAGES: &str = r#"
 const [selector] = arguments;
 return [...document.querySelectorAll(selector)].map(real => {
-  const ph = real.parentElement.querySelector('img.placeholder');
+  const ph = real.closest('.tile, .frame').querySelector('img.placeholder');
   const r = real.getBoundingClientRect();
   return {
     loaded: real.complete && real.naturalWidth > 0,
