@@ -133,6 +133,24 @@ impl Shoebox {
         Ok(Viewable { photo, kind, location })
     }
 
+    /// `photo`'s placeholder, if `viewer` may see the photo itself. A placeholder shows a
+    /// photo's colours and shapes, so it follows the photo's own rule ([`Shoebox::viewable`]):
+    /// anyone's for a photo in a public bucket, else only a signed-in viewer its kind allows.
+    /// `None` for a photo that is not live or has no placeholder.
+    pub async fn placeholder_for<'p>(&self, viewer: Option<&UserId>, photo: &'p Photo) -> Option<&'p [u8]> {
+        let hash = photo.placeholder.as_deref()?;
+        if !photo.state.is_live() {
+            return None;
+        }
+        let bucket = self.storage.bucket(&photo.bucket).ok()?;
+        let key = photo.object_key.as_deref()?;
+        if bucket.access() == BucketAccess::Public && bucket.public_url(key).is_some() {
+            return Some(hash);
+        }
+        let kind = self.kinds.get(&photo.kind)?;
+        kind.may_view(viewer?, photo).await.then_some(hash)
+    }
+
     /// One photo, whatever its state (tombstones included), with no authorization check: for
     /// the host's own code, which decides who sees what.
     pub async fn photo(&self, id: PhotoId) -> Result<Option<Photo>, PhotoError> {
@@ -302,6 +320,10 @@ pub struct PhotoView {
     pub keep_until: Option<String>,
     /// URLs by rendition name: `original`, and each variant when asked for.
     pub urls: std::collections::BTreeMap<String, String>,
+    /// The placeholder's ThumbHash in standard base64, for a client to show until the image
+    /// loads (the npm `thumbhash` package's `thumbHashToDataURL` decodes it); `null` when it
+    /// has none, or the caller may not see the photo itself.
+    pub placeholder: Option<String>,
 }
 
 impl PhotoView {
@@ -320,7 +342,15 @@ impl PhotoView {
             created_at: rfc(p.created_at),
             keep_until: p.keep_until.map(rfc),
             urls: shoebox.original_url(p).map(|u| ("original".to_owned(), u)).into_iter().collect(),
+            placeholder: None,
         }
+    }
+
+    /// The same view with the photo's placeholder: only for a caller who may see the photo
+    /// itself ([`Shoebox::placeholder_for`] decides).
+    pub fn with_placeholder(self, hash: Option<&[u8]>) -> Self {
+        use base64::Engine as _;
+        Self { placeholder: hash.map(|h| base64::engine::general_purpose::STANDARD.encode(h)), ..self }
     }
 }
 

@@ -377,7 +377,7 @@ async fn render_and_store(
         max_height: k.max_height,
         ..imaging::Limits::default()
     };
-    let rendered = app.run_blocking(move || render(&bytes, &specs, &limits, || ())).await;
+    let rendered = app.run_blocking(move || render(&bytes, &specs, &limits, |_| ())).await;
     match rendered {
         Ok(renditions) => store(app, photo, bucket, claimed, renditions).await,
         Err(e) => Ok(Err(e)),
@@ -421,7 +421,7 @@ pub(crate) fn render(
     bytes: &[u8],
     specs: &[VariantSpec],
     limits: &imaging::Limits,
-    decoded: impl FnOnce(),
+    decoded: impl FnOnce(Option<Vec<u8>>),
 ) -> Result<Vec<Rendition>, ImagingError> {
     // Baseline, not progressive: measured on the six camera photos at 320 and 1280 px,
     // progressive came out 5 to 16 % larger every time (see README, "Variants").
@@ -435,21 +435,21 @@ fn render_untimed(
     bytes: &[u8],
     specs: &[VariantSpec],
     limits: &imaging::Limits,
-    decoded: impl FnOnce(),
+    decoded: impl FnOnce(Option<Vec<u8>>),
 ) -> Result<Vec<Rendition>, ImagingError> {
     let recipe = |s: &VariantSpec| Recipe::fit(s.max_width, s.max_height).with_quality(s.quality);
     let source = imaging::sniff(bytes)?;
     if source == ImageType::Jpeg {
         // JPEG has no alpha: no PNG candidate to weigh.
         let recipes: Vec<Recipe> = specs.iter().map(recipe).collect();
-        return imaging::render_all_then(bytes, &recipes, limits, decoded);
+        return imaging::render_all_with_placeholder(bytes, &recipes, limits, decoded);
     }
     // Whether the pixels really use alpha is known only after decoding, so each variant is
     // made both ways in the same decode and the PNG kept only where it has an alpha channel
     // (the engine drops an alpha channel that is opaque everywhere).
     let recipes: Vec<Recipe> =
         specs.iter().flat_map(|s| [recipe(s).with_format(OutputFormat::Png), recipe(s)]).collect();
-    let mut both = imaging::render_all_then(bytes, &recipes, limits, decoded)?.into_iter();
+    let mut both = imaging::render_all_with_placeholder(bytes, &recipes, limits, decoded)?.into_iter();
     let mut out = Vec::with_capacity(specs.len());
     while let (Some(png), Some(jpeg)) = (both.next(), both.next()) {
         out.push(if png_has_alpha(&png.bytes) { png } else { jpeg });

@@ -61,8 +61,8 @@ pub async fn run(args: &ResizeAllArgs) -> anyhow::Result<Summary> {
     } else {
         writeln!(
             out,
-            "resize-all: {} photos, {} variants made, {} skipped, {} photos failed",
-            summary.photos, summary.made, summary.skipped, summary.failed
+            "resize-all: {} photos, {} variants made, {} skipped, {} placeholders filled in, {} photos failed",
+            summary.photos, summary.made, summary.skipped, summary.placeholders, summary.failed
         )?;
         for f in &summary.failures {
             writeln!(out, "  {}: {}", f.photo, f.reason)?;

@@ -85,6 +85,9 @@ pub fn router_with(state: AppState, metrics: Option<crate::observability::Metric
     if let Some(m) = metrics {
         app = app.merge(m.router(state.shoebox.clone()));
     }
+    // The account pages answer a wrong method as Shoebox's own routes do: 405, `Allow`, and a
+    // page to read. Unknown paths get Shoebox's error page from its router's fallback.
+    let app = app.method_not_allowed_fallback(shoebox::http::method_not_allowed::<AppState>);
     let app = layers::security(app, &state.shoebox).layer(layers::timeout(Duration::from_secs(25)));
     layers::request_id(app).with_state(state)
 }

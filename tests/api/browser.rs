@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 /// chromedriver as a child process, killed when dropped.
 pub(crate) struct Driver {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Driver {

@@ -151,7 +151,7 @@ async fn shoebox_migrates_beside_a_hosts_own_tables_and_history(backend: Backend
     assert_eq!(rows(&db, "select id, caption from photos").await, ["p1|hers"], "the host's photos are untouched");
     assert_eq!(rows(&db, "select cast(version as text), description from _sqlx_migrations").await, history);
     let ours = rows(&db, "select cast(version as text), description from shoebox_migrations order by version").await;
-    assert_eq!(ours, ["1|tables", "2|adopt unprefixed tables", "3|quotas"]);
+    assert_eq!(ours, ["1|tables", "2|adopt unprefixed tables", "3|quotas", "4|placeholders", "6|verification claims"]);
     assert!(rows(&db, "select photo_id from shoebox_photos").await.is_empty());
     // The host's own migrator still accepts the database (no foreign rows in its history).
     host_migrations(&db, host_dir.path()).await;
@@ -332,6 +332,26 @@ async fn a_host_nests_shoebox_under_a_prefix_with_its_own_login(backend: Backend
     );
     let res = client.post(format!("{origin}/media/api/uploads")).json(&json!({})).send().await.expect("api");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // Under the prefix, what matches no route still gets a readable answer: the error page
+    // with the host's header, the API's JSON (405 with Allow for a wrong method), a plain 404
+    // for a static file.
+    let res = as_ann(client.get(format!("{origin}/media/no/such/page"))).send().await.expect("page");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let html = res.text().await.expect("html");
+    assert!(html.contains("There is no such page or photo.") && html.contains("Host user"), "{html}");
+    assert!(html.contains("href=\"/media\""), "a link home, under the prefix: {html}");
+    let res = as_ann(client.get(format!("{origin}/media/api/nothing"))).send().await.expect("api");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.json::<Value>().await.expect("json")["error"], "not_found");
+    let res = as_ann(client.put(format!("{origin}/media/api/uploads"))).send().await.expect("api");
+    assert_eq!(
+        (res.status(), res.headers()["allow"].to_str().expect("allow")),
+        (StatusCode::METHOD_NOT_ALLOWED, "POST")
+    );
+    assert_eq!(res.json::<Value>().await.expect("json")["error"], "method_not_allowed");
+    let res = client.get(format!("{origin}/media/static/nothing.css")).send().await.expect("static");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.text().await.expect("body"), "Not found.\n");
 
     // The script's way: sign, post to the bucket, complete, attach, view.
     let bytes = photo("orientation/Portrait_1.jpg");

@@ -246,7 +246,7 @@ async fn resize_all_resumes_after_interruption_and_reruns_make_nothing(app: Test
     let second = resize_all(shoebox, &Options::default(), &quiet).await.expect("run");
     assert_eq!((second.photos, second.made, second.skipped), (3, 4, 2), "{second:?}");
     let third = resize_all(shoebox, &Options::default(), &quiet).await.expect("run");
-    assert_eq!(third, Summary { photos: 3, made: 0, skipped: 6, failed: 0, failures: vec![] });
+    assert_eq!(third, Summary { photos: 3, made: 0, skipped: 6, placeholders: 0, failed: 0, failures: vec![] });
     assert_eq!(variant_objects(&app, "thumb").len(), 3);
     assert_eq!(variant_objects(&app, "display").len(), 3);
 }

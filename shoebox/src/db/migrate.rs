@@ -53,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, description: "adopt unprefixed tables", step: Step::AdoptLegacy },
     Migration { version: 3, description: "quotas", step: Step::Sql(include_str!("../../migrations/0003_quotas.sql")) },
     Migration {
+        version: 4,
+        description: "placeholders",
+        step: Step::Sql(include_str!("../../migrations/0004_placeholders.sql")),
+    },
+    Migration {
         version: 6,
         description: "verification claims",
         step: Step::Sql(include_str!("../../migrations/0006_verification_claims.sql")),

@@ -8,7 +8,7 @@ use crate::imaging::ImageType;
 
 pub(super) const COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, declared_type, \
     image_type, max_bytes, byte_size, width, height, filename, form_expires_at, created_at, verified_at, \
-    attached_at, keep_until, deleted_at, deleted_reason";
+    attached_at, keep_until, deleted_at, deleted_reason, placeholder";
 
 pub async fn get(db: impl Into<Ex<'_>>, id: PhotoId) -> Result<Option<Photo>, DbError> {
     let row = run!(db, |c| sqlx::query(&format!("select {COLUMNS} from shoebox_photos where photo_id = $1"))
@@ -243,6 +243,8 @@ pub struct Verified {
     pub byte_size: i64,
     pub width: i64,
     pub height: i64,
+    /// The ThumbHash made from verification's decode, when it could be made.
+    pub placeholder: Option<Vec<u8>>,
 }
 
 /// What became of a completion's attempt to claim a photo's verification.
@@ -312,7 +314,8 @@ pub async fn release_verification(db: &Db, id: PhotoId, token: &str) -> Result<(
 pub async fn mark_ready(db: impl Into<Ex<'_>>, id: PhotoId, v: &Verified, now: Millis) -> Result<bool, DbError> {
     let done = run!(db, |c| sqlx::query(
         "update shoebox_photos set state = 'ready', object_key = $2, image_type = $3, byte_size = $4, width = $5, \
-         height = $6, verified_at = $7 where photo_id = $1 and state = 'signed' and claimed_by is null",
+         height = $6, verified_at = $7, placeholder = $8 where photo_id = $1 and state = 'signed' \
+         and claimed_by is null",
     )
     .bind(id.to_string())
     .bind(v.object_key.clone())
@@ -321,6 +324,7 @@ pub async fn mark_ready(db: impl Into<Ex<'_>>, id: PhotoId, v: &Verified, now: M
     .bind(v.width)
     .bind(v.height)
     .bind(now)
+    .bind(v.placeholder.as_deref().map(encode_placeholder))
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
@@ -357,7 +361,7 @@ pub async fn mark_ready_within_quota(
         let sql = format!(
             "with usage as ({}), {}, \
              readied as (update shoebox_photos set state = 'ready', object_key = $2, image_type = $3, byte_size = $4, \
-                 width = $5, height = $6, verified_at = $7 from turn \
+                 width = $5, height = $6, verified_at = $7, placeholder = $12 from turn \
                  where shoebox_photos.photo_id = $1 and shoebox_photos.state = 'signed' \
                  and shoebox_photos.claimed_by is null returning 1) \
              select usage.bytes, usage.photos, (select count(*) from turn) as turned, \
@@ -377,6 +381,7 @@ pub async fn mark_ready_within_quota(
             .bind(p.kind.clone())
             .bind(quota.max_bytes)
             .bind(quota.max_photos)
+            .bind(v.placeholder.as_deref().map(encode_placeholder))
             .fetch_one(pool)
             .await?;
         let used = Counted { bytes: col(&row, "bytes")?, photos: col(&row, "photos")? };
@@ -503,5 +508,34 @@ pub(super) fn from_row(r: &impl DbRow) -> Result<Photo, DbError> {
         keep_until: col(r, "keep_until")?,
         deleted_at: col(r, "deleted_at")?,
         deleted_reason: col(r, "deleted_reason")?,
+        placeholder: col::<Option<String>>(r, "placeholder")?
+            .map(|b64| decode_placeholder(&b64).ok_or_else(|| DbError::Corrupt(format!("placeholder {b64:?}"))))
+            .transpose()?,
     })
+}
+
+/// Set a verified photo's placeholder where it has none yet (resize-all, for photos verified
+/// before placeholders). False when it had one already, or is no longer live.
+pub async fn set_placeholder(db: impl Into<Ex<'_>>, id: PhotoId, hash: &[u8]) -> Result<bool, DbError> {
+    let done = run!(db, |c| sqlx::query(
+        "update shoebox_photos set placeholder = $2 where photo_id = $1 and placeholder is null \
+         and state in ('ready', 'in_use', 'released')",
+    )
+    .bind(id.to_string())
+    .bind(encode_placeholder(hash))
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Placeholders are stored as base64 text: the same column type on both backends.
+fn encode_placeholder(hash: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}
+
+fn decode_placeholder(b64: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }

@@ -596,6 +596,7 @@ mod tests {
             keep_until: None,
             deleted_at: None,
             deleted_reason: None,
+            placeholder: None,
         }
     }
 

@@ -88,9 +88,11 @@ pub struct Photo {
     pub max_bytes: i64,
     /// The served original's size in bytes, once verified.
     pub byte_size: Option<i64>,
-    /// The served original's width in pixels, once verified (as stored, before orientation).
+    /// The served original's width in pixels as displayed (after its EXIF orientation), once
+    /// verified: what a page's `<img width>` says.
     pub width: Option<i64>,
-    /// The served original's height in pixels, once verified (as stored, before orientation).
+    /// The served original's height in pixels as displayed (after its EXIF orientation), once
+    /// verified.
     pub height: Option<i64>,
     /// The name the uploader's file had, made safe to show.
     pub filename: Option<String>,
@@ -108,6 +110,11 @@ pub struct Photo {
     pub deleted_at: Option<Millis>,
     /// Why it was deleted (a tombstone).
     pub deleted_reason: Option<String>,
+    /// Its placeholder: the [ThumbHash](crate::imaging::placeholder_hash) of the verified image, about
+    /// 25 bytes, that pages show until the image has loaded. `None` before verification, and
+    /// for a photo verified before placeholders existed until `resize-all` fills it in. It
+    /// reveals colours and shapes: show it only where the photo itself may be seen.
+    pub placeholder: Option<Vec<u8>>,
 }
 
 /// The key a form uploads to. The `incoming/` prefix is never readable anonymously, even in a

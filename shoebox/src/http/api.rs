@@ -75,8 +75,9 @@ async fn complete_upload<S: Host>(
     id: PhotoIdParam,
 ) -> Result<Response, ApiError> {
     let app = state.shoebox();
-    let photo = app.complete(&Actor::User(viewer.id), id.id()).await?;
-    Ok(Json(json!({ "photo": PhotoView::of(app, &photo) })).into_response())
+    let photo = app.complete(&Actor::User(viewer.id.clone()), id.id()).await?;
+    let view = PhotoView::of(app, &photo).with_placeholder(app.placeholder_for(Some(&viewer.id), &photo).await);
+    Ok(Json(json!({ "photo": view })).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -134,12 +135,13 @@ async fn keep_or_release(
     to: Move,
 ) -> Result<Response, ApiError> {
     let keep_until = KeepUntil::parse(body)?;
-    let actor = Actor::User(uploader);
+    let actor = Actor::User(uploader.clone());
     let photo = match to {
         Move::Attach => app.attach(&actor, id, keep_until).await?,
         Move::Release => app.release(&actor, id, keep_until).await?,
     };
-    Ok(Json(json!({ "photo": PhotoView::of(app, &photo) })).into_response())
+    let view = PhotoView::of(app, &photo).with_placeholder(app.placeholder_for(Some(&uploader), &photo).await);
+    Ok(Json(json!({ "photo": view })).into_response())
 }
 
 async fn get_photo<S: Host>(
@@ -149,7 +151,8 @@ async fn get_photo<S: Host>(
 ) -> Result<Response, ApiError> {
     let app = state.shoebox();
     let viewable = app.viewable(viewer.as_ref().map(|v| &v.id), id.id()).await?;
-    let mut view = PhotoView::of(app, &viewable.photo);
+    // `viewable` has checked that this viewer may see the photo, so its placeholder too.
+    let mut view = PhotoView::of(app, &viewable.photo).with_placeholder(viewable.photo.placeholder.as_deref());
     // Every rendition's URL: the bucket's once made (public), else the route that makes it.
     view.urls.extend(app.variant_urls(&viewable.photo).await?);
     Ok(Json(json!({ "photo": view })).into_response())

@@ -98,6 +98,9 @@ pub enum AppError {
     /// No such page or photo.
     #[error("There is no such page or photo.")]
     NotFound,
+    /// A route asked by a method it does not take (the answer's `Allow` says which it takes).
+    #[error("This address does not take {0} requests.")]
+    MethodNotAllowed(axum::http::Method),
     /// Anything else: a bug.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -162,6 +165,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
         AppError::CrossSite => (S::FORBIDDEN, "cross_site", shown),
         AppError::UnknownHost => (S::BAD_REQUEST, "unknown_host", shown),
         AppError::NotFound => (S::NOT_FOUND, "not_found", shown),
+        AppError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", shown),
         AppError::Identity(_) | AppError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
     }
 }
@@ -341,12 +345,20 @@ impl<E: Into<AppError>> From<E> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
+        self.page(None)
+    }
+}
+
+impl PageError {
+    /// The page with `chrome` as its header when given, else the one an extractor remembered
+    /// for this request (which needs the request-id layer's scope), else a signed-out one.
+    pub(crate) fn page(self, chrome: Option<PageChrome>) -> Response {
         if let AppError::Unauthenticated { login: Some(login) } = &self.0 {
             return Redirect::to(login).into_response();
         }
         let (status, _code, shown) = classify(&self.0);
         let message = message(&self.0, shown);
-        let chrome = CHROME.try_with(|c| c.borrow().clone()).ok().flatten().unwrap_or_default();
+        let chrome = chrome.or_else(|| CHROME.try_with(|c| c.borrow().clone()).ok().flatten()).unwrap_or_default();
         let page = ErrorPage { chrome, status: status.as_u16(), message };
         let body = page.render().unwrap_or_else(|_| "Something went wrong.".into());
         let mut res = (status, Html(body)).into_response();

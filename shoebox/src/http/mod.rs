@@ -38,6 +38,7 @@
 
 mod api;
 pub mod error;
+mod fallback;
 mod health;
 mod identity;
 pub mod layers;
@@ -54,6 +55,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
 pub use error::{ApiError, AppError, IdentityError, PageError};
+pub use fallback::{method_not_allowed, not_found};
 pub use identity::{ApiViewer, CSRF_HEADER, FormViewer, MaybeViewer, PageViewer, PhotoIdParam};
 pub use serve::{serve, without_nagle};
 pub use templates::{NavButton, NavLink, PageChrome};
@@ -86,33 +88,43 @@ pub trait Host: Clone + Send + Sync + 'static {
 }
 
 /// Every Shoebox route, to nest at the service's base path: [`api`], [`photos`], [`pages`] and
-/// [`health`]. No layers: add [`layers::security`] and [`layers::timeout`] as the host wants.
+/// [`health`], with [`not_found`] for every other path under it. No layers: add
+/// [`layers::security`] and [`layers::timeout`] as the host wants.
+///
+/// Each router answers a wrong method with [`method_not_allowed`] (405, `Allow`, a readable
+/// body). Merged at the root of a host's router, the fallback also answers the host's own
+/// unknown paths with Shoebox's error page; nested, it answers those under the base path.
 pub fn router<S: Host>() -> Router<S> {
-    Router::new().merge(api::<S>()).merge(photos::<S>()).merge(pages::<S>()).merge(health::<S>())
+    Router::new()
+        .merge(api::<S>())
+        .merge(photos::<S>())
+        .merge(pages::<S>())
+        .merge(health::<S>())
+        .fallback(not_found::<S>)
 }
 
 /// The JSON API: `POST /api/uploads`, `POST /api/uploads/{id}/complete`,
 /// `POST /api/photos/{id}/attach`, `POST /api/photos/{id}/release`,
 /// `GET` and `DELETE /api/photos/{id}`.
 pub fn api<S: Host>() -> Router<S> {
-    api::router()
+    api::router().method_not_allowed_fallback(method_not_allowed::<S>)
 }
 
 /// Serving photos: `GET /photos/{id}/{variant}` redirects to a public bucket (or CDN) and
 /// streams a private one after the kind's check.
 pub fn photos<S: Host>() -> Router<S> {
-    photos::router()
+    photos::router().method_not_allowed_fallback(method_not_allowed::<S>)
 }
 
 /// The optional pages: the viewer's photos (`/`), the upload page (`/upload?kind=K`), one
 /// photo (`/photos/{id}`), the no-JavaScript upload return, and their script and style.
 pub fn pages<S: Host>() -> Router<S> {
-    pages::router()
+    pages::router().method_not_allowed_fallback(method_not_allowed::<S>)
 }
 
 /// `GET /healthz`: the database and every bucket, checked.
 pub fn health<S: Host>() -> Router<S> {
-    health::router()
+    health::router().method_not_allowed_fallback(method_not_allowed::<S>)
 }
 
 impl Shoebox {

@@ -49,34 +49,36 @@ async fn index<S: Host>(State(state): State<S>, MaybeViewer(viewer): MaybeViewer
     let app = state.shoebox();
     let mine = app.photos_of(&viewer.id).await?;
     let made = variants::made_for_uploader(app, &viewer.id).await?;
-    let groups = app
-        .kinds()
-        .iter()
-        .map(|k| KindGroup {
+    let mut groups = Vec::new();
+    for k in app.kinds().iter() {
+        let mut photos = Vec::new();
+        for p in mine.iter().filter(|p| p.kind == k.name()) {
+            if app.original_url(p).is_none() {
+                continue;
+            }
+            // The grid shows thumbs; high-density screens take the display size.
+            photos.push(PhotoCard {
+                id: p.id.to_string(),
+                src: variants::src(app, p, "thumb", &made),
+                srcset: format!(
+                    "{} 1x, {} 2x",
+                    variants::src(app, p, "thumb", &made),
+                    variants::src(app, p, "display", &made)
+                ),
+                alt: p.filename.clone().unwrap_or_else(|| k.label().to_owned()),
+                state: p.state.as_str().to_owned(),
+                width: p.width.unwrap_or(0),
+                height: p.height.unwrap_or(0),
+                placeholder: app.placeholder_for(Some(&viewer.id), p).await.and_then(placeholder_url),
+            });
+        }
+        groups.push(KindGroup {
             label: k.label().to_owned(),
             kind: k.name().to_owned(),
             private: app.is_private(k.as_ref()),
-            photos: mine
-                .iter()
-                .filter(|p| p.kind == k.name())
-                .filter_map(|p| {
-                    app.original_url(p)?;
-                    // The grid shows thumbs; high-density screens take the display size.
-                    Some(PhotoCard {
-                        id: p.id.to_string(),
-                        src: variants::src(app, p, "thumb", &made),
-                        srcset: format!(
-                            "{} 1x, {} 2x",
-                            variants::src(app, p, "thumb", &made),
-                            variants::src(app, p, "display", &made)
-                        ),
-                        alt: p.filename.clone().unwrap_or_else(|| k.label().to_owned()),
-                        state: p.state.as_str().to_owned(),
-                    })
-                })
-                .collect(),
-        })
-        .collect();
+            photos,
+        });
+    }
     let kinds =
         app.kinds().iter().map(|k| KindLink { name: k.name().to_owned(), label: k.label().to_owned() }).collect();
     render(&IndexPage { chrome, signed_in: true, groups, kinds })
@@ -160,6 +162,8 @@ async fn photo_page<S: Host>(
         original: app.original_url(&photo),
         width: photo.width.unwrap_or(0),
         height: photo.height.unwrap_or(0),
+        // `viewable` has checked that this viewer may see the photo, so its placeholder too.
+        placeholder: photo.placeholder.as_deref().and_then(placeholder_url),
         size: human_bytes(photo.byte_size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)),
         image_type: photo.image_type.map(|t| t.mime().to_owned()).unwrap_or_default(),
         created_at: display_time(photo.created_at),
@@ -169,6 +173,14 @@ async fn photo_page<S: Host>(
         can_delete: mine,
     };
     render(&page)
+}
+
+/// A placeholder as a `data:` URL of its PNG: shown with no script and no request, and allowed
+/// by the security layer's `img-src data:` (an inline style would need `style-src` opened).
+fn placeholder_url(hash: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let png = crate::imaging::placeholder_png(hash)?;
+    Some(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)))
 }
 
 /// The page's Save button: attach the photo.

@@ -105,6 +105,12 @@ pub(crate) struct PhotoCard {
     pub srcset: String,
     pub alt: String,
     pub state: String,
+    /// The verified size, upright: `<img width height>` give the tile its aspect ratio before
+    /// the image arrives.
+    pub width: i64,
+    pub height: i64,
+    /// The placeholder as a `data:` URL, shown under the image until it has loaded.
+    pub placeholder: Option<String>,
 }
 
 #[derive(Template)]
@@ -141,8 +147,12 @@ pub(crate) struct PhotoPage {
     pub src: Option<String>,
     /// The full-size original.
     pub original: Option<String>,
+    /// The verified size, upright (0 when unknown): the image's `width` and `height`, so the
+    /// page does not move when it arrives.
     pub width: i64,
     pub height: i64,
+    /// The placeholder as a `data:` URL, shown under the image until it has loaded.
+    pub placeholder: Option<String>,
     pub size: String,
     pub image_type: String,
     pub created_at: String,

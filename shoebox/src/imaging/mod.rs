@@ -32,6 +32,7 @@ mod limits;
 mod orient;
 mod permits;
 mod pixels;
+mod placeholder;
 mod probe;
 mod resize;
 mod sniff;
@@ -43,6 +44,7 @@ pub use image_type::{ImageType, OutputFormat};
 pub use limits::Limits;
 pub use orient::Orientation;
 pub use permits::{DEFAULT_MAX_CONCURRENT_IMAGES, max_concurrent_images, set_max_concurrent_images};
+pub use placeholder::{PLACEHOLDER_EDGE, placeholder_hash, placeholder_png};
 pub use probe::{ImageInfo, probe};
 pub use sniff::sniff;
 pub use strip::{strip_jpeg_metadata, strip_metadata, strip_png_metadata, strip_webp_metadata};
@@ -161,6 +163,37 @@ pub fn render_all_then(
     limits: &Limits,
     decoded: impl FnOnce(),
 ) -> Result<Vec<Rendition>, ImagingError> {
+    decode_and_render(bytes, recipes, limits, false, |_| decoded())
+}
+
+/// As [`render_all_then`], also making the image's placeholder (its [`placeholder_hash`]) from the
+/// same decode and handing it to `decoded` before the renditions are made. The placeholder is
+/// `None` when it could not be made, which never refuses the image.
+pub fn render_all_with_placeholder(
+    bytes: &[u8],
+    recipes: &[Recipe],
+    limits: &Limits,
+    decoded: impl FnOnce(Option<Vec<u8>>),
+) -> Result<Vec<Rendition>, ImagingError> {
+    decode_and_render(bytes, recipes, limits, true, decoded)
+}
+
+/// Decode the whole file within `limits` (every byte of it: only decoding finds a damaged
+/// file) and make its placeholder from that decode: what verification does for a kind
+/// without variants. The placeholder is `None` when it could not be made.
+pub fn placeholder(bytes: &[u8], limits: &Limits) -> Result<Option<Vec<u8>>, ImagingError> {
+    let mut made = None;
+    decode_and_render(bytes, &[], limits, true, |p| made = p)?;
+    Ok(made)
+}
+
+fn decode_and_render(
+    bytes: &[u8],
+    recipes: &[Recipe],
+    limits: &Limits,
+    with_placeholder: bool,
+    decoded: impl FnOnce(Option<Vec<u8>>),
+) -> Result<Vec<Rendition>, ImagingError> {
     for recipe in recipes {
         recipe.validate()?;
     }
@@ -173,7 +206,7 @@ pub fn render_all_then(
     })?;
     let info = header.info;
     limits.check(&info)?;
-    if recipes.is_empty() {
+    if recipes.is_empty() && !with_placeholder {
         return Ok(Vec::new());
     }
 
@@ -185,10 +218,11 @@ pub fn render_all_then(
             info.orientation.display_size(w, h)
         })
         .collect();
+    let placeholder_size = with_placeholder.then(|| placeholder::stored_size(&info));
 
     let _permit = permits::acquire();
-    let image = decode::decode(bytes, &header, &sizes, limits)?;
-    decoded();
+    let decode_sizes: Vec<(u32, u32)> = sizes.iter().copied().chain(placeholder_size).collect();
+    let image = decode::decode(bytes, &header, &decode_sizes, limits)?;
     let colour = ColourPlan::new(image.icc_profile);
     let mut source = image.pixels;
     if source.is_opaque() {
@@ -196,6 +230,14 @@ pub fn render_all_then(
     } else {
         source.premultiply()?;
     }
+    let made = placeholder_size.and_then(|size| match placeholder::from_decoded(&source, size, &colour, info) {
+        Ok(hash) => Some(hash),
+        Err(e) => {
+            tracing::warn!(error = %e, "no placeholder for this image");
+            None
+        }
+    });
+    decoded(made);
 
     let jobs: Vec<(&Recipe, (u32, u32))> = recipes.iter().zip(sizes).collect();
     let Some((&(last, (last_w, last_h)), others)) = jobs.split_last() else {

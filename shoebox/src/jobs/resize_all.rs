@@ -1,5 +1,6 @@
 //! Resize-all: the catch-all that makes every missing variant of every live photo, for when
-//! completion and the first request did not (a failure, a new variant, a changed recipe).
+//! completion and the first request did not (a failure, a new variant, a changed recipe), and
+//! fills in the placeholder of photos verified before placeholders existed.
 //!
 //! Safe beside the web dynos and another resize-all: each variant is claimed in the database
 //! first (the variant's row is the claim), so whoever claims it makes it and the others skip it.
@@ -13,7 +14,9 @@ use serde::Serialize;
 use crate::app::Shoebox;
 use crate::db::variants as rows;
 use crate::db::{DbError, photos as photo_rows};
-use crate::domain::PhotoId;
+use crate::domain::{Kind, Photo, PhotoId};
+use crate::imaging;
+use crate::photos::PhotoError;
 use crate::variants::{self, VariantError};
 
 /// Photos read from the database at a time.
@@ -37,6 +40,8 @@ pub struct Summary {
     pub made: usize,
     /// Variants already made, being made elsewhere, or failed before.
     pub skipped: usize,
+    /// Placeholders filled in, for photos verified before placeholders existed.
+    pub placeholders: usize,
     /// Photos whose variants could not be made (bad image, or the bucket or database failed).
     pub failed: usize,
     /// Which, and why.
@@ -125,7 +130,8 @@ async fn run(
             }
             summary.photos += 1;
             let failed = match one(app, id, options.retry_failed).await {
-                Ok(outcome) => {
+                Ok((outcome, filled)) => {
+                    summary.placeholders += usize::from(filled);
                     summary.made += outcome.made;
                     summary.skipped += outcome.skipped;
                     progress(Progress::Photo { id, made: outcome.made, failed: outcome.failed.as_deref() });
@@ -147,19 +153,49 @@ async fn run(
     Ok(summary)
 }
 
-async fn one(app: &Shoebox, id: &str, retry_failed: bool) -> Result<variants::PhotoOutcome, VariantError> {
+/// One photo's missing variants, and its placeholder if it has none (`true`: filled in).
+async fn one(app: &Shoebox, id: &str, retry_failed: bool) -> Result<(variants::PhotoOutcome, bool), VariantError> {
     let Ok(id) = id.parse::<PhotoId>() else {
         return Err(VariantError::Db(DbError::Corrupt(format!("photo id {id:?}"))));
     };
     // Read again: it may have been deleted since the page was listed.
     let Some(photo) = photo_rows::get(&app.db, id).await?.filter(|p| p.state.is_live()) else {
-        return Ok(variants::PhotoOutcome::default());
+        return Ok(Default::default());
     };
     // A kind no longer configured has no variants to make.
     let Some(kind) = app.kinds.get(&photo.kind).cloned() else {
-        return Ok(variants::PhotoOutcome::default());
+        return Ok(Default::default());
     };
-    variants::make_missing(app, &photo, kind.as_ref(), retry_failed).await
+    let filled = fill_placeholder(app, &photo, kind.as_ref()).await?;
+    Ok((variants::make_missing(app, &photo, kind.as_ref(), retry_failed).await?, filled))
+}
+
+/// A photo verified before placeholders existed gets one from its original: one read and one
+/// decode (at the 1/8 scale for a JPEG), once per photo. A file that cannot be decoded gets
+/// none; making its variants fails too, and that is where the failure is recorded.
+async fn fill_placeholder(app: &Shoebox, photo: &Photo, kind: &dyn Kind) -> Result<bool, VariantError> {
+    if photo.placeholder.is_some() {
+        return Ok(false);
+    }
+    let key = photo.object_key.as_deref().ok_or(PhotoError::NotReady)?;
+    let bucket = app.storage.bucket(&photo.bucket)?;
+    let (_, stream) = bucket.get_stream(key).await?;
+    let bytes = stream.collect().await.map_err(|_| bucket.body_cut("GetObject"))?.into_bytes();
+    let k = kind.limits();
+    let limits = imaging::Limits {
+        max_pixels: k.max_pixels,
+        max_width: k.max_width,
+        max_height: k.max_height,
+        ..imaging::Limits::default()
+    };
+    match app.run_blocking(move || imaging::placeholder(&bytes, &limits)).await {
+        Ok(Some(hash)) => Ok(photo_rows::set_placeholder(&app.db, photo.id, &hash).await?),
+        Ok(None) => Ok(false),
+        Err(e) => {
+            tracing::warn!(photo = %photo.id, error = %e, "resize-all: no placeholder for this photo");
+            Ok(false)
+        }
+    }
 }
 
 /// The error and its causes on one line: a summary line must say what to fix.

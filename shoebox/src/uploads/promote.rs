@@ -145,6 +145,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
     let orientation = checked.info.orientation;
     let upload = checked.bytes.clone(); // Bytes: a reference count, kept for the variants
     let rendered = checked.variants;
+    let placeholder = checked.placeholder;
     let stripped = app.run_blocking(move || imaging::strip_metadata(&checked.bytes, image_type, orientation)).await;
     let stripped = match stripped {
         Ok(b) => b,
@@ -157,6 +158,7 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
         byte_size: i64::try_from(stripped.len()).unwrap_or(i64::MAX),
         width: i64::from(checked.info.width),
         height: i64::from(checked.info.height),
+        placeholder,
     };
     bucket.put(&verified.object_key, stripped.into(), &headers).await?;
     // Marked ready before the incoming copy goes: a request racing this one that finds the

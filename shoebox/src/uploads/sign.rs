@@ -152,6 +152,7 @@ async fn sign(app: &Shoebox, user: &UserId, req: SignRequest, style: FormStyle) 
         keep_until: None,
         deleted_at: None,
         deleted_reason: None,
+        placeholder: None,
     };
     let limit = i64::from(app.limits.forms_per_minute);
     let reserving = match &style {

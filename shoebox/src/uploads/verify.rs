@@ -13,7 +13,7 @@ use super::Refusal;
 use crate::app::Shoebox;
 use crate::domain::text::{human_bytes, type_list};
 use crate::domain::{Kind, Photo};
-use crate::imaging::{self, ImagingError, Recipe};
+use crate::imaging::{self, ImagingError};
 use crate::storage::{Bucket, ObjectInfo, StorageError};
 use crate::variants;
 
@@ -22,9 +22,6 @@ use crate::variants;
 const HEADER_PREFIX: u64 = 256 * 1024;
 /// A second, larger read for files whose metadata is unusually long.
 const HEADER_PREFIX_MAX: u64 = 2 * 1024 * 1024;
-/// The size the validation decode renders to when the kind has no variants; small, so JPEGs
-/// take the 1/8-scale path.
-const VALIDATION_EDGE: u32 = 256;
 
 /// What verification learnt: the header, the whole file it decoded, and the kind's variants
 /// when they came out of that decode.
@@ -35,6 +32,8 @@ pub(super) struct Checked {
     /// decode; `None` when the kind has none or the decode for them failed (completion then
     /// makes them from `bytes`, which records why if they cannot be made at all).
     pub variants: Option<MakingVariants>,
+    /// The placeholder (ThumbHash) made from the same decode, when it could be made.
+    pub placeholder: Option<Vec<u8>>,
 }
 
 /// The variants being made from the verification decode.
@@ -140,34 +139,39 @@ pub(super) async fn verify(
         max_height: limits.max_height,
         ..imaging::Limits::default()
     };
+    // The placeholder comes from the same decode, downscaled to 100 px: no second decode.
     let specs = kind.variants();
-    let variants = if specs.is_empty() {
-        None
+    let (variants, mut placeholder) = if specs.is_empty() {
+        (None, None)
     } else {
         let (sent, decoded) = tokio::sync::oneshot::channel();
         let (app, whole) = (app.clone(), bytes.clone()); // Bytes: a reference count, not a copy
         let making = tokio::spawn(
             async move {
-                let on_decoded = move || {
+                let on_decoded = move |placeholder: Option<Vec<u8>>| {
                     // An error only says verification stopped waiting (its request was dropped).
-                    let _ = sent.send(());
+                    let _ = sent.send(placeholder);
                 };
                 app.run_blocking(move || variants::render(&whole, &specs, &engine_limits, on_decoded)).await
             }
             .in_current_span(),
         );
         // The sender is dropped unsent when the decode failed.
-        decoded.await.is_ok().then_some(making)
+        match decoded.await {
+            Ok(placeholder) => (Some(making), placeholder),
+            Err(_) => (None, None),
+        }
     };
     if variants.is_none() {
         // Whether the upload is refused is decided by the plain check alone, as for a kind
-        // without variants: a variant that cannot be made is not the upload's fault.
+        // without variants: a variant that cannot be made is not the upload's fault. The
+        // check decodes the whole file, at the smallest scale that still covers the
+        // placeholder.
         let whole = bytes.clone();
-        let recipe = Recipe::fit(VALIDATION_EDGE, VALIDATION_EDGE);
-        let decoded = app.run_blocking(move || imaging::render_with_limits(&whole, &recipe, &engine_limits)).await;
-        if let Err(e) = decoded {
-            return refuse(Refusal::from_imaging(&e));
+        match app.run_blocking(move || imaging::placeholder(&whole, &engine_limits)).await {
+            Ok(made) => placeholder = made,
+            Err(e) => return refuse(Refusal::from_imaging(&e)),
         }
     }
-    Ok(Checked { info, bytes, variants })
+    Ok(Checked { info, bytes, variants, placeholder })
 }
