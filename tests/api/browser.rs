@@ -11,7 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 /// chromedriver as a child process, killed when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -23,7 +23,7 @@ impl Drop for Driver {
     }
 }
 
-fn start_chromedriver() -> Driver {
+pub(crate) fn start_chromedriver() -> Driver {
     let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
         .arg(format!("--port={port}"))
@@ -34,7 +34,7 @@ fn start_chromedriver() -> Driver {
     Driver { child, port }
 }
 
-async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
+pub(crate) async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -63,7 +63,7 @@ async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
 }
 
 /// Save a screenshot when SHOEBOX_SCREENSHOTS names a folder, to look at the pages by eye.
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     if let Ok(dir) = std::env::var("SHOEBOX_SCREENSHOTS") {
         let png = c.screenshot().await.expect("screenshot");
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
@@ -71,7 +71,7 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 /// Poll `check` until it returns Some, or fail after `secs`.
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,

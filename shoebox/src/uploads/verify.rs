@@ -140,7 +140,7 @@ pub(super) async fn verify(
         max_height: limits.max_height,
         ..imaging::Limits::default()
     };
-    let specs = kind.variants();
+    let specs = variants::targets(kind);
     let variants = if specs.is_empty() {
         None
     } else {
