@@ -6,12 +6,12 @@
 //! by `Accept` and `Vary` (which CDNs honour unevenly). A twin is a rendition like any other:
 //! claimed, made, recorded and served on its own, from the same decode as its JPEG.
 //!
-//! Each is made at most once per recipe and format: the `variants` row is written before the work starts
-//! (its uniqueness constraint is the claim), so two requests, dynos or resize-all runs wanting
-//! the same variant never both make it; the others wait briefly for it or use the original.
-//! Completion makes a kind's variants from the bytes it already holds ([`make_from_bytes`]);
-//! the first request for one that is missing makes it ([`locate`]); `resize-all` catches the
-//! rest ([`make_missing`]).
+//! Each is made at most once per recipe and format: the `variants` row is written before the
+//! work starts (its uniqueness constraint is the claim), so two requests, dynos or resize-all
+//! runs wanting the same variant never both make it; the others wait briefly for it or use
+//! the original. Completion makes a kind's variants from the bytes it already holds
+//! ([`make_from_bytes`]); the first request for one that is missing makes it ([`locate`]);
+//! `resize-all` catches the rest ([`make_missing`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -195,10 +195,10 @@ pub(crate) async fn made_for_uploader(app: &Shoebox, user: &UserId) -> Result<Ve
 
 impl Shoebox {
     /// Every rendition's URL, by name: `original`, each of the kind's variants and their WebP
-    /// twins (`display.webp`). A public
-    /// photo's made variants are the bucket's (or CDN's) URLs; the rest are Shoebox's routes
-    /// (under the base path), which make a missing variant on first request and stream private
-    /// ones after the kind's check. For a host's own pages and JSON.
+    /// twins (`display.webp`). A public photo's made variants are the bucket's (or CDN's) URLs;
+    /// the rest are Shoebox's routes (under the base path), which make a missing variant on
+    /// first request and stream private ones after the kind's check. For a host's own pages and
+    /// JSON.
     pub async fn variant_urls(&self, photo: &Photo) -> Result<Vec<(String, String)>, VariantError> {
         let made = rows::list_for_photo(&self.db, photo.id).await?;
         let mut out: Vec<(String, String)> =
