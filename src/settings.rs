@@ -92,7 +92,7 @@ pub struct KindSettings {
 }
 
 /// One variant of a kind, as written in the file: `{ name = "thumb", max_width = 320,
-/// max_height = 320, quality = 80 }`.
+/// max_height = 320, quality = 80 }`; `webp_quality = 86` adds a lossy WebP twin.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSettings {
@@ -101,6 +101,9 @@ pub struct VariantSettings {
     pub max_height: u32,
     #[serde(default = "default_variant_quality")]
     pub quality: u8,
+    /// The quality of its WebP twin; unset, it has none.
+    #[serde(default)]
+    pub webp_quality: Option<u8>,
 }
 
 fn default_variant_quality() -> u8 {
@@ -473,7 +476,7 @@ pub fn configured_kinds(settings: &Settings) -> Result<Vec<Arc<dyn Kind>>, KindE
             if let Some(variants) = &k.variants {
                 let specs = variants
                     .iter()
-                    .map(|v| VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality))
+                    .map(|v| VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?.with_webp(v.webp_quality))
                     .collect::<Result<Vec<_>, _>>()?;
                 kind = kind.with_variants(specs)?;
             }
@@ -541,6 +544,13 @@ mod tests {
                     [[kinds.variants]]\nname = \"small\"\nmax_width = 100\nmax_height = 50\n";
         let kinds = configured_kinds(&settings_with(toml)).expect("kinds");
         assert_eq!(kinds[0].variants(), [VariantSpec::new("small", 100, 50, 80).expect("spec")]);
+        assert_eq!(kinds[0].variants()[0].webp_quality, None, "JPEG only unless asked");
+        let twin = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\n\
+                    [[kinds.variants]]\nname = \"small\"\nmax_width = 100\nmax_height = 50\nwebp_quality = 86\n";
+        let kinds = configured_kinds(&settings_with(twin)).expect("kinds");
+        assert_eq!(kinds[0].variants()[0].webp_quality, Some(86));
+        let bad = twin.replace("86", "101");
+        assert!(configured_kinds(&settings_with(&bad)).expect_err("101").to_string().contains("WebP quality"));
         let bad = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\n\
                    [[kinds.variants]]\nname = \"original\"\nmax_width = 1\nmax_height = 1\n";
         assert!(configured_kinds(&settings_with(bad)).expect_err("original").to_string().contains("original"));

@@ -1,12 +1,17 @@
 //! Variants: the smaller renditions of a photo (`thumb`, `display`, ...) that pages show
 //! instead of the original, made once and served from the bucket like the original.
 //!
-//! Each is made at most once per recipe: the `variants` row is written before the work starts
-//! (its uniqueness constraint is the claim), so two requests, dynos or resize-all runs wanting
-//! the same variant never both make it; the others wait briefly for it or use the original.
-//! Completion makes a kind's variants from the bytes it already holds ([`make_from_bytes`]);
-//! the first request for one that is missing makes it ([`locate`]); `resize-all` catches the
-//! rest ([`make_missing`]).
+//! Each variant may have a lossy WebP twin, named `{name}.webp` (`display.webp`), which pages
+//! offer to browsers that accept WebP through `<picture>`, under a URL of its own rather than
+//! by `Accept` and `Vary` (which CDNs honour unevenly). A twin is a rendition like any other:
+//! claimed, made, recorded and served on its own, from the same decode as its JPEG.
+//!
+//! Each is made at most once per recipe and format: the `variants` row is written before the
+//! work starts (its uniqueness constraint is the claim), so two requests, dynos or resize-all
+//! runs wanting the same variant never both make it; the others wait briefly for it or use
+//! the original. Completion makes a kind's variants from the bytes it already holds
+//! ([`make_from_bytes`]); the first request for one that is missing makes it ([`locate`]);
+//! `resize-all` catches the rest ([`make_missing`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +68,51 @@ impl VariantError {
     }
 }
 
+/// The suffix that names a variant's WebP twin: `display.webp`.
+const WEBP_SUFFIX: &str = ".webp";
+
+/// One rendition a kind makes of each photo: a variant in its main format (JPEG, or PNG
+/// where the source has alpha), or that variant's lossy WebP twin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub spec: VariantSpec,
+    /// The WebP twin, not the main format.
+    pub webp: bool,
+}
+
+impl Target {
+    /// Its name in URLs and its row: `display` or `display.webp`.
+    pub fn name(&self) -> String {
+        if self.webp { format!("{}{WEBP_SUFFIX}", self.spec.name) } else { self.spec.name.clone() }
+    }
+
+    /// See [`VariantSpec::recipe_hash`] and [`VariantSpec::webp_recipe_hash`].
+    pub fn recipe_hash(&self) -> String {
+        match self.webp {
+            true => self.spec.webp_recipe_hash().unwrap_or_default(),
+            false => self.spec.recipe_hash(),
+        }
+    }
+}
+
+/// Every rendition a kind makes: each variant, followed by its WebP twin if it has one.
+pub(crate) fn targets(kind: &dyn Kind) -> Vec<Target> {
+    kind.variants()
+        .into_iter()
+        .flat_map(|spec| {
+            let twin = spec.webp_quality.is_some().then(|| Target { spec: spec.clone(), webp: true });
+            std::iter::once(Target { spec, webp: false }).chain(twin)
+        })
+        .collect()
+}
+
+/// The rendition a URL names, if the kind makes it.
+fn target_named(kind: &dyn Kind, name: &str) -> Option<Target> {
+    targets(kind).into_iter().find(|t| t.name() == name)
+}
+
 /// See [`VariantSpec::recipe_hash`].
+#[cfg(test)]
 pub(crate) fn recipe_hash(spec: &VariantSpec) -> String {
     spec.recipe_hash()
 }
@@ -104,9 +153,8 @@ pub(crate) async fn locate(
         let image_type = photo.image_type;
         return Ok(Served { location: original, image_type, photo, kind });
     }
-    let spec = kind.variants().into_iter().find(|s| s.name == name);
-    let spec = spec.ok_or_else(|| VariantError::NoSuchVariant(name.to_owned()))?;
-    let Some(row) = ensure(app, &photo, kind.as_ref(), &spec).await? else {
+    let target = target_named(kind.as_ref(), name).ok_or_else(|| VariantError::NoSuchVariant(name.to_owned()))?;
+    let Some(row) = ensure(app, &photo, kind.as_ref(), &target).await? else {
         let image_type = photo.image_type;
         return Ok(Served { location: original, image_type, photo, kind });
     };
@@ -124,11 +172,19 @@ pub(crate) fn src(app: &Shoebox, photo: &Photo, name: &str, made: &[VariantRow])
     let route = app.url(&format!("/photos/{}/{name}", photo.id));
     let Ok(bucket) = app.storage.bucket(&photo.bucket) else { return route };
     let kind = app.kinds.get(&photo.kind);
-    let current = kind.and_then(|k| k.variants().into_iter().find(|s| s.name == name)).map(|s| recipe_hash(&s));
+    let current = kind.and_then(|k| target_named(k.as_ref(), name)).map(|t| t.recipe_hash());
     made.iter()
         .find(|r| r.photo_id == photo.id.to_string() && r.name == name && Some(&r.recipe_hash) == current.as_ref())
         .and_then(|r| bucket.public_url(r.object_key.as_deref()?))
         .unwrap_or(route)
+}
+
+/// The URL of a variant's WebP twin (see [`src`]), or `None` when the kind makes none.
+pub(crate) fn webp_src(app: &Shoebox, photo: &Photo, name: &str, made: &[VariantRow]) -> Option<String> {
+    let twin = format!("{name}{WEBP_SUFFIX}");
+    let kind = app.kinds.get(&photo.kind)?;
+    target_named(kind.as_ref(), &twin)?;
+    Some(src(app, photo, &twin, made))
 }
 
 /// The made variants of all of a user's photos, for a page that lists them (one query, not
@@ -138,16 +194,21 @@ pub(crate) async fn made_for_uploader(app: &Shoebox, user: &UserId) -> Result<Ve
 }
 
 impl Shoebox {
-    /// Every rendition's URL, by name: `original` and each of the kind's variants. A public
-    /// photo's made variants are the bucket's (or CDN's) URLs; the rest are Shoebox's routes
-    /// (under the base path), which make a missing variant on first request and stream private
-    /// ones after the kind's check. For a host's own pages and JSON.
+    /// Every rendition's URL, by name: `original`, each of the kind's variants and their WebP
+    /// twins (`display.webp`). A public photo's made variants are the bucket's (or CDN's) URLs;
+    /// the rest are Shoebox's routes (under the base path), which make a missing variant on
+    /// first request and stream private ones after the kind's check. For a host's own pages and
+    /// JSON.
     pub async fn variant_urls(&self, photo: &Photo) -> Result<Vec<(String, String)>, VariantError> {
         let made = rows::list_for_photo(&self.db, photo.id).await?;
         let mut out: Vec<(String, String)> =
             self.original_url(photo).map(|s| ("original".to_owned(), s)).into_iter().collect();
         if let Some(kind) = self.kinds.get(&photo.kind) {
-            out.extend(kind.variants().into_iter().map(|s| (s.name.clone(), src(self, photo, &s.name, &made))));
+            out.extend(targets(kind.as_ref()).into_iter().map(|t| {
+                let name = t.name();
+                let url = src(self, photo, &name, &made);
+                (name, url)
+            }));
         }
         Ok(out)
     }
@@ -164,8 +225,8 @@ pub(crate) struct PhotoOutcome {
     pub failed: Option<String>,
 }
 
-/// What to claim: the variant, its recipe hash.
-type Claimed = Vec<(VariantSpec, String)>;
+/// What to claim: the rendition, its recipe hash.
+type Claimed = Vec<(Target, String)>;
 
 /// Where the variants' pixels come from.
 enum Source {
@@ -178,7 +239,7 @@ enum Source {
 }
 
 /// Store the kind's variants of a photo just verified, rendered from the verification decode
-/// (`rendered`, in [`Kind::variants`] order), or made from the upload's bytes already in
+/// (`rendered`, in [`targets`] order), or made from the upload's bytes already in
 /// memory when they were not: no second read from the bucket, and no second decode.
 pub(crate) async fn make_from_bytes(
     app: &Shoebox,
@@ -187,11 +248,11 @@ pub(crate) async fn make_from_bytes(
     bytes: Bytes,
     rendered: Option<Vec<Rendition>>,
 ) -> Result<PhotoOutcome, VariantError> {
-    let specs = kind.variants();
-    let (claimed, mut outcome) = claim_all(app, photo.id, &specs, false).await?;
+    let targets = targets(kind);
+    let (claimed, mut outcome) = claim_all(app, photo.id, &targets, false).await?;
     // Those claimed, in claim order (a request may have claimed one meanwhile).
-    let mut rendered: Vec<(VariantSpec, Rendition)> =
-        rendered.filter(|r| r.len() == specs.len()).map(|r| specs.into_iter().zip(r).collect()).unwrap_or_default();
+    let mut rendered: Vec<(Target, Rendition)> =
+        rendered.filter(|r| r.len() == targets.len()).map(|r| targets.into_iter().zip(r).collect()).unwrap_or_default();
     let picked: Vec<Rendition> = claimed
         .iter()
         .filter_map(|(spec, _)| rendered.iter().position(|(s, _)| s == spec).map(|at| rendered.swap_remove(at).1))
@@ -209,7 +270,7 @@ pub(crate) async fn make_missing(
     kind: &dyn Kind,
     retry_failed: bool,
 ) -> Result<PhotoOutcome, VariantError> {
-    let (claimed, mut outcome) = claim_all(app, photo.id, &kind.variants(), retry_failed).await?;
+    let (claimed, mut outcome) = claim_all(app, photo.id, &targets(kind), retry_failed).await?;
     make_claimed(app, photo, kind, claimed, Source::Bucket, &mut outcome).await?;
     Ok(outcome)
 }
@@ -239,15 +300,15 @@ async fn claim(app: &Shoebox, id: PhotoId, name: &str, hash: &str, retry_failed:
 async fn claim_all(
     app: &Shoebox,
     id: PhotoId,
-    specs: &[VariantSpec],
+    targets: &[Target],
     retry_failed: bool,
 ) -> Result<(Claimed, PhotoOutcome), VariantError> {
     let mut claimed = Vec::new();
     let mut outcome = PhotoOutcome::default();
-    for spec in specs {
-        let hash = recipe_hash(spec);
-        match claim(app, id, &spec.name, &hash, retry_failed).await? {
-            Claim::Mine => claimed.push((spec.clone(), hash)),
+    for target in targets {
+        let hash = target.recipe_hash();
+        match claim(app, id, &target.name(), &hash, retry_failed).await? {
+            Claim::Mine => claimed.push((target.clone(), hash)),
             Claim::Ready(_) | Claim::Busy | Claim::Failed => outcome.skipped += 1,
         }
     }
@@ -260,23 +321,23 @@ async fn ensure(
     app: &Shoebox,
     photo: &Photo,
     kind: &dyn Kind,
-    spec: &VariantSpec,
+    target: &Target,
 ) -> Result<Option<VariantRow>, VariantError> {
-    let hash = recipe_hash(spec);
+    let (name, hash) = (target.name(), target.recipe_hash());
     let deadline = Instant::now() + WAIT_FOR_OTHERS;
     loop {
-        match claim(app, photo.id, &spec.name, &hash, false).await? {
+        match claim(app, photo.id, &name, &hash, false).await? {
             Claim::Ready(row) => return Ok(Some(row)),
             Claim::Failed => return Ok(None),
             Claim::Mine => {
                 // Its own task: a client that gives up must not leave a claim half done.
                 let task = tokio::spawn({
-                    let (app, photo, spec, hash) = (app.clone(), photo.clone(), spec.clone(), hash.clone());
+                    let (app, photo, target, hash) = (app.clone(), photo.clone(), target.clone(), hash.clone());
                     let kind = app.kinds.get(kind.name()).cloned();
                     async move {
                         let Some(kind) = kind else { return Ok(PhotoOutcome::default()) };
                         let mut outcome = PhotoOutcome::default();
-                        make_claimed(&app, &photo, kind.as_ref(), vec![(spec, hash)], Source::Bucket, &mut outcome)
+                        make_claimed(&app, &photo, kind.as_ref(), vec![(target, hash)], Source::Bucket, &mut outcome)
                             .await?;
                         Ok::<_, VariantError>(outcome)
                     }
@@ -286,7 +347,7 @@ async fn ensure(
                     Ok(outcome) => outcome?,
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
-                let row = rows::get(&app.db, photo.id, &spec.name, &hash).await?;
+                let row = rows::get(&app.db, photo.id, &name, &hash).await?;
                 return Ok(row.filter(|r| r.state == VariantState::Ready));
             }
             Claim::Busy if Instant::now() >= deadline => return Ok(None),
@@ -314,10 +375,10 @@ async fn make_claimed(
     match result {
         Ok(Ok(made)) => {
             let now = now_millis();
-            for ((spec, hash), made) in claimed.iter().zip(&made) {
-                rows::mark_ready(&app.db, photo.id, &spec.name, hash, made, now).await?;
-                metrics::counter!(VARIANT_MAKES, "variant" => spec.name.clone(), "outcome" => "made").increment(1);
-                metrics::histogram!(VARIANT_DURATION, "variant" => spec.name.clone()).record(seconds(started));
+            for ((target, hash), made) in claimed.iter().zip(&made) {
+                rows::mark_ready(&app.db, photo.id, &target.name(), hash, made, now).await?;
+                metrics::counter!(VARIANT_MAKES, "variant" => target.name(), "outcome" => "made").increment(1);
+                metrics::histogram!(VARIANT_DURATION, "variant" => target.name()).record(seconds(started));
             }
             outcome.made += made.len();
             // A photo deleted while its variants were being made: they must not stay behind. A
@@ -334,17 +395,17 @@ async fn make_claimed(
         }
         Ok(Err(image)) => {
             let reason = image.to_string();
-            for (spec, hash) in &claimed {
-                rows::mark_failed(&app.db, photo.id, &spec.name, hash, &reason).await?;
-                metrics::counter!(VARIANT_MAKES, "variant" => spec.name.clone(), "outcome" => "failed").increment(1);
+            for (target, hash) in &claimed {
+                rows::mark_failed(&app.db, photo.id, &target.name(), hash, &reason).await?;
+                metrics::counter!(VARIANT_MAKES, "variant" => target.name(), "outcome" => "failed").increment(1);
             }
             tracing::warn!(photo = %photo.id, error = %reason, "variants could not be made");
             outcome.failed = Some(reason);
             Ok(())
         }
         Err(e) => {
-            for (spec, hash) in &claimed {
-                rows::release(&app.db, photo.id, &spec.name, hash).await?;
+            for (target, hash) in &claimed {
+                rows::release(&app.db, photo.id, &target.name(), hash).await?;
             }
             Err(e)
         }
@@ -369,7 +430,7 @@ async fn render_and_store(
             stream.collect().await.map_err(|_| bucket.body_cut("GetObject"))?.into_bytes()
         }
     };
-    let specs: Vec<VariantSpec> = claimed.iter().map(|(s, _)| s.clone()).collect();
+    let targets: Vec<Target> = claimed.iter().map(|(t, _)| t.clone()).collect();
     let k = kind.limits();
     let limits = imaging::Limits {
         max_pixels: k.max_pixels,
@@ -377,7 +438,7 @@ async fn render_and_store(
         max_height: k.max_height,
         ..imaging::Limits::default()
     };
-    let rendered = app.run_blocking(move || render(&bytes, &specs, &limits, |_| ())).await;
+    let rendered = app.run_blocking(move || render(&bytes, &targets, &limits, |_| ())).await;
     match rendered {
         Ok(renditions) => store(app, photo, bucket, claimed, renditions).await,
         Err(e) => Ok(Err(e)),
@@ -393,7 +454,9 @@ async fn store(
     renditions: Vec<Rendition>,
 ) -> Result<Result<Vec<Made>, ImagingError>, VariantError> {
     let mut made = Vec::with_capacity(renditions.len());
-    for ((spec, hash), r) in claimed.iter().zip(renditions) {
+    for ((target, hash), r) in claimed.iter().zip(renditions) {
+        let spec = &target.spec;
+        // The extension tells the twins apart (`display-{hash}.webp`), as do their hashes.
         let key = variant_key(photo, &spec.name, hash, r.image_type);
         let headers = ServedHeaders {
             content_type: r.image_type.mime().to_owned(),
@@ -414,45 +477,59 @@ async fn store(
     Ok(Ok(made))
 }
 
-/// The variants of one image, decoded once: JPEG for opaque images, PNG where the source
-/// has alpha. `decoded` is called once the whole file has decoded, before the variants are
-/// made (verification needs to know no more). Synchronous; runs on the blocking pool.
+/// The renditions of one image, decoded once: JPEG for opaque images, PNG where the source
+/// has alpha, and lossy WebP for the twins. `decoded` is called once the whole file has
+/// decoded, before the renditions are made (verification needs to know no more).
+/// Synchronous; runs on the blocking pool.
 pub(crate) fn render(
     bytes: &[u8],
-    specs: &[VariantSpec],
+    targets: &[Target],
     limits: &imaging::Limits,
     decoded: impl FnOnce(Option<Vec<u8>>),
 ) -> Result<Vec<Rendition>, ImagingError> {
     // Baseline, not progressive: measured on the six camera photos at 320 and 1280 px,
     // progressive came out 5 to 16 % larger every time (see README, "Variants").
     let started = Instant::now();
-    let rendered = render_untimed(bytes, specs, limits, decoded);
+    let rendered = render_untimed(bytes, targets, limits, decoded);
     metrics::histogram!(RESIZE_DURATION).record(seconds(started));
     rendered
 }
 
 fn render_untimed(
     bytes: &[u8],
-    specs: &[VariantSpec],
+    targets: &[Target],
     limits: &imaging::Limits,
     decoded: impl FnOnce(Option<Vec<u8>>),
 ) -> Result<Vec<Rendition>, ImagingError> {
-    let recipe = |s: &VariantSpec| Recipe::fit(s.max_width, s.max_height).with_quality(s.quality);
-    let source = imaging::sniff(bytes)?;
-    if source == ImageType::Jpeg {
-        // JPEG has no alpha: no PNG candidate to weigh.
-        let recipes: Vec<Recipe> = specs.iter().map(recipe).collect();
-        return imaging::render_all_with_placeholder(bytes, &recipes, limits, decoded);
+    let jpeg = |s: &VariantSpec| Recipe::fit(s.max_width, s.max_height).with_quality(s.quality);
+    // JPEG has no alpha: no PNG candidate to weigh. For other sources, whether the pixels
+    // really use alpha is known only after decoding, so each main variant is made both ways
+    // in the same decode and the PNG kept only where it has an alpha channel (the engine
+    // drops an alpha channel that is opaque everywhere). Lossy WebP keeps alpha either way.
+    let weigh_alpha = imaging::sniff(bytes)? != ImageType::Jpeg;
+    let mut recipes = Vec::with_capacity(targets.len() * 2);
+    for t in targets {
+        match (t.webp, t.spec.webp_quality) {
+            (true, Some(q)) => recipes.push(jpeg(&t.spec).with_format(OutputFormat::LossyWebp).with_quality(q)),
+            (true, None) => {
+                return Err(ImagingError::InvalidRecipe(format!("{} has no WebP quality", t.spec.name)));
+            }
+            (false, _) if weigh_alpha => recipes.extend([jpeg(&t.spec).with_format(OutputFormat::Png), jpeg(&t.spec)]),
+            (false, _) => recipes.push(jpeg(&t.spec)),
+        }
     }
-    // Whether the pixels really use alpha is known only after decoding, so each variant is
-    // made both ways in the same decode and the PNG kept only where it has an alpha channel
-    // (the engine drops an alpha channel that is opaque everywhere).
-    let recipes: Vec<Recipe> =
-        specs.iter().flat_map(|s| [recipe(s).with_format(OutputFormat::Png), recipe(s)]).collect();
-    let mut both = imaging::render_all_with_placeholder(bytes, &recipes, limits, decoded)?.into_iter();
-    let mut out = Vec::with_capacity(specs.len());
-    while let (Some(png), Some(jpeg)) = (both.next(), both.next()) {
-        out.push(if png_has_alpha(&png.bytes) { png } else { jpeg });
+    let mut made = imaging::render_all_with_placeholder(bytes, &recipes, limits, decoded)?.into_iter();
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let next = if !t.webp && weigh_alpha {
+            match (made.next(), made.next()) {
+                (Some(png), Some(jpeg)) => Some(if png_has_alpha(&png.bytes) { png } else { jpeg }),
+                _ => None,
+            }
+        } else {
+            made.next()
+        };
+        out.push(next.ok_or_else(|| ImagingError::InvalidRecipe("a rendition was not produced".to_owned()))?);
     }
     Ok(out)
 }

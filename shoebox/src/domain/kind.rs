@@ -169,6 +169,8 @@ pub struct KeepRules {
 /// Changes whenever the engine would make different bytes from the same spec, so that
 /// changing it makes new objects instead of serving stale ones forever (they are immutable).
 const RECIPE_REVISION: &str = "shoebox-variant-1: upright, sRGB, no metadata, JPEG unless alpha then PNG";
+/// The same for the WebP twins.
+const WEBP_REVISION: &str = "shoebox-variant-webp-1: upright, sRGB, no metadata, lossy WebP (libwebp, method 4)";
 
 /// A named rendition a kind makes of each photo: fits within a box, never upscaled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +183,11 @@ pub struct VariantSpec {
     pub max_height: u32,
     /// JPEG quality, 1 to 100 (PNG variants are lossless).
     pub quality: u8,
+    /// The quality of its lossy WebP twin (`{name}.webp`), 1 to 100, which pages offer to
+    /// browsers that accept WebP; `None` (the default) makes JPEG (or PNG) only. Off by
+    /// default because, measured at one fixed setting on the camera photos, WebP did not meet
+    /// its targets against our JPEGs (`scripts/bench-formats`, figures in BENCHMARKS.md).
+    pub webp_quality: Option<u8>,
 }
 
 impl VariantSpec {
@@ -205,7 +212,15 @@ impl VariantSpec {
         if !(1..=100).contains(&quality) {
             return bad("quality must be between 1 and 100");
         }
-        Ok(Self { name: name.to_owned(), max_width, max_height, quality })
+        Ok(Self { name: name.to_owned(), max_width, max_height, quality, webp_quality: None })
+    }
+
+    /// The same spec with a WebP twin at this quality, or none (JPEG or PNG only).
+    pub fn with_webp(self, webp_quality: Option<u8>) -> Result<Self, KindError> {
+        if webp_quality.is_some_and(|q| !(1..=100).contains(&q)) {
+            return Err(KindError::BadVariant(format!("{:?}: the WebP quality must be between 1 and 100", self.name)));
+        }
+        Ok(Self { webp_quality, ..self })
     }
 
     /// A short hash of everything that decides this variant's bytes (its box, its quality and
@@ -217,13 +232,23 @@ impl VariantSpec {
         hex::encode(&sha2::Sha256::digest(recipe.as_bytes())[..5])
     }
 
-    /// `thumb` fits 320 px and `display` 1280 px.
+    /// The hash of its WebP twin's recipe (see [`VariantSpec::recipe_hash`]); `None` when it
+    /// has none.
+    pub fn webp_recipe_hash(&self) -> Option<String> {
+        use sha2::Digest as _;
+        let q = self.webp_quality?;
+        let recipe = format!("{WEBP_REVISION}; fit {}x{}; quality {q}", self.max_width, self.max_height);
+        Some(hex::encode(&sha2::Sha256::digest(recipe.as_bytes())[..5]))
+    }
+
+    /// `thumb` fits 320 px and `display` 1280 px, JPEG (or PNG) only.
     pub fn defaults() -> Vec<VariantSpec> {
         let fit = |name: &str, side| VariantSpec {
             name: name.to_owned(),
             max_width: side,
             max_height: side,
             quality: Self::DEFAULT_QUALITY,
+            webp_quality: None,
         };
         vec![fit("thumb", 320), fit("display", 1280)]
     }
@@ -473,7 +498,7 @@ fn check(kind: &dyn Kind) -> Result<(), KindError> {
     }
     let variants = kind.variants();
     for (i, v) in variants.iter().enumerate() {
-        VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?;
+        VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?.with_webp(v.webp_quality)?;
         if variants[..i].iter().any(|w| w.name == v.name) {
             return Err(KindError::DuplicateVariant { kind: name.to_owned(), variant: v.name.clone() });
         }

@@ -65,6 +65,10 @@ async fn index<S: Host>(State(state): State<S>, MaybeViewer(viewer): MaybeViewer
                     variants::src(app, p, "thumb", &made),
                     variants::src(app, p, "display", &made)
                 ),
+                webp_srcset: variants::webp_src(app, p, "thumb", &made).map(|thumb| {
+                    let display = variants::webp_src(app, p, "display", &made);
+                    display.map_or_else(|| thumb.clone(), |d| format!("{thumb} 1x, {d} 2x"))
+                }),
                 alt: p.filename.clone().unwrap_or_else(|| k.label().to_owned()),
                 state: p.state.as_str().to_owned(),
                 width: p.width.unwrap_or(0),
@@ -159,6 +163,7 @@ async fn photo_page<S: Host>(
         kind_label: kind.label().to_owned(),
         state: photo.state.as_str().replace('_', " "),
         src: app.original_url(&photo).map(|_| app.url(&format!("/photos/{}/display", photo.id))),
+        webp_src: app.original_url(&photo).and_then(|_| variants::webp_src(app, &photo, "display", &[])),
         original: app.original_url(&photo),
         width: photo.width.unwrap_or(0),
         height: photo.height.unwrap_or(0),

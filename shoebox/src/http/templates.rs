@@ -103,6 +103,9 @@ pub(crate) struct PhotoCard {
     pub src: String,
     /// The same photo at its other widths, for high-density screens.
     pub srcset: String,
+    /// The same `srcset` in WebP, for a `<source>` that browsers which accept it choose; the
+    /// `<img>` keeps the JPEG for those that do not.
+    pub webp_srcset: Option<String>,
     pub alt: String,
     pub state: String,
     /// The verified size, upright: `<img width height>` give the tile its aspect ratio before
@@ -145,6 +148,8 @@ pub(crate) struct PhotoPage {
     pub state: String,
     /// The `display` variant.
     pub src: Option<String>,
+    /// Its WebP twin, when the kind makes one.
+    pub webp_src: Option<String>,
     /// The full-size original.
     pub original: Option<String>,
     /// The verified size, upright (0 when unknown): the image's `width` and `height`, so the

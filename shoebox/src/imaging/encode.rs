@@ -19,7 +19,7 @@ pub(crate) fn max_side(format: OutputFormat) -> u32 {
     match format {
         OutputFormat::Jpeg => u32::from(u16::MAX),
         OutputFormat::Png => i32::MAX.unsigned_abs(),
-        OutputFormat::Webp => 16_383,
+        OutputFormat::Webp | OutputFormat::LossyWebp => 16_383,
     }
 }
 
@@ -39,6 +39,48 @@ pub(crate) fn encode(pixels: &Pixels, recipe: &Recipe, icc_profile: Option<&[u8]
             let mut out = Vec::new();
             write_image(WebPEncoder::new_lossless(&mut out), pixels, icc_profile).map_err(failed)?;
             Ok(out)
+        }
+        OutputFormat::LossyWebp => encode_lossy_webp(pixels, recipe.quality, icc_profile).map_err(failed),
+    }
+}
+
+/// How hard libwebp works (0 fastest to 6 smallest). 4 is libwebp's own default and what
+/// scripts/bench-formats measured the qualities with.
+const WEBP_METHOD: i32 = 4;
+
+/// Lossy WebP through libwebp, which takes RGB or RGBA only: grey is widened first.
+fn encode_lossy_webp(pixels: &Pixels, quality: u8, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let widened;
+    let (data, has_alpha) = match pixels.layout {
+        Layout::Rgb => (&pixels.data, false),
+        Layout::Rgba => (&pixels.data, true),
+        Layout::Gray => {
+            widened = pixels.data.iter().flat_map(|&g| [g, g, g]).collect::<Vec<u8>>();
+            (&widened, false)
+        }
+        Layout::GrayAlpha => {
+            widened = pixels.data.chunks_exact(2).flat_map(|ga| [ga[0], ga[0], ga[0], ga[1]]).collect::<Vec<u8>>();
+            (&widened, true)
+        }
+    };
+    let encoder = if has_alpha {
+        webp::Encoder::from_rgba(data, pixels.width, pixels.height)
+    } else {
+        webp::Encoder::from_rgb(data, pixels.width, pixels.height)
+    };
+    let mut config = webp::WebPConfig::new().map_err(|()| "libwebp refused its own default settings".to_owned())?;
+    config.quality = f32::from(quality);
+    config.method = WEBP_METHOD;
+    let encoded = encoder.encode_advanced(&config).map_err(|e| format!("libwebp: {e:?}"))?;
+    let bytes = encoded.to_vec();
+    match icc_profile {
+        None => Ok(bytes),
+        // libwebp's simple API writes no ICC chunk; the container takes one afterwards.
+        Some(icc) => {
+            use img_parts::ImageICC as _;
+            let mut riff = img_parts::webp::WebP::from_bytes(bytes.into()).map_err(|e| e.to_string())?;
+            riff.set_icc_profile(Some(icc.to_vec().into()));
+            Ok(Vec::from(riff.encoder().bytes()))
         }
     }
 }
@@ -110,9 +152,32 @@ mod tests {
     }
 
     #[test]
+    fn lossy_webp_is_a_riff_webp_file_with_vp8_data() {
+        let pixels = Pixels::new(16, 8, Layout::Rgb, [200u8, 40, 90].repeat(16 * 8));
+        let recipe = Recipe::fit(16, 8).with_format(OutputFormat::LossyWebp).with_quality(75);
+        let webp = encode(&pixels, &recipe, None).expect("encode");
+        assert_eq!(&webp[..4], b"RIFF");
+        assert_eq!(&webp[8..12], b"WEBP");
+        assert!(webp.windows(4).any(|w| w == b"VP8 "), "lossy, not VP8L");
+        let decoded = image::load_from_memory(&webp).expect("decode").to_rgb8();
+        assert_eq!(decoded.dimensions(), (16, 8));
+        let px = decoded.get_pixel(8, 4).0;
+        assert!(px.iter().zip([200u8, 40, 90]).all(|(a, b)| a.abs_diff(b) < 8), "{px:?}");
+    }
+
+    #[test]
+    fn lossy_webp_can_carry_an_unconverted_icc_profile() {
+        let pixels = Pixels::new(4, 4, Layout::Rgb, vec![90; 4 * 4 * 3]);
+        let recipe = Recipe::fit(4, 4).with_format(OutputFormat::LossyWebp);
+        let webp = encode(&pixels, &recipe, Some(b"not really a profile")).expect("encode");
+        assert!(webp.windows(4).any(|w| w == b"ICCP"));
+        assert!(image::load_from_memory(&webp).is_ok());
+    }
+
+    #[test]
     fn png_and_webp_keep_grey_and_alpha_layouts() {
         let pixels = Pixels::new(2, 2, Layout::GrayAlpha, vec![10, 0, 20, 255, 30, 128, 40, 255]);
-        for format in [OutputFormat::Png, OutputFormat::Webp] {
+        for format in [OutputFormat::Png, OutputFormat::Webp, OutputFormat::LossyWebp] {
             let bytes = encode(&pixels, &Recipe::fit(2, 2).with_format(format), None).expect("encode");
             let decoded = image::load_from_memory(&bytes).expect("decode");
             assert!(decoded.color().has_alpha(), "{format:?}");

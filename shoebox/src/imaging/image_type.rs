@@ -118,6 +118,9 @@ pub enum OutputFormat {
     /// WebP, keeps alpha. Lossless: the pure-Rust encoder has no lossy mode, so quality is
     /// ignored and files are larger than a lossy WebP would be.
     Webp,
+    /// Lossy WebP (libwebp) at the recipe's quality, keeps alpha: the variants' second format,
+    /// for browsers that accept it (see `scripts/bench-formats` for what it saves).
+    LossyWebp,
 }
 
 impl OutputFormat {
@@ -126,7 +129,7 @@ impl OutputFormat {
         match self {
             OutputFormat::Jpeg => ImageType::Jpeg,
             OutputFormat::Png => ImageType::Png,
-            OutputFormat::Webp => ImageType::Webp,
+            OutputFormat::Webp | OutputFormat::LossyWebp => ImageType::Webp,
         }
     }
 

@@ -17,7 +17,8 @@
 //! 4. Resize (`resize`): Lanczos3 with SIMD, on premultiplied alpha.
 //! 5. Colour (`colour`): an ICC profile is converted to sRGB.
 //! 6. Orientation (`orient`): applied to the small image, so the output is upright.
-//! 7. Encode (`encode`): JPEG (quality 82 by default), PNG or WebP, with no metadata.
+//! 7. Encode (`encode`): JPEG (quality 82 by default), PNG, or WebP (lossless, or lossy
+//!    through libwebp), with no metadata.
 //!
 //! Alpha: kept by PNG and WebP; composited on white for JPEG (see `pixels`).
 
@@ -244,12 +245,27 @@ fn decode_and_render(
         return Ok(Vec::new());
     };
     let mut variants = Vec::with_capacity(jobs.len());
-    for &(recipe, (w, h)) in others {
-        let small = resize::resize(&source, w, h)?;
+    // Renditions of the same size in a row (a variant and its WebP twin) share one resize.
+    let mut shared: Option<Pixels> = None;
+    for (i, &(recipe, (w, h))) in others.iter().enumerate() {
+        let small = match shared.take() {
+            Some(p) if (p.width, p.height) == (w, h) => p,
+            _ => resize::resize(&source, w, h)?,
+        };
+        let next = jobs.get(i + 1).map(|&(_, size)| size);
+        if next == Some((small.width, small.height)) {
+            shared = Some(small.clone());
+        }
         variants.push(finish(small, recipe, &colour, info)?);
     }
     // The last rendition takes the decoded image, so it is freed before encoding.
-    let small = resize::resize_owned(source, last_w, last_h)?;
+    let small = match shared {
+        Some(p) => {
+            drop(source);
+            p
+        }
+        None => resize::resize_owned(source, last_w, last_h)?,
+    };
     variants.push(finish(small, last, &colour, info)?);
     Ok(variants)
 }
