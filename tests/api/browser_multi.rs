@@ -214,7 +214,7 @@ async fn five_photos_dropped_at_once_go_three_at_a_time_and_the_hostile_one_is_r
     assert_eq!(save.text().await.expect("text"), "Save 4 photos");
     save.click().await.expect("click");
     let shown = wait_for(30, "the four photos on the home page", || async {
-        let imgs = c.find_all(Locator::Css("section[data-kind=id_document] img")).await.ok()?;
+        let imgs = c.find_all(Locator::Css("section[data-kind=id_document] img.thumb")).await.ok()?;
         (imgs.len() == 4).then_some(imgs)
     })
     .await;

@@ -222,7 +222,7 @@ async fn a_plain_http_client_gets_jpeg_pictures_from_the_pages() {
     let home = user.get("/").await.text().await.expect("home");
     let source = attr_after(&home, "<source type=\"image/webp\"", "srcset").expect("a WebP <source> on the grid");
     assert!(source.contains("/thumb-") && source.contains(".webp 1x") && source.contains(".webp 2x"), "{source}");
-    let img = attr_after(&home, "<img src=", "src").expect("an <img> on the grid");
+    let img = attr_after(&home, "<img class=\"thumb\"", "src").expect("an <img> on the grid");
     assert!(img.contains("/thumb-") && img.ends_with(".jpg"), "the fallback src is the JPEG: {img}");
     let got = app.new_browser().get(&img).send().await.expect("GET the img src");
     assert_eq!(got.headers()[CONTENT_TYPE], "image/jpeg");
