@@ -6,6 +6,7 @@
 //! bucket and key, in the response's extensions, which s3s hands through to the HTTP response.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use http::HeaderValue;
 use s3s::dto::*;
@@ -30,11 +31,13 @@ pub(super) struct Store {
     fs: FileSystem,
     /// The folder s3s-fs keeps the buckets (one folder each) and its sidecar files in.
     root: PathBuf,
+    /// Large folders' sorted entries, between listing pages.
+    dirs: Arc<folder::DirCache>,
 }
 
 impl Store {
     pub(super) fn new(fs: FileSystem, root: PathBuf) -> Self {
-        Self { fs, root }
+        Self { fs, root, dirs: Arc::default() }
     }
 
     /// `DeleteObject`, then the sidecars and emptied folders s3s-fs leaves behind.
@@ -69,7 +72,8 @@ impl Store {
             (t, s) => t.or(s).unwrap_or_default().to_owned(),
         };
         let max = usize::try_from(max_keys).unwrap_or(0);
-        let walked = tokio::task::spawn_blocking(move || folder::list(&dir, &prefix, &after, max)).await;
+        let dirs = self.dirs.clone();
+        let walked = tokio::task::spawn_blocking(move || folder::list(&dirs, &dir, &prefix, &after, max)).await;
         let (found, more) = match walked {
             Ok(Ok(page)) => page,
             Ok(Err(e)) => return Err(s3s::s3_error!(e, InternalError, "listing the bucket's folder")),
