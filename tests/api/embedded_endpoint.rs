@@ -1,6 +1,7 @@
 //! The embedded S3 endpoint where clients notice it differs from S3: the answer to a form
 //! upload (status, `ETag`, `Location`, S3's XML), the CORS headers a browser script needs to
-//! read them, and bodies too large to be an upload, refused before they are read.
+//! read them, and bodies too large to be an upload, refused before they are read; and where it
+//! must not differ from day one after months of use: deleted objects leave nothing on disk.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -374,4 +375,58 @@ async fn a_signed_upload_of_the_largest_allowed_size_still_works() {
             .await;
     assert_eq!(res.status, 400, "{}", res.body);
     assert!(!app.object_exists("public", &key).await);
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.push(path.strip_prefix(dir).expect("under").display().to_string());
+            }
+        }
+    }
+    files
+}
+
+/// Deleting an object removes everything written for it: photos uploaded (their uploads,
+/// originals and variants, with s3s-fs's metadata files beside them) and deleted again, one
+/// through Shoebox's API and one object by S3's own calls, leave no file and no folder of
+/// theirs behind, so the folder does not grow with every photo ever uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_every_object_leaves_nothing_of_it_on_disk() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let ann = app.sign_up("ann@example.com").await;
+    let root = app.s3_path("", "");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let p = ann.upload("avatar", photo("orientation/Portrait_1.jpg"), "image/jpeg").await;
+        let id = p["id"].as_str().expect("id").to_owned();
+        crate::variants::wait_for_variants(&app, &id).await;
+        ids.push(id);
+    }
+    let body = aws_sdk_s3::primitives::ByteStream::from_static(b"with metadata");
+    let put = app.s3().put_object().bucket(PUBLIC).key("photos/other/a.jpg").content_type("image/jpeg");
+    put.metadata("owner", "ann").body(body).send().await.expect("put");
+    let written = files_under(&root);
+    assert!(written.iter().any(|f| f.contains(".metadata.json")), "s3s-fs writes sidecars: {written:?}");
+    assert!(written.len() >= 3 * 3 + 1, "uploads, originals and variants: {written:?}");
+
+    for id in &ids {
+        let res = ann.client.delete(ann.url(&format!("/api/photos/{id}"))).header("x-csrf-token", &ann.csrf);
+        assert_eq!(res.send().await.expect("delete").status(), StatusCode::NO_CONTENT);
+    }
+    app.s3().delete_object().bucket(PUBLIC).key("photos/other/a.jpg").send().await.expect("delete");
+    assert_eq!(files_under(&root), Vec::<String>::new(), "nothing of the deleted objects is left");
+    let mut folders: Vec<String> = std::fs::read_dir(root.join(PUBLIC))
+        .expect("bucket folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert!(folders.is_empty(), "emptied folders are removed, the bucket's own stays: {folders:?}");
 }

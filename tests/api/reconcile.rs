@@ -21,6 +21,7 @@ both_backends!(
     a_bucket_longer_than_one_listing_page_is_seen_whole,
     a_bucket_not_marked_owned_is_only_reported,
     an_object_only_a_tombstone_names_is_unknown,
+    missing_objects_are_found_by_merging_the_listing_with_the_table,
 );
 
 async fn reconcile_as_of(app: &TestApp, delete: bool, as_of: Millis) -> Summary {
@@ -134,6 +135,53 @@ async fn a_bucket_longer_than_one_listing_page_is_seen_whole(app: TestApp) {
     assert!(r.refused.is_some() && r.deleted == 0, "no rows at all: nothing may be deleted");
 }
 
+/// The table's side is read in key order and merged with the listing, with no request per
+/// photo: rows and objects over more than a page each, with keys that locales order apart from
+/// bytes (`-`, `.`, `_`, capitals), and objects missing at the start, in the middle, across
+/// the page boundary and after the last listed key. Every missing one is found, none is
+/// invented, and the only S3 requests are the listing's pages.
+async fn missing_objects_are_found_by_merging_the_listing_with_the_table(app: TestApp) {
+    const ROWS: usize = 1203;
+    let bucket = "private";
+    let long_ago = now_millis() - TWO_DAYS;
+    let token = |i: usize| format!("t{}{i:05}", ["-", ".", "_", "A", "a", "~"][i % 6]);
+    let key = |i: usize| format!("photos/{}/original.jpg", token(i));
+    for i in 0..ROWS {
+        app.execute(
+            "insert into shoebox_photos (photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, \
+             image_type, max_bytes, form_expires_at, created_at, verified_at) values ($1, 'avatar', $2, 'u_merge', \
+             'ready', $3, $4, 'image/jpeg', 1, $5, $5, $5)",
+            &[
+                Arg::S(format!("p_merge{i}")),
+                Arg::S(bucket.into()),
+                Arg::S(format!("incoming/{}", token(i))),
+                Arg::S(key(i)),
+                Arg::I(long_ago),
+            ],
+        )
+        .await;
+    }
+    let mut by_key: Vec<usize> = (0..ROWS).collect();
+    by_key.sort_by_key(|i| key(*i));
+    // Positions in key order: the first two, around the 1000-key page boundary, the middle
+    // and the last two (after the last object listed).
+    let lost: Vec<usize> = [0, 1, 500, 997, 998, 999, 1000, ROWS - 2, ROWS - 1].iter().map(|p| by_key[*p]).collect();
+    let present: Vec<String> = (0..ROWS).filter(|i| !lost.contains(i)).map(key).collect();
+    futures_util::stream::iter(&present).for_each_concurrent(16, |k| put_stray(&app, bucket, k)).await;
+
+    let s = reconcile_as_of(&app, false, now_millis()).await;
+    let r = report(&s, bucket);
+    assert_eq!((r.objects, r.unknown, s.errors), (present.len() as u64, 0, 0), "{s:?}");
+    let mut found = r.missing_keys.clone();
+    found.sort();
+    let mut want: Vec<String> = lost.iter().map(|i| format!("p_merge{i}: {}", key(*i))).collect();
+    want.sort();
+    assert_eq!((r.missing, found), (lost.len() as u64, want), "{r:?}");
+    // A listing page per 1000 objects of each bucket (the empty public one takes one too).
+    let pages: u64 = s.buckets.iter().map(|b| b.objects.div_ceil(1000).max(1)).sum();
+    assert_eq!((pages, s.s3_requests), (3, 3), "nothing per photo: {s:?}");
+}
+
 async fn a_bucket_not_marked_owned_is_only_reported(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     for _ in 0..3 {
@@ -205,52 +253,4 @@ fn the_command_prints_json_and_names_a_flag_it_does_not_know() {
     let out = shoebox_reconcile(dir.path(), &["--dry-run"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run"), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Not a test: `scripts/bench-reconcile` runs it to print how long a report takes over a
-/// seeded bucket (live rows with their originals, plus strays). It asserts only that the
-/// report saw what was seeded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark: run by scripts/bench-reconcile"]
-async fn bench_reconcile_report() {
-    let photos: usize = std::env::var("SHOEBOX_BENCH_PHOTOS").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
-    let strays = photos / 10;
-    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
-    let now = now_millis();
-    let seed = std::time::Instant::now();
-    for i in 0..photos {
-        app.execute(
-            "insert into shoebox_photos (photo_id, kind, bucket, uploader_id, state, incoming_key, object_key, \
-             image_type, max_bytes, form_expires_at, created_at) values ($1, 'avatar', $2, 'u_bench', 'ready', $3, $4, \
-             'image/jpeg', 1, $5, $5)",
-            &[
-                Arg::S(format!("p_bench{i}")),
-                Arg::S(AVATARS.into()),
-                Arg::S(format!("incoming/b{i}")),
-                Arg::S(format!("photos/b{i}/original.jpg")),
-                Arg::I(now),
-            ],
-        )
-        .await;
-    }
-    let keys: Vec<String> = (0..photos)
-        .map(|i| format!("photos/b{i}/original.jpg"))
-        .chain((0..strays).map(|i| format!("photos/stray{i}/original.jpg")))
-        .collect();
-    futures_util::stream::iter(&keys).for_each_concurrent(16, |k| put_stray(&app, AVATARS, k)).await;
-    eprintln!("seeded {photos} rows and {} objects in {:.1} s", keys.len(), seed.elapsed().as_secs_f64());
-
-    let started = std::time::Instant::now();
-    let s = reconcile_as_of(&app, false, now_millis()).await;
-    let secs = started.elapsed().as_secs_f64();
-    let r = report(&s, AVATARS);
-    assert_eq!((r.objects, r.unknown, r.missing), (keys.len() as u64, strays as u64, 0), "{s:?}");
-    // On stderr, as the seeding line: the crate keeps stdout for commands' output.
-    eprintln!(
-        "reconcile report (Postgres, embedded S3, debug build): {} objects, {photos} live rows: {secs:.2} s, \
-         {:.0} objects/s, {} S3 requests",
-        r.objects,
-        r.objects as f64 / secs,
-        s.s3_requests
-    );
 }

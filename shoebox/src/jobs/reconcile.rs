@@ -2,6 +2,11 @@
 //! live row knows, and live rows whose objects are missing — and, when asked, delete the
 //! unknown objects.
 //!
+//! Both directions come from listing the bucket, never from a request per photo: the listing
+//! and the objects the table expects are both read in key order, a page at a time, and merged,
+//! so the requests are one per 1000 objects and the memory one page of each, however large the
+//! bucket and the table.
+//!
 //! Deleting is guarded three ways, because a development database pointed at a production
 //! bucket would see every object as unknown: only buckets the configuration marks `owned`,
 //! only objects older than the grace period (an upload in flight, or an original being
@@ -15,6 +20,7 @@ use serde::Serialize;
 
 use super::note_error;
 use crate::app::Shoebox;
+use crate::db::reconcile::ExpectedObject;
 use crate::db::{DbError, reconcile as rows};
 use crate::domain::Millis;
 use crate::domain::photo::{INCOMING_PREFIX, SERVED_PREFIX, incoming_key};
@@ -133,7 +139,6 @@ async fn run(app: &Shoebox, opts: &Options) -> Result<Summary, DbError> {
     for bucket in app.storage.buckets() {
         let mut r = BucketReport { bucket: bucket.name().to_owned(), owned: bucket.owned(), ..Default::default() };
         if listed_completely(app, bucket, &mut r, &mut s).await? {
-            missing_objects(app, bucket, &mut r, &mut s).await?;
             if opts.delete {
                 match refusal(app, bucket, &r).await? {
                     Some(why) => r.refused = Some(why),
@@ -161,18 +166,33 @@ async fn next_page(bucket: &Bucket, token: Option<String>, s: &mut Summary) -> O
     }
 }
 
-/// First pass: list the whole bucket, page by page, counting what no row knows. False when
-/// the listing failed part way (already noted), so nothing is decided on half a bucket.
+/// First pass: list the whole bucket, page by page, counting what no row knows, and merge the
+/// listing with the objects live rows expect (both in key order) to find the ones missing: one
+/// request per 1000 objects, however many rows, and one page of each side in memory. False
+/// when the listing failed part way (already noted), so nothing is decided on half a bucket.
 async fn listed_completely(
     app: &Shoebox,
     bucket: &Bucket,
     r: &mut BucketReport,
     s: &mut Summary,
 ) -> Result<bool, DbError> {
+    let started = app.now();
+    let mut expected = Expected::new(app, bucket.name());
     let mut token = None;
     loop {
         let Some(page) = next_page(bucket, token, s).await else { return Ok(false) };
         r.objects += page.objects.len() as u64;
+        for o in &page.objects {
+            // A bucket that lost many objects has many expected keys between two listed ones:
+            // they are decided a page at a time, so memory stays one page whatever was lost.
+            loop {
+                let (absent, reached) = expected.take_until(&o.key).await?;
+                missing(bucket, absent, started, r, s).await;
+                if reached {
+                    break;
+                }
+            }
+        }
         for o in unknown_of(app, bucket, page.objects).await? {
             r.unknown += 1;
             r.unknown_bytes += o.size;
@@ -182,33 +202,104 @@ async fn listed_completely(
         }
         token = page.next;
         if token.is_none() {
+            break;
+        }
+    }
+    // Whatever the table still expects is after the last key listed: not in the bucket.
+    loop {
+        let rest = expected.take_page().await?;
+        if rest.is_empty() {
             return Ok(true);
+        }
+        missing(bucket, rest, started, r, s).await;
+    }
+}
+
+/// A listing that started at `started` may have passed an object's key before the object was
+/// written; objects recorded this long before the listing started were there when it passed.
+const LISTING_SLACK: Millis = 60_000;
+
+/// Count as missing the expected objects the listing did not show. One recorded too recently
+/// for the listing to be sure of is asked for on its own (a HEAD), so an upload completed
+/// during the run is not reported lost: rare, so the requests stay a constant.
+async fn missing(bucket: &Bucket, absent: Vec<ExpectedObject>, started: Millis, r: &mut BucketReport, s: &mut Summary) {
+    for e in absent {
+        if e.since >= started.saturating_sub(LISTING_SLACK) {
+            s.s3_requests += 1;
+            match bucket.head(&e.key).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(err) => {
+                    note_error(&mut s.errors, &mut s.error_messages, format!("checking {}: {err}", e.key));
+                    continue;
+                }
+            }
+        }
+        tracing::warn!(photo_id = %e.photo_id, key = %e.key, bucket = bucket.name(), "object missing");
+        r.missing += 1;
+        if r.missing_keys.len() < SAMPLES {
+            r.missing_keys.push(format!("{}: {}", e.photo_id, e.key));
         }
     }
 }
 
-/// The other direction: every object live rows expect, asked for one by one (a HEAD each),
-/// in pages of rows so the table can be any size.
-async fn missing_objects(app: &Shoebox, bucket: &Bucket, r: &mut BucketReport, s: &mut Summary) -> Result<(), DbError> {
-    let mut after = String::new();
-    loop {
-        let page = rows::expected_page(&app.db, bucket.name(), &after, 500).await?;
-        let Some((_, last)) = page.last() else { return Ok(()) };
-        after = last.clone();
-        for (photo_id, key) in page {
-            s.s3_requests += 1;
-            match bucket.head(&key).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    tracing::warn!(photo_id = %photo_id, key = %key, bucket = bucket.name(), "object missing");
-                    r.missing += 1;
-                    if r.missing_keys.len() < SAMPLES {
-                        r.missing_keys.push(format!("{photo_id}: {key}"));
-                    }
+/// Rows read per query when walking the objects the table expects.
+const EXPECTED_PAGE: i64 = 1000;
+
+/// The objects live rows of one bucket expect, read in key order a page at a time.
+struct Expected<'a> {
+    app: &'a Shoebox,
+    bucket: &'a str,
+    page: std::collections::VecDeque<ExpectedObject>,
+    /// The last key read from the table: the next page starts after it.
+    after: String,
+    exhausted: bool,
+}
+
+impl<'a> Expected<'a> {
+    fn new(app: &'a Shoebox, bucket: &'a str) -> Self {
+        Self { app, bucket, page: Default::default(), after: String::new(), exhausted: false }
+    }
+
+    /// Read the next page from the table when the one in hand is used up.
+    async fn fill(&mut self) -> Result<(), DbError> {
+        if self.page.is_empty() && !self.exhausted {
+            let page = rows::expected_page(&self.app.db, self.bucket, &self.after, EXPECTED_PAGE).await?;
+            self.exhausted = page.len() < EXPECTED_PAGE as usize;
+            if let Some(last) = page.last() {
+                self.after = last.key.clone();
+            }
+            self.page.extend(page);
+        }
+        Ok(())
+    }
+
+    /// Given the next listed key: the expected objects before it (the listing went past them,
+    /// so they are not in the bucket), at most a page of them, and whether that reached the
+    /// listed key (false: call again for the next page of them). The one equal to the listed
+    /// key, if any, is consumed as present.
+    async fn take_until(&mut self, listed: &str) -> Result<(Vec<ExpectedObject>, bool), DbError> {
+        let mut absent = Vec::new();
+        loop {
+            if absent.len() >= EXPECTED_PAGE as usize {
+                return Ok((absent, false));
+            }
+            self.fill().await?;
+            match self.page.front() {
+                Some(e) if e.key.as_str() < listed => absent.extend(self.page.pop_front()),
+                Some(e) if e.key == listed => {
+                    self.page.pop_front();
+                    return Ok((absent, true));
                 }
-                Err(e) => note_error(&mut s.errors, &mut s.error_messages, format!("checking {key}: {e}")),
+                _ => return Ok((absent, true)),
             }
         }
+    }
+
+    /// Everything left of the current page (or the next one); empty at the end.
+    async fn take_page(&mut self) -> Result<Vec<ExpectedObject>, DbError> {
+        self.fill().await?;
+        Ok(self.page.drain(..).collect())
     }
 }
 

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 mod front;
+mod folder;
 mod store;
 
 pub use self::front::FORM_ALLOWANCE;
@@ -126,7 +127,7 @@ pub async fn start(
     };
     let fs = s3s_fs::FileSystem::new(root)
         .map_err(|e| anyhow::anyhow!("opening the embedded S3 folder {}: {e:?}", root.display()))?;
-    let mut builder = S3ServiceBuilder::new(Store::new(fs));
+    let mut builder = S3ServiceBuilder::new(Store::new(fs, root.to_path_buf()));
     builder.set_auth(SimpleAuth::from_single(credentials.access_key_id.clone(), credentials.secret_access_key.clone()));
     builder.set_access(PublicRead {
         public_buckets: buckets.iter().filter(|b| b.access == BucketAccess::Public).map(|b| b.bucket.clone()).collect(),

@@ -5,10 +5,15 @@
 //! afterwards. Only the storage call sees the object's ETag; this wrapper records it, with the
 //! bucket and key, in the response's extensions, which s3s hands through to the HTTP response.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use http::HeaderValue;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
+
+use super::folder;
 
 /// What a successful form upload stored; read by the HTTP front to answer as S3 does.
 #[derive(Debug, Clone)]
@@ -19,15 +24,85 @@ pub(super) struct PostedObject {
     pub etag: HeaderValue,
 }
 
-/// s3s-fs with form uploads recorded and `DeleteObjects` answered key by key; every other
-/// operation is s3s-fs's own.
+/// s3s-fs with form uploads recorded, `DeleteObjects` answered key by key, deletions that leave
+/// nothing behind and listings in key order that read only what a page needs (see
+/// [`super::folder`]); every other operation is s3s-fs's own.
 pub(super) struct Store {
     fs: FileSystem,
+    /// The folder s3s-fs keeps the buckets (one folder each) and its sidecar files in.
+    root: PathBuf,
+    /// Large folders' sorted entries, between listing pages.
+    dirs: Arc<folder::DirCache>,
 }
 
 impl Store {
-    pub(super) fn new(fs: FileSystem) -> Self {
-        Self { fs }
+    pub(super) fn new(fs: FileSystem, root: PathBuf) -> Self {
+        Self { fs, root, dirs: Arc::default() }
+    }
+
+    /// `DeleteObject`, then the sidecars and emptied folders s3s-fs leaves behind.
+    async fn delete(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let out = self.fs.delete_object(req).await?;
+        let root = self.root.clone();
+        let forgotten = tokio::task::spawn_blocking(move || folder::forget(&root, &bucket, &key)).await;
+        match forgotten {
+            Ok(Ok(())) => Ok(out),
+            Ok(Err(e)) => Err(s3s::s3_error!(e, InternalError, "removing what the object left behind")),
+            Err(e) => Err(s3s::s3_error!(InternalError, "removing what the object left behind: {e}")),
+        }
+    }
+
+    /// `ListObjectsV2` without a delimiter (what Shoebox's jobs ask for), from a walk of the
+    /// bucket's folder in key order; with one, s3s-fs's own.
+    async fn list(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        if req.input.delimiter.is_some() {
+            return self.fs.list_objects_v2(req).await;
+        }
+        let input = req.input;
+        let dir = self.root.join(&input.bucket);
+        if input.bucket.contains(['/', '\\']) || input.bucket.starts_with('.') || !dir.is_dir() {
+            return Err(s3s::s3_error!(NoSuchBucket));
+        }
+        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        // The token is the last key of the page before, as s3s-fs's is.
+        let after = match (input.continuation_token.as_deref(), input.start_after.as_deref()) {
+            (Some(t), Some(s)) => t.max(s).to_owned(),
+            (t, s) => t.or(s).unwrap_or_default().to_owned(),
+        };
+        let max = usize::try_from(max_keys).unwrap_or(0);
+        let dirs = self.dirs.clone();
+        let walked = tokio::task::spawn_blocking(move || folder::list(&dirs, &dir, &prefix, &after, max)).await;
+        let (found, more) = match walked {
+            Ok(Ok(page)) => page,
+            Ok(Err(e)) => return Err(s3s::s3_error!(e, InternalError, "listing the bucket's folder")),
+            Err(e) => return Err(s3s::s3_error!(InternalError, "listing the bucket's folder: {e}")),
+        };
+        let next = if more { found.last().map(|f| f.key.clone()) } else { None };
+        let key_count = i32::try_from(found.len()).unwrap_or(i32::MAX);
+        let contents: Vec<Object> = found
+            .into_iter()
+            .map(|f| Object {
+                key: Some(f.key),
+                size: Some(i64::try_from(f.size).unwrap_or(i64::MAX)),
+                last_modified: Some(Timestamp::from(f.modified)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListObjectsV2Output {
+            key_count: Some(key_count),
+            max_keys: Some(max_keys),
+            is_truncated: Some(more),
+            contents: (!contents.is_empty()).then_some(contents),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next,
+            encoding_type: input.encoding_type,
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            start_after: input.start_after,
+            ..Default::default()
+        }))
     }
 }
 
@@ -92,7 +167,7 @@ impl Store {
             service: req.service.clone(),
             trailing_headers: None,
         };
-        self.fs.delete_object(single).await.map(|_| ())
+        self.delete(single).await.map(|_| ())
     }
 }
 
@@ -111,6 +186,17 @@ macro_rules! store_impl {
                     self.fs.$op(req).await
                 }
             )*
+
+            async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+                self.delete(req).await
+            }
+
+            async fn list_objects_v2(
+                &self,
+                req: S3Request<ListObjectsV2Input>,
+            ) -> S3Result<S3Response<ListObjectsV2Output>> {
+                self.list(req).await
+            }
 
             async fn delete_objects(
                 &self,
@@ -136,14 +222,12 @@ store_impl! {
     create_bucket: CreateBucketInput => CreateBucketOutput,
     copy_object: CopyObjectInput => CopyObjectOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
-    delete_object: DeleteObjectInput => DeleteObjectOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
     get_object: GetObjectInput => GetObjectOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
     head_object: HeadObjectInput => HeadObjectOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
     list_objects: ListObjectsInput => ListObjectsOutput,
-    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
     put_object: PutObjectInput => PutObjectOutput,
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part: UploadPartInput => UploadPartOutput,
