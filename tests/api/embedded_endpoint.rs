@@ -415,7 +415,7 @@ async fn deleting_every_object_leaves_nothing_of_it_on_disk() {
     put.metadata("owner", "ann").body(body).send().await.expect("put");
     let written = files_under(&root);
     assert!(written.iter().any(|f| f.contains(".metadata.json")), "s3s-fs writes sidecars: {written:?}");
-    assert!(written.len() >= 3 * 3 + 1, "uploads, originals and variants: {written:?}");
+    assert!(written.len() > 3 * 3, "uploads, originals and variants: {written:?}");
 
     for id in &ids {
         let res = ann.client.delete(ann.url(&format!("/api/photos/{id}"))).header("x-csrf-token", &ann.csrf);
