@@ -92,7 +92,8 @@ pub struct KindSettings {
 }
 
 /// One variant of a kind, as written in the file: `{ name = "thumb", max_width = 320,
-/// max_height = 320, quality = 80 }`; `webp_quality = 86` adds a lossy WebP twin.
+/// max_height = 320, quality = 80 }`; `webp_quality = 86` adds a lossy WebP twin, and
+/// `avif_quality = 86` an AVIF twin made in the background.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSettings {
@@ -104,6 +105,9 @@ pub struct VariantSettings {
     /// The quality of its WebP twin; unset, it has none.
     #[serde(default)]
     pub webp_quality: Option<u8>,
+    /// The quality of its AVIF twin; unset, it has none.
+    #[serde(default)]
+    pub avif_quality: Option<u8>,
 }
 
 fn default_variant_quality() -> u8 {
@@ -476,7 +480,7 @@ pub fn configured_kinds(settings: &Settings) -> Result<Vec<Arc<dyn Kind>>, KindE
             if let Some(variants) = &k.variants {
                 let specs = variants
                     .iter()
-                    .map(|v| VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?.with_webp(v.webp_quality))
+                    .map(|v| VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?.with_webp(v.webp_quality)?.with_avif(v.avif_quality))
                     .collect::<Result<Vec<_>, _>>()?;
                 kind = kind.with_variants(specs)?;
             }
