@@ -523,7 +523,9 @@ fn check(kind: &dyn Kind) -> Result<(), KindError> {
     }
     let variants = kind.variants();
     for (i, v) in variants.iter().enumerate() {
-        VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?.with_webp(v.webp_quality)?.with_avif(v.avif_quality)?;
+        VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?
+            .with_webp(v.webp_quality)?
+            .with_avif(v.avif_quality)?;
         if variants[..i].iter().any(|w| w.name == v.name) {
             return Err(KindError::DuplicateVariant { kind: name.to_owned(), variant: v.name.clone() });
         }

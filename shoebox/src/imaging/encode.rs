@@ -59,7 +59,8 @@ fn encode_avif(pixels: &Pixels, quality: u8, icc_profile: Option<&[u8]>) -> Resu
         // twin fails and pages keep offering the WebP and JPEG, which carry it.
         return Err("AVIF twins cannot carry the ICC profile this image keeps".to_owned());
     }
-    let encoder = ravif::Encoder::new().with_quality(f32::from(quality)).with_speed(AVIF_SPEED).with_num_threads(Some(1));
+    let encoder =
+        ravif::Encoder::new().with_quality(f32::from(quality)).with_speed(AVIF_SPEED).with_num_threads(Some(1));
     let (w, h) = (pixels.width as usize, pixels.height as usize);
     let d = &pixels.data;
     let encoded = match pixels.layout {
