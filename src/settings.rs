@@ -92,7 +92,8 @@ pub struct KindSettings {
 }
 
 /// One variant of a kind, as written in the file: `{ name = "thumb", max_width = 320,
-/// max_height = 320, quality = 80 }`; `webp_quality = 86` adds a lossy WebP twin.
+/// max_height = 320, quality = 80 }`; `webp_quality = 86` adds a lossy WebP twin, and
+/// `avif_quality = 86` an AVIF twin made in the background.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSettings {
@@ -104,6 +105,9 @@ pub struct VariantSettings {
     /// The quality of its WebP twin; unset, it has none.
     #[serde(default)]
     pub webp_quality: Option<u8>,
+    /// The quality of its AVIF twin; unset, it has none.
+    #[serde(default)]
+    pub avif_quality: Option<u8>,
 }
 
 fn default_variant_quality() -> u8 {
@@ -476,7 +480,11 @@ pub fn configured_kinds(settings: &Settings) -> Result<Vec<Arc<dyn Kind>>, KindE
             if let Some(variants) = &k.variants {
                 let specs = variants
                     .iter()
-                    .map(|v| VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?.with_webp(v.webp_quality))
+                    .map(|v| {
+                        VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?
+                            .with_webp(v.webp_quality)?
+                            .with_avif(v.avif_quality)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 kind = kind.with_variants(specs)?;
             }
@@ -551,6 +559,12 @@ mod tests {
         assert_eq!(kinds[0].variants()[0].webp_quality, Some(86));
         let bad = twin.replace("86", "101");
         assert!(configured_kinds(&settings_with(&bad)).expect_err("101").to_string().contains("WebP quality"));
+        assert_eq!(kinds[0].variants()[0].avif_quality, None, "no AVIF unless asked");
+        let avif = twin.replace("webp_quality = 86", "avif_quality = 88");
+        let kinds = configured_kinds(&settings_with(&avif)).expect("kinds");
+        assert_eq!((kinds[0].variants()[0].webp_quality, kinds[0].variants()[0].avif_quality), (None, Some(88)));
+        let bad = avif.replace("88", "0");
+        assert!(configured_kinds(&settings_with(&bad)).expect_err("0").to_string().contains("AVIF quality"));
         let bad = "[[kinds]]\nname = \"x\"\nbucket = \"public\"\n\
                    [[kinds.variants]]\nname = \"original\"\nmax_width = 1\nmax_height = 1\n";
         assert!(configured_kinds(&settings_with(bad)).expect_err("original").to_string().contains("original"));

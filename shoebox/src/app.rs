@@ -67,6 +67,9 @@ pub struct Inner {
     /// Bounds image work on the blocking pool: it must not starve the pool or the dyno's two
     /// cores.
     blocking: Semaphore,
+    /// One background rendition (AVIF) at a time, so that the others' permits stay free for
+    /// the work requests wait on.
+    background: Semaphore,
     /// Bounds how many upload verifications hold a whole upload in memory at once.
     pub(crate) verifying: Semaphore,
     /// Variant objects this process has written.
@@ -332,6 +335,7 @@ impl ShoeboxBuilder {
             web,
             clock: self.clock,
             blocking: Semaphore::new(permits),
+            background: Semaphore::new(1),
             verifying: Semaphore::new(permits),
             variant_writes: AtomicU64::new(0),
             #[cfg(feature = "embedded-s3")]
@@ -426,6 +430,13 @@ impl Shoebox {
             Ok(v) => v,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+
+    /// Wait for this process's turn at background image work (see `variants::make_background`);
+    /// the turn lasts as long as the guard.
+    pub(crate) async fn background_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // Never closed, as `blocking`.
+        self.background.acquire().await.ok()
     }
 
     /// Set the gauges that are read rather than counted to their values now: the database

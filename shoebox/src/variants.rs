@@ -6,6 +6,11 @@
 //! by `Accept` and `Vary` (which CDNs honour unevenly). A twin is a rendition like any other:
 //! claimed, made, recorded and served on its own, from the same decode as its JPEG.
 //!
+//! A variant may also have an AVIF twin (`display.avif`), smaller again but seconds per photo
+//! to encode: it is never made while a request waits. Completion makes it in the background
+//! after the JPEG and WebP ([`make_background`]), one photo at a time across the process;
+//! `resize-all` makes those missing; until then its URL answers 404 and pages do not offer it.
+//!
 //! Each is made at most once per recipe and format: the `variants` row is written before the
 //! work starts (its uniqueness constraint is the claim), so two requests, dynos or resize-all
 //! runs wanting the same variant never both make it; the others wait briefly for it or use
@@ -44,6 +49,9 @@ pub enum VariantError {
     /// The photo's kind has no variant of this name. The client's fault.
     #[error("Photos of this kind have no size called {0:?}.")]
     NoSuchVariant(String),
+    /// A background twin (`display.avif`) that is not made yet: requests never make it.
+    #[error("This size is not made yet: {0:?}.")]
+    NotMadeYet(String),
     /// Finding the photo failed (see [`PhotoError::fault`]).
     #[error(transparent)]
     Photo(#[from] PhotoError),
@@ -60,7 +68,7 @@ impl VariantError {
     /// Whose fault this is.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::NoSuchVariant(_) => Fault::Client,
+            Self::NoSuchVariant(_) | Self::NotMadeYet(_) => Fault::Client,
             Self::Photo(e) => e.fault(),
             Self::Db(e) => e.fault(),
             Self::Storage(e) => e.fault(),
@@ -70,40 +78,73 @@ impl VariantError {
 
 /// The suffix that names a variant's WebP twin: `display.webp`.
 const WEBP_SUFFIX: &str = ".webp";
+/// The suffix that names a variant's AVIF twin: `display.avif`.
+const AVIF_SUFFIX: &str = ".avif";
 
-/// One rendition a kind makes of each photo: a variant in its main format (JPEG, or PNG
-/// where the source has alpha), or that variant's lossy WebP twin.
+/// The format of one rendition of a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Twin {
+    /// The variant itself: JPEG, or PNG where the source has alpha.
+    Main,
+    /// Its lossy WebP twin.
+    Webp,
+    /// Its AVIF twin, made in the background only.
+    Avif,
+}
+
+/// One rendition a kind makes of each photo: a variant in its main format, or one of its twins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     pub spec: VariantSpec,
-    /// The WebP twin, not the main format.
-    pub webp: bool,
+    pub twin: Twin,
 }
 
 impl Target {
-    /// Its name in URLs and its row: `display` or `display.webp`.
+    /// Its name in URLs and its row: `display`, `display.webp` or `display.avif`.
     pub fn name(&self) -> String {
-        if self.webp { format!("{}{WEBP_SUFFIX}", self.spec.name) } else { self.spec.name.clone() }
+        match self.twin {
+            Twin::Main => self.spec.name.clone(),
+            Twin::Webp => format!("{}{WEBP_SUFFIX}", self.spec.name),
+            Twin::Avif => format!("{}{AVIF_SUFFIX}", self.spec.name),
+        }
     }
 
-    /// See [`VariantSpec::recipe_hash`] and [`VariantSpec::webp_recipe_hash`].
+    /// See [`VariantSpec::recipe_hash`] and the twins' hashes beside it.
     pub fn recipe_hash(&self) -> String {
-        match self.webp {
-            true => self.spec.webp_recipe_hash().unwrap_or_default(),
-            false => self.spec.recipe_hash(),
+        match self.twin {
+            Twin::Main => self.spec.recipe_hash(),
+            Twin::Webp => self.spec.webp_recipe_hash().unwrap_or_default(),
+            Twin::Avif => self.spec.avif_recipe_hash().unwrap_or_default(),
         }
+    }
+
+    /// Made only in the background: too slow for a request or for completion to wait on.
+    pub fn background(&self) -> bool {
+        self.twin == Twin::Avif
     }
 }
 
-/// Every rendition a kind makes: each variant, followed by its WebP twin if it has one.
+/// Every rendition a kind makes: each variant, followed by its WebP and AVIF twins if it has
+/// them.
 pub(crate) fn targets(kind: &dyn Kind) -> Vec<Target> {
     kind.variants()
         .into_iter()
         .flat_map(|spec| {
-            let twin = spec.webp_quality.is_some().then(|| Target { spec: spec.clone(), webp: true });
-            std::iter::once(Target { spec, webp: false }).chain(twin)
+            let webp = spec.webp_quality.is_some().then(|| Target { spec: spec.clone(), twin: Twin::Webp });
+            let avif = spec.avif_quality.is_some().then(|| Target { spec: spec.clone(), twin: Twin::Avif });
+            std::iter::once(Target { spec, twin: Twin::Main }).chain(webp).chain(avif)
         })
         .collect()
+}
+
+/// The renditions completion makes while the uploader's page waits, and a first request on
+/// demand: all but the background ones.
+pub(crate) fn foreground_targets(kind: &dyn Kind) -> Vec<Target> {
+    targets(kind).into_iter().filter(|t| !t.background()).collect()
+}
+
+fn background_targets(kind: &dyn Kind) -> Vec<Target> {
+    targets(kind).into_iter().filter(Target::background).collect()
 }
 
 /// The rendition a URL names, if the kind makes it.
@@ -154,7 +195,16 @@ pub(crate) async fn locate(
         return Ok(Served { location: original, image_type, photo, kind });
     }
     let target = target_named(kind.as_ref(), name).ok_or_else(|| VariantError::NoSuchVariant(name.to_owned()))?;
-    let Some(row) = ensure(app, &photo, kind.as_ref(), &target).await? else {
+    let row = if target.background() {
+        // Never made here: a page offers it only once it is made, and seconds of encoding
+        // must not hold a request. Before then it is not there, rather than the original in
+        // a format the browser did not ask for.
+        let made = rows::get(&app.db, photo.id, name, &target.recipe_hash()).await?;
+        Some(made.filter(|r| r.state == VariantState::Ready).ok_or_else(|| VariantError::NotMadeYet(name.to_owned()))?)
+    } else {
+        ensure(app, &photo, kind.as_ref(), &target).await?
+    };
+    let Some(row) = row else {
         let image_type = photo.image_type;
         return Ok(Served { location: original, image_type, photo, kind });
     };
@@ -187,6 +237,23 @@ pub(crate) fn webp_src(app: &Shoebox, photo: &Photo, name: &str, made: &[Variant
     Some(src(app, photo, &twin, made))
 }
 
+/// The URL of a variant's AVIF twin (see [`src`]), only once it is made with the current
+/// recipe: its route never makes it, so a page must not offer one that is not there.
+pub(crate) fn avif_src(app: &Shoebox, photo: &Photo, name: &str, made: &[VariantRow]) -> Option<String> {
+    let twin = format!("{name}{AVIF_SUFFIX}");
+    let kind = app.kinds.get(&photo.kind)?;
+    let hash = target_named(kind.as_ref(), &twin)?.recipe_hash();
+    let id = photo.id.to_string();
+    made.iter()
+        .any(|r| r.photo_id == id && r.name == twin && r.recipe_hash == hash && r.state == VariantState::Ready)
+        .then(|| src(app, photo, &twin, made))
+}
+
+/// The variant rows of one photo, for a page that shows it; pass them to [`avif_src`].
+pub(crate) async fn made_for_photo(app: &Shoebox, photo: &Photo) -> Result<Vec<VariantRow>, VariantError> {
+    Ok(rows::list_for_photo(&app.db, photo.id).await?)
+}
+
 /// The made variants of all of a user's photos, for a page that lists them (one query, not
 /// one per photo); pass them to [`src`].
 pub(crate) async fn made_for_uploader(app: &Shoebox, user: &UserId) -> Result<Vec<VariantRow>, VariantError> {
@@ -194,8 +261,8 @@ pub(crate) async fn made_for_uploader(app: &Shoebox, user: &UserId) -> Result<Ve
 }
 
 impl Shoebox {
-    /// Every rendition's URL, by name: `original`, each of the kind's variants and their WebP
-    /// twins (`display.webp`). A public photo's made variants are the bucket's (or CDN's) URLs;
+    /// Every rendition's URL, by name: `original`, each of the kind's variants, their WebP
+    /// twins (`display.webp`) and their AVIF twins once made (`display.avif`). A public photo's made variants are the bucket's (or CDN's) URLs;
     /// the rest are Shoebox's routes (under the base path), which make a missing variant on
     /// first request and stream private ones after the kind's check. For a host's own pages and
     /// JSON.
@@ -204,10 +271,14 @@ impl Shoebox {
         let mut out: Vec<(String, String)> =
             self.original_url(photo).map(|s| ("original".to_owned(), s)).into_iter().collect();
         if let Some(kind) = self.kinds.get(&photo.kind) {
-            out.extend(targets(kind.as_ref()).into_iter().map(|t| {
+            out.extend(targets(kind.as_ref()).into_iter().filter_map(|t| {
                 let name = t.name();
-                let url = src(self, photo, &name, &made);
-                (name, url)
+                let url = match t.twin {
+                    // Listed once made: its route never makes it.
+                    Twin::Avif => avif_src(self, photo, &t.spec.name, &made)?,
+                    Twin::Main | Twin::Webp => src(self, photo, &name, &made),
+                };
+                Some((name, url))
             }));
         }
         Ok(out)
@@ -239,7 +310,7 @@ enum Source {
 }
 
 /// Store the kind's variants of a photo just verified, rendered from the verification decode
-/// (`rendered`, in [`targets`] order), or made from the upload's bytes already in
+/// (`rendered`, in [`foreground_targets`] order), or made from the upload's bytes already in
 /// memory when they were not: no second read from the bucket, and no second decode.
 pub(crate) async fn make_from_bytes(
     app: &Shoebox,
@@ -248,7 +319,7 @@ pub(crate) async fn make_from_bytes(
     bytes: Bytes,
     rendered: Option<Vec<Rendition>>,
 ) -> Result<PhotoOutcome, VariantError> {
-    let targets = targets(kind);
+    let targets = foreground_targets(kind);
     let (claimed, mut outcome) = claim_all(app, photo.id, &targets, false).await?;
     // Those claimed, in claim order (a request may have claimed one meanwhile).
     let mut rendered: Vec<(Target, Rendition)> =
@@ -270,8 +341,35 @@ pub(crate) async fn make_missing(
     kind: &dyn Kind,
     retry_failed: bool,
 ) -> Result<PhotoOutcome, VariantError> {
-    let (claimed, mut outcome) = claim_all(app, photo.id, &targets(kind), retry_failed).await?;
+    let (claimed, mut outcome) = claim_all(app, photo.id, &foreground_targets(kind), retry_failed).await?;
     make_claimed(app, photo, kind, claimed, Source::Bucket, &mut outcome).await?;
+    let background = make_background(app, photo, kind, None, retry_failed).await?;
+    outcome.made += background.made;
+    outcome.skipped += background.skipped;
+    outcome.failed = outcome.failed.or(background.failed);
+    Ok(outcome)
+}
+
+/// Make whichever of the kind's background twins (AVIF) of a photo are missing, from `bytes`
+/// when the caller holds the original, else read from its bucket. In a pass of their own, one
+/// photo at a time across the process (besides holding an image-work permit while encoding),
+/// so that a burst of uploads never has every permit encoding AVIF while verifications wait;
+/// and apart from the JPEG and WebP, so a twin that cannot be made fails alone.
+pub(crate) async fn make_background(
+    app: &Shoebox,
+    photo: &Photo,
+    kind: &dyn Kind,
+    bytes: Option<Bytes>,
+    retry_failed: bool,
+) -> Result<PhotoOutcome, VariantError> {
+    let targets = background_targets(kind);
+    if targets.is_empty() {
+        return Ok(PhotoOutcome::default());
+    }
+    let _turn = app.background_turn().await;
+    let (claimed, mut outcome) = claim_all(app, photo.id, &targets, retry_failed).await?;
+    let source = bytes.map_or(Source::Bucket, Source::Bytes);
+    make_claimed(app, photo, kind, claimed, source, &mut outcome).await?;
     Ok(outcome)
 }
 
@@ -478,7 +576,7 @@ async fn store(
 }
 
 /// The renditions of one image, decoded once: JPEG for opaque images, PNG where the source
-/// has alpha, and lossy WebP for the twins. `decoded` is called once the whole file has
+/// has alpha, lossy WebP and AVIF for the twins. `decoded` is called once the whole file has
 /// decoded, before the renditions are made (verification needs to know no more).
 /// Synchronous; runs on the blocking pool.
 pub(crate) fn render(
@@ -509,19 +607,21 @@ fn render_untimed(
     let weigh_alpha = imaging::sniff(bytes)? != ImageType::Jpeg;
     let mut recipes = Vec::with_capacity(targets.len() * 2);
     for t in targets {
-        match (t.webp, t.spec.webp_quality) {
-            (true, Some(q)) => recipes.push(jpeg(&t.spec).with_format(OutputFormat::LossyWebp).with_quality(q)),
-            (true, None) => {
-                return Err(ImagingError::InvalidRecipe(format!("{} has no WebP quality", t.spec.name)));
-            }
-            (false, _) if weigh_alpha => recipes.extend([jpeg(&t.spec).with_format(OutputFormat::Png), jpeg(&t.spec)]),
-            (false, _) => recipes.push(jpeg(&t.spec)),
+        let twin = |format, quality: Option<u8>| match quality {
+            Some(q) => Ok(jpeg(&t.spec).with_format(format).with_quality(q)),
+            None => Err(ImagingError::InvalidRecipe(format!("{} has no {format:?} quality", t.spec.name))),
+        };
+        match t.twin {
+            Twin::Webp => recipes.push(twin(OutputFormat::LossyWebp, t.spec.webp_quality)?),
+            Twin::Avif => recipes.push(twin(OutputFormat::Avif, t.spec.avif_quality)?),
+            Twin::Main if weigh_alpha => recipes.extend([jpeg(&t.spec).with_format(OutputFormat::Png), jpeg(&t.spec)]),
+            Twin::Main => recipes.push(jpeg(&t.spec)),
         }
     }
     let mut made = imaging::render_all_with_placeholder(bytes, &recipes, limits, decoded)?.into_iter();
     let mut out = Vec::with_capacity(targets.len());
     for t in targets {
-        let next = if !t.webp && weigh_alpha {
+        let next = if t.twin == Twin::Main && weigh_alpha {
             match (made.next(), made.next()) {
                 (Some(png), Some(jpeg)) => Some(if png_has_alpha(&png.bytes) { png } else { jpeg }),
                 _ => None,

@@ -15,10 +15,10 @@ pub struct ResizeArgs {
     /// The box to fit within, as WIDTHxHEIGHT (e.g. 1280x1280). Never upscales.
     #[arg(long)]
     pub fit: String,
-    /// Where to write the variant; the extension picks the format (jpg/jpeg, png, webp).
+    /// Where to write the variant; the extension picks the format (jpg/jpeg, png, webp, avif).
     #[arg(short = 'o', long)]
     pub output: PathBuf,
-    /// JPEG quality, 1 to 100 [default: 82].
+    /// JPEG (or AVIF) quality, 1 to 100 [default: 82].
     #[arg(long)]
     pub quality: Option<u8>,
     /// Write a progressive JPEG.
@@ -78,7 +78,7 @@ fn parse_fit(fit: &str) -> anyhow::Result<(u32, u32)> {
 fn output_format(path: &Path) -> anyhow::Result<OutputFormat> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
     OutputFormat::from_extension(extension).ok_or_else(|| {
-        anyhow!("cannot tell the output format from {}: use a .jpg, .jpeg, .png or .webp name", path.display())
+        anyhow!("cannot tell the output format from {}: use a .jpg, .jpeg, .png, .webp or .avif name", path.display())
     })
 }
 

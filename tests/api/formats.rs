@@ -24,6 +24,7 @@ fn kinds_with_webp() -> Vec<KindSettings> {
         max_height: side,
         quality: 80,
         webp_quality: Some(86),
+        avif_quality: None,
     };
     let variants = Some(vec![variant("thumb", 320), variant("display", 1280)]);
     example_kinds().into_iter().map(|k| KindSettings { variants: variants.clone(), ..k }).collect()
@@ -294,3 +295,205 @@ async fn resize_all_makes_missing_webp_twins() {
     let webp = follow(&app, &user, &format!("/photos/{id}/thumb.webp")).await.bytes().await.expect("bytes");
     assert!(is_lossy_webp(&webp));
 }
+
+// AVIF twins (issue 16, item 5): made after completion in the background and by resize-all,
+// never by a request; offered by the pages and listed by the API only once made.
+
+/// The example kinds with WebP twins and AVIF twins of each variant, at the qualities
+/// `scripts/bench-formats` chose (86 at 320 px, 88 at 1280 px).
+fn kinds_with_avif() -> Vec<KindSettings> {
+    let variant = |name: &str, side, avif| VariantSettings {
+        name: name.into(),
+        max_width: side,
+        max_height: side,
+        quality: 80,
+        webp_quality: Some(86),
+        avif_quality: Some(avif),
+    };
+    let variants = Some(vec![variant("thumb", 320, 86), variant("display", 1280, 88)]);
+    example_kinds().into_iter().map(|k| KindSettings { variants: variants.clone(), ..k }).collect()
+}
+
+/// The app with [`kinds_with_avif`].
+pub(crate) async fn spawn_avif(backend: Backend) -> TestApp {
+    TestApp::spawn_with_kinds(backend, kinds_with_avif()).await
+}
+
+/// Wait until the photo's JPEGs, WebP twins and (in the background) AVIF twins are made.
+pub(crate) async fn wait_for_avif(app: &TestApp, id: &str) {
+    let sql = "select count(*) from shoebox_variants where photo_id = $1 and state = 'ready'";
+    // Generous, not a timing: pure-Rust AVIF takes seconds a photo, and tests share the cores.
+    for _ in 0..12_000 {
+        if app.number(sql, &[Arg::S(id.to_owned())]).await == 6 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the AVIF twins of {id} were not made within ten minutes");
+}
+
+/// An AVIF file: an ISO-BMFF `ftyp` box with AVIF's brand.
+fn is_avif(bytes: &[u8]) -> bool {
+    bytes.get(4..12) == Some(&b"ftypavif"[..])
+}
+
+macro_rules! with_avif {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::spawn_avif(crate::helpers::Backend::Postgres).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::spawn_avif(crate::helpers::Backend::Sqlite).await).await;
+            }
+        }
+    )*};
+}
+
+/// Forget a photo's AVIF twins, rows and objects, as for a photo verified before they were
+/// configured (or whose background task did not run). For a public photo; returns its folder.
+async fn forget_avif(app: &TestApp, id: &str) -> String {
+    let photo = app.shoebox.photo(id.parse().expect("id")).await.expect("get").expect("photo");
+    let folder = photo.object_key.expect("verified").rsplit_once('/').expect("folder").0.to_owned();
+    app.execute("delete from shoebox_variants where photo_id = $1 and name like '%.avif'", &[Arg::S(id.to_owned())])
+        .await;
+    let keys = avif_keys(app, "shoebox-public", &folder);
+    assert_eq!(keys.len(), 2, "both twins were made: {keys:?}");
+    for key in keys {
+        app.s3().delete_object().bucket("shoebox-public").key(key).send().await.expect("delete");
+    }
+    folder
+}
+
+fn avif_keys(app: &TestApp, bucket: &str, folder: &str) -> Vec<String> {
+    app.stored_keys(bucket).into_iter().filter(|k| k.starts_with(folder) && k.ends_with(".avif")).collect()
+}
+
+async fn completion_makes_avif_twins_in_the_background_served_as_avif_with_the_jpegs_checks(app: TestApp) {
+    let ann = app.sign_up("ann@example.com").await;
+    let public = upload(&ann, "avatar", "orientation/Landscape_6.jpg").await;
+    let private = upload(&ann, "id_document", "orientation/Portrait_3.jpg").await;
+    wait_for_avif(&app, &public).await;
+    wait_for_avif(&app, &private).await;
+
+    // A public twin: listed under its own name, the bucket's URL, AVIF bytes and type.
+    let listed = urls(&ann, &public).await;
+    for name in ["thumb.avif", "display.avif"] {
+        let url = listed[name].as_str().unwrap_or_else(|| panic!("{name} in {listed}"));
+        assert!(url.contains("/photos/") && url.ends_with(".avif"), "{name}: {url}");
+    }
+    for name in ["thumb", "display"] {
+        let got = follow(&app, &ann, &format!("/photos/{public}/{name}.avif")).await;
+        assert_eq!(got.headers()[CONTENT_TYPE], "image/avif");
+        assert_eq!(got.headers()["cache-control"], "public, max-age=31536000, immutable");
+        let avif = got.bytes().await.expect("bytes");
+        assert!(is_avif(&avif), "{name}.avif starts {:?}", &avif[..avif.len().min(16)]);
+        // Smaller than its JPEG, as measured.
+        let jpeg = follow(&app, &ann, &format!("/photos/{public}/{name}")).await.bytes().await.expect("bytes");
+        assert!(avif.len() < jpeg.len(), "{name}: AVIF {} bytes, JPEG {}", avif.len(), jpeg.len());
+    }
+
+    // A private twin: streamed by Shoebox to its owner, with the JPEG's headers and checks.
+    let path = format!("/photos/{private}/display.avif");
+    assert_eq!(urls(&ann, &private).await["display.avif"], path);
+    let res = ann.get(&path).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers().clone();
+    assert_eq!(h[CONTENT_TYPE], "image/avif");
+    assert_eq!(h[X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(h[CONTENT_DISPOSITION], "inline; filename=\"photo.avif\"");
+    assert_eq!(h["cache-control"], "private, no-cache");
+    let etag = h[ETAG].to_str().expect("etag").to_owned();
+    assert!(is_avif(&res.bytes().await.expect("bytes")));
+    let again = ann.client.get(ann.url(&path)).header(IF_NONE_MATCH, &etag).send().await.expect("GET");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let anonymous = app.new_browser().get(app.url(&path)).send().await.expect("GET");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(!is_avif(&anonymous.bytes().await.expect("body")));
+    let bob = app.sign_up_elsewhere("bob@example.com").await;
+    let other = bob.get(&path).await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert!(!is_avif(&other.bytes().await.expect("body")));
+
+    // The pages offer AVIF first, then WebP, and keep the JPEG as the <img>.
+    ann.attach(&public, serde_json::json!({})).await;
+    let home = ann.get("/").await.text().await.expect("home");
+    let avif = attr_after(&home, "<source type=\"image/avif\"", "srcset").expect("an AVIF <source> on the grid");
+    assert!(avif.contains("/thumb-") && avif.contains(".avif 1x") && avif.contains(".avif 2x"), "{avif}");
+    let first = |t: &str| home.find(&format!("<source type=\"{t}\""));
+    assert!(first("image/avif").is_some() && first("image/avif") < first("image/webp"), "AVIF comes first");
+    let page = ann.get(&format!("/photos/{private}")).await.text().await.expect("photo page");
+    assert_eq!(attr_after(&page, "<source type=\"image/avif\"", "srcset"), Some(path));
+    assert_eq!(attr_after(&page, "<img class=\"photo\"", "src"), Some(format!("/photos/{private}/display")));
+}
+
+async fn an_avif_twin_not_made_is_404_never_made_by_a_request_and_resize_all_makes_it(app: TestApp) {
+    use shoebox::jobs::resize_all::{Options, resize_all};
+    let ann = app.sign_up("ann@example.com").await;
+    let id = upload(&ann, "avatar", "orientation/Portrait_5.jpg").await;
+    wait_for_avif(&app, &id).await;
+    let folder = forget_avif(&app, &id).await;
+
+    // Not made: the route says so and makes nothing, the API and the pages do not offer it.
+    let writes = app.shoebox.variant_writes();
+    for name in ["thumb.avif", "display.avif"] {
+        let res = ann.get(&format!("/photos/{id}/{name}")).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{name}");
+        assert!(res.text().await.expect("text").contains("not_made_yet"), "{name}");
+    }
+    let avif_rows = "select count(*) from shoebox_variants where photo_id = $1 and name like '%.avif'";
+    assert_eq!(app.number(avif_rows, &[Arg::S(id.clone())]).await, 0, "no claim either");
+    assert_eq!(app.shoebox.variant_writes(), writes);
+    assert!(avif_keys(&app, "shoebox-public", &folder).is_empty());
+    let urls = urls(&ann, &id).await;
+    assert!(urls.get("display.webp").is_some() && urls.get("display.avif").is_none(), "{urls}");
+    ann.attach(&id, serde_json::json!({})).await;
+    let (webp, avif) = ("<source type=\"image/webp\"", "<source type=\"image/avif\"");
+    let home = ann.get("/").await.text().await.expect("home");
+    assert!(home.contains(webp) && !home.contains(avif), "{home}");
+    let page = ann.get(&format!("/photos/{id}")).await.text().await.expect("page");
+    assert!(page.contains(webp) && !page.contains(avif), "{page}");
+
+    // resize-all makes the missing twins (and only them).
+    let quiet = |_: shoebox::jobs::resize_all::Progress<'_>| {};
+    let run = resize_all(&app.shoebox, &Options::default(), &quiet).await.expect("run");
+    assert_eq!((run.photos, run.made, run.skipped, run.failed), (1, 2, 4, 0), "{run:?}");
+    assert_eq!(avif_keys(&app, "shoebox-public", &folder).len(), 2);
+    let avif = follow(&app, &ann, &format!("/photos/{id}/display.avif")).await;
+    assert_eq!(avif.headers()[CONTENT_TYPE], "image/avif");
+    assert!(is_avif(&avif.bytes().await.expect("bytes")));
+    let page = ann.get(&format!("/photos/{id}")).await.text().await.expect("page");
+    assert!(attr_after(&page, "<source type=\"image/avif\"", "srcset").is_some_and(|s| s.ends_with(".avif")), "{page}");
+}
+
+/// resize-all runs while completion's background task makes the same twins: each is
+/// written once.
+async fn resize_all_beside_the_background_task_writes_each_avif_twin_once(app: TestApp) {
+    use shoebox::jobs::resize_all::{Options, resize_all};
+    let ann = app.sign_up("ann@example.com").await;
+    let before = app.shoebox.variant_writes();
+    let id = upload(&ann, "avatar", "orientation/Landscape_3.jpg").await;
+    // Completion's background task is under way; two resize-all runs join in.
+    let quiet = |_: shoebox::jobs::resize_all::Progress<'_>| {};
+    let options = Options::default();
+    let (a, b) = tokio::join!(resize_all(&app.shoebox, &options, &quiet), resize_all(&app.shoebox, &options, &quiet));
+    let (a, b) = (a.expect("first run"), b.expect("second run"));
+    assert_eq!((a.failed, b.failed), (0, 0), "{a:?} {b:?}");
+    wait_for_avif(&app, &id).await;
+    assert_eq!(app.shoebox.variant_writes() - before, 6, "two JPEGs, two WebP and two AVIF, each written once");
+    for name in ["thumb.avif", "display.avif"] {
+        let sql = "select count(*) from shoebox_variants where photo_id = $1 and name = $2";
+        assert_eq!(app.number(sql, &[Arg::S(id.clone()), Arg::S(name.into())]).await, 1, "{name}");
+    }
+    let photo = app.shoebox.photo(id.parse().expect("id")).await.expect("get").expect("photo");
+    let folder = photo.object_key.expect("verified").rsplit_once('/').expect("folder").0.to_owned();
+    assert_eq!(avif_keys(&app, "shoebox-public", &folder).len(), 2);
+}
+
+with_avif!(
+    completion_makes_avif_twins_in_the_background_served_as_avif_with_the_jpegs_checks,
+    an_avif_twin_not_made_is_404_never_made_by_a_request_and_resize_all_makes_it,
+    resize_all_beside_the_background_task_writes_each_avif_twin_once,
+);

@@ -171,6 +171,8 @@ pub struct KeepRules {
 const RECIPE_REVISION: &str = "shoebox-variant-1: upright, sRGB, no metadata, JPEG unless alpha then PNG";
 /// The same for the WebP twins.
 const WEBP_REVISION: &str = "shoebox-variant-webp-1: upright, sRGB, no metadata, lossy WebP (libwebp, method 4)";
+/// The same for the AVIF twins.
+const AVIF_REVISION: &str = "shoebox-variant-avif-1: upright, sRGB, no metadata, AVIF (ravif, speed 6, one thread)";
 
 /// A named rendition a kind makes of each photo: fits within a box, never upscaled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +190,11 @@ pub struct VariantSpec {
     /// default because, measured at one fixed setting on the camera photos, WebP did not meet
     /// its targets against our JPEGs (`scripts/bench-formats`, figures in BENCHMARKS.md).
     pub webp_quality: Option<u8>,
+    /// The quality of its AVIF twin (`{name}.avif`), 1 to 100, which pages offer before the
+    /// WebP and JPEG once it is made; `None` (the default) makes none. Encoding takes seconds
+    /// per photo, so it is made only in the background after completion and by `resize-all`,
+    /// never while a request waits (figures in BENCHMARKS.md).
+    pub avif_quality: Option<u8>,
 }
 
 impl VariantSpec {
@@ -212,7 +219,7 @@ impl VariantSpec {
         if !(1..=100).contains(&quality) {
             return bad("quality must be between 1 and 100");
         }
-        Ok(Self { name: name.to_owned(), max_width, max_height, quality, webp_quality: None })
+        Ok(Self { name: name.to_owned(), max_width, max_height, quality, webp_quality: None, avif_quality: None })
     }
 
     /// The same spec with a WebP twin at this quality, or none (JPEG or PNG only).
@@ -221,6 +228,14 @@ impl VariantSpec {
             return Err(KindError::BadVariant(format!("{:?}: the WebP quality must be between 1 and 100", self.name)));
         }
         Ok(Self { webp_quality, ..self })
+    }
+
+    /// The same spec with an AVIF twin at this quality, or none.
+    pub fn with_avif(self, avif_quality: Option<u8>) -> Result<Self, KindError> {
+        if avif_quality.is_some_and(|q| !(1..=100).contains(&q)) {
+            return Err(KindError::BadVariant(format!("{:?}: the AVIF quality must be between 1 and 100", self.name)));
+        }
+        Ok(Self { avif_quality, ..self })
     }
 
     /// A short hash of everything that decides this variant's bytes (its box, its quality and
@@ -241,6 +256,15 @@ impl VariantSpec {
         Some(hex::encode(&sha2::Sha256::digest(recipe.as_bytes())[..5]))
     }
 
+    /// The hash of its AVIF twin's recipe (see [`VariantSpec::recipe_hash`]); `None` when it
+    /// has none.
+    pub fn avif_recipe_hash(&self) -> Option<String> {
+        use sha2::Digest as _;
+        let q = self.avif_quality?;
+        let recipe = format!("{AVIF_REVISION}; fit {}x{}; quality {q}", self.max_width, self.max_height);
+        Some(hex::encode(&sha2::Sha256::digest(recipe.as_bytes())[..5]))
+    }
+
     /// `thumb` fits 320 px and `display` 1280 px, JPEG (or PNG) only.
     pub fn defaults() -> Vec<VariantSpec> {
         let fit = |name: &str, side| VariantSpec {
@@ -249,6 +273,7 @@ impl VariantSpec {
             max_height: side,
             quality: Self::DEFAULT_QUALITY,
             webp_quality: None,
+            avif_quality: None,
         };
         vec![fit("thumb", 320), fit("display", 1280)]
     }
@@ -498,7 +523,9 @@ fn check(kind: &dyn Kind) -> Result<(), KindError> {
     }
     let variants = kind.variants();
     for (i, v) in variants.iter().enumerate() {
-        VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?.with_webp(v.webp_quality)?;
+        VariantSpec::new(&v.name, v.max_width, v.max_height, v.quality)?
+            .with_webp(v.webp_quality)?
+            .with_avif(v.avif_quality)?;
         if variants[..i].iter().any(|w| w.name == v.name) {
             return Err(KindError::DuplicateVariant { kind: name.to_owned(), variant: v.name.clone() });
         }

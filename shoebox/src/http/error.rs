@@ -154,6 +154,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<String>) {
         AppError::Photo(p) => photo_status(p, shown),
         AppError::Variant(v) => match v {
             VariantError::NoSuchVariant(_) => (S::NOT_FOUND, "no_such_variant", shown),
+            VariantError::NotMadeYet(_) => (S::NOT_FOUND, "not_made_yet", shown),
             VariantError::Photo(p) => photo_status(p, shown),
             VariantError::Storage(s) => storage_status(s, shown),
             VariantError::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),

@@ -69,6 +69,10 @@ async fn index<S: Host>(State(state): State<S>, MaybeViewer(viewer): MaybeViewer
                     let display = variants::webp_src(app, p, "display", &made);
                     display.map_or_else(|| thumb.clone(), |d| format!("{thumb} 1x, {d} 2x"))
                 }),
+                avif_srcset: variants::avif_src(app, p, "thumb", &made).map(|thumb| {
+                    let display = variants::avif_src(app, p, "display", &made);
+                    display.map_or_else(|| thumb.clone(), |d| format!("{thumb} 1x, {d} 2x"))
+                }),
                 alt: p.filename.clone().unwrap_or_else(|| k.label().to_owned()),
                 state: p.state.as_str().to_owned(),
                 width: p.width.unwrap_or(0),
@@ -157,6 +161,7 @@ async fn photo_page<S: Host>(
     let app = state.shoebox();
     let Viewable { photo, kind, .. } = app.viewable(Some(&viewer.id), id.id()).await?;
     let mine = photo.uploader == viewer.id;
+    let made = variants::made_for_photo(app, &photo).await?;
     let page = PhotoPage {
         chrome: state.page_chrome(Some(&viewer)),
         id: photo.id.to_string(),
@@ -164,6 +169,7 @@ async fn photo_page<S: Host>(
         state: photo.state.as_str().replace('_', " "),
         src: app.original_url(&photo).map(|_| app.url(&format!("/photos/{}/display", photo.id))),
         webp_src: app.original_url(&photo).and_then(|_| variants::webp_src(app, &photo, "display", &[])),
+        avif_src: app.original_url(&photo).and_then(|_| variants::avif_src(app, &photo, "display", &made)),
         original: app.original_url(&photo),
         width: photo.width.unwrap_or(0),
         height: photo.height.unwrap_or(0),

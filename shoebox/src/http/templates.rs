@@ -106,6 +106,9 @@ pub(crate) struct PhotoCard {
     /// The same `srcset` in WebP, for a `<source>` that browsers which accept it choose; the
     /// `<img>` keeps the JPEG for those that do not.
     pub webp_srcset: Option<String>,
+    /// The same in AVIF, once made: listed before the WebP, as browsers take the
+    /// first `<source>` whose type they accept.
+    pub avif_srcset: Option<String>,
     pub alt: String,
     pub state: String,
     /// The verified size, upright: `<img width height>` give the tile its aspect ratio before
@@ -150,6 +153,8 @@ pub(crate) struct PhotoPage {
     pub src: Option<String>,
     /// Its WebP twin, when the kind makes one.
     pub webp_src: Option<String>,
+    /// Its AVIF twin, once made (never before: its route does not make it).
+    pub avif_src: Option<String>,
     /// The full-size original.
     pub original: Option<String>,
     /// The verified size, upright (0 when unknown): the image's `width` and `height`, so the

@@ -1,4 +1,4 @@
-//! Writing the rendition: JPEG, PNG or WebP, with no metadata at all.
+//! Writing the rendition: JPEG, PNG, WebP or AVIF, with no metadata at all.
 //!
 //! No encoder here is given EXIF, XMP, GPS or a thumbnail, so none can leak from the
 //! upload. The only thing ever embedded is an ICC profile the colour step could not
@@ -20,6 +20,8 @@ pub(crate) fn max_side(format: OutputFormat) -> u32 {
         OutputFormat::Jpeg => u32::from(u16::MAX),
         OutputFormat::Png => i32::MAX.unsigned_abs(),
         OutputFormat::Webp | OutputFormat::LossyWebp => 16_383,
+        // AV1's frame header stores each side in at most 16 bits.
+        OutputFormat::Avif => u32::from(u16::MAX),
     }
 }
 
@@ -41,7 +43,45 @@ pub(crate) fn encode(pixels: &Pixels, recipe: &Recipe, icc_profile: Option<&[u8]
             Ok(out)
         }
         OutputFormat::LossyWebp => encode_lossy_webp(pixels, recipe.quality, icc_profile).map_err(failed),
+        OutputFormat::Avif => encode_avif(pixels, recipe.quality, icc_profile).map_err(failed),
     }
+}
+
+/// ravif's speed (1 slowest, 10 fastest): 6, as scripts/bench-formats measured the qualities
+/// with (1.6 to 3.2 s a 1280 px photo there, with rav1e's assembly).
+const AVIF_SPEED: u8 = 6;
+
+/// AVIF through ravif, on the calling thread only (the crate is built without `threading`:
+/// one encode holds one image-work permit and uses one core).
+fn encode_avif(pixels: &Pixels, quality: u8, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    if icc_profile.is_some() {
+        // ravif writes no colour profile, and without it the colours would be wrong; the
+        // twin fails and pages keep offering the WebP and JPEG, which carry it.
+        return Err("AVIF twins cannot carry the ICC profile this image keeps".to_owned());
+    }
+    let encoder =
+        ravif::Encoder::new().with_quality(f32::from(quality)).with_speed(AVIF_SPEED).with_num_threads(Some(1));
+    let (w, h) = (pixels.width as usize, pixels.height as usize);
+    let d = &pixels.data;
+    let encoded = match pixels.layout {
+        Layout::Rgb => {
+            let px: Vec<ravif::RGB8> = d.chunks_exact(3).map(|c| ravif::RGB8::new(c[0], c[1], c[2])).collect();
+            encoder.encode_rgb(ravif::Img::new(&px[..], w, h))
+        }
+        Layout::Gray => {
+            let px: Vec<ravif::RGB8> = d.iter().map(|&g| ravif::RGB8::new(g, g, g)).collect();
+            encoder.encode_rgb(ravif::Img::new(&px[..], w, h))
+        }
+        Layout::Rgba => {
+            let px: Vec<ravif::RGBA8> = d.chunks_exact(4).map(|c| ravif::RGBA8::new(c[0], c[1], c[2], c[3])).collect();
+            encoder.encode_rgba(ravif::Img::new(&px[..], w, h))
+        }
+        Layout::GrayAlpha => {
+            let px: Vec<ravif::RGBA8> = d.chunks_exact(2).map(|c| ravif::RGBA8::new(c[0], c[0], c[0], c[1])).collect();
+            encoder.encode_rgba(ravif::Img::new(&px[..], w, h))
+        }
+    };
+    encoded.map(|e| e.avif_file).map_err(|e| format!("ravif: {e}"))
 }
 
 /// How hard libwebp works (0 fastest to 6 smallest). 4 is libwebp's own default and what
@@ -182,5 +222,22 @@ mod tests {
             let decoded = image::load_from_memory(&bytes).expect("decode");
             assert!(decoded.color().has_alpha(), "{format:?}");
         }
+    }
+
+    #[test]
+    fn avif_is_an_avif_file_of_every_layout_and_refuses_a_profile_it_cannot_carry() {
+        let layouts = [
+            Pixels::new(16, 8, Layout::Rgb, [200u8, 40, 90].repeat(16 * 8)),
+            Pixels::new(2, 2, Layout::Gray, vec![10, 20, 30, 40]),
+            Pixels::new(2, 2, Layout::GrayAlpha, vec![10, 0, 20, 255, 30, 128, 40, 255]),
+            Pixels::new(1, 1, Layout::Rgba, vec![1, 2, 3, 4]),
+        ];
+        let recipe = |p: &Pixels| Recipe::fit(p.width, p.height).with_format(OutputFormat::Avif).with_quality(80);
+        for pixels in &layouts {
+            let avif = encode(pixels, &recipe(pixels), None).expect("encode");
+            // An ISO-BMFF file whose brand is AVIF's.
+            assert_eq!(&avif[4..12], b"ftypavif", "{:?}", pixels.layout);
+        }
+        assert!(encode(&layouts[0], &recipe(&layouts[0]), Some(b"a profile")).is_err());
     }
 }

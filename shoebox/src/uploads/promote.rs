@@ -197,8 +197,13 @@ async fn verify_and_promote(app: &Shoebox, photo: &Photo) -> Result<(), UploadEr
                 Some(making) => making.await.ok().and_then(Result::ok),
                 None => None,
             };
-            if let Err(e) = variants::make_from_bytes(&app, &photo, kind.as_ref(), upload, rendered).await {
+            if let Err(e) = variants::make_from_bytes(&app, &photo, kind.as_ref(), upload.clone(), rendered).await {
                 tracing::warn!(photo = %photo.id, error = %e, "variants not made at completion; made on first request");
+            }
+            // Then the AVIF twins, from the same bytes, after the formats pages need first: they
+            // take seconds, and nobody waits for them (resize-all makes any this misses).
+            if let Err(e) = variants::make_background(&app, &photo, kind.as_ref(), Some(upload), false).await {
+                tracing::warn!(photo = %photo.id, error = %e, "AVIF twins not made after completion; resize-all makes them");
             }
         }
         .in_current_span()

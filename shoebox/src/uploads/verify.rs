@@ -140,7 +140,7 @@ pub(super) async fn verify(
         ..imaging::Limits::default()
     };
     // The placeholder comes from the same decode, downscaled to 100 px: no second decode.
-    let specs = variants::targets(kind);
+    let specs = variants::foreground_targets(kind);
     let (variants, mut placeholder) = if specs.is_empty() {
         (None, None)
     } else {
