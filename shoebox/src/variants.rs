@@ -529,13 +529,7 @@ async fn render_and_store(
         }
     };
     let targets: Vec<Target> = claimed.iter().map(|(t, _)| t.clone()).collect();
-    let k = kind.limits();
-    let limits = imaging::Limits {
-        max_pixels: k.max_pixels,
-        max_width: k.max_width,
-        max_height: k.max_height,
-        ..imaging::Limits::default()
-    };
+    let limits = kind.limits().for_engine();
     let rendered = app.run_blocking(move || render(&bytes, &targets, &limits, |_| ())).await;
     match rendered {
         Ok(renditions) => store(app, photo, bucket, claimed, renditions).await,

@@ -35,7 +35,15 @@ pub(crate) fn start_chromedriver() -> Driver {
 }
 
 pub(crate) async fn connect(driver: &Driver, profile: &std::path::Path) -> Client {
-    let mut caps = serde_json::Map::new();
+    connect_with(driver, profile, serde_json::Map::new()).await
+}
+
+/// [`connect`] with further WebDriver capabilities (for example a page-load strategy).
+pub(crate) async fn connect_with(
+    driver: &Driver,
+    profile: &std::path::Path,
+    mut caps: serde_json::Map<String, serde_json::Value>,
+) -> Client {
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
@@ -43,7 +51,7 @@ pub(crate) async fn connect(driver: &Driver, profile: &std::path::Path) -> Clien
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,900",
+                "--no-first-run", "--window-size=1280,900", "--force-device-scale-factor=1",
                 format!("--user-data-dir={}", profile.display()),
             ],
         }),

@@ -22,6 +22,19 @@ pub struct ImageLimits {
     pub max_pixels: u64,
 }
 
+impl ImageLimits {
+    /// The imaging engine's limits for a decode under these: the kind's sizes, with the
+    /// engine's own bound on the memory one image may hold.
+    pub(crate) fn for_engine(self) -> crate::imaging::Limits {
+        crate::imaging::Limits {
+            max_pixels: self.max_pixels,
+            max_width: self.max_width,
+            max_height: self.max_height,
+            ..crate::imaging::Limits::default()
+        }
+    }
+}
+
 impl Default for ImageLimits {
     /// 12 000 px a side and 50 megapixels: any camera photo, and no decompression bomb.
     fn default() -> Self {

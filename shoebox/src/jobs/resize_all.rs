@@ -181,13 +181,7 @@ async fn fill_placeholder(app: &Shoebox, photo: &Photo, kind: &dyn Kind) -> Resu
     let bucket = app.storage.bucket(&photo.bucket)?;
     let (_, stream) = bucket.get_stream(key).await?;
     let bytes = stream.collect().await.map_err(|_| bucket.body_cut("GetObject"))?.into_bytes();
-    let k = kind.limits();
-    let limits = imaging::Limits {
-        max_pixels: k.max_pixels,
-        max_width: k.max_width,
-        max_height: k.max_height,
-        ..imaging::Limits::default()
-    };
+    let limits = kind.limits().for_engine();
     match app.run_blocking(move || imaging::placeholder(&bytes, &limits)).await {
         Ok(Some(hash)) => Ok(photo_rows::set_placeholder(&app.db, photo.id, &hash).await?),
         Ok(None) => Ok(false),

@@ -133,12 +133,7 @@ pub(super) async fn verify(
     // cost), and the variants are made from it: completion does not decode the upload a
     // second time. The answer waits only for the decode; the variants are made meanwhile.
     let bytes = bucket.read_pinned(key, etag, prefix, size).await?;
-    let engine_limits = imaging::Limits {
-        max_pixels: limits.max_pixels,
-        max_width: limits.max_width,
-        max_height: limits.max_height,
-        ..imaging::Limits::default()
-    };
+    let engine_limits = limits.for_engine();
     // The placeholder comes from the same decode, downscaled to 100 px: no second decode.
     let specs = variants::foreground_targets(kind);
     let (variants, mut placeholder) = if specs.is_empty() {
