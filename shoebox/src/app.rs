@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::db::Db;
+use crate::db::form_writer::FormWriter;
 use crate::domain::{BucketAccess, Clock, Kind, KindError, Kinds, Millis, SystemClock};
 use crate::storage::{BucketSettings, SigningCredentials, Storage, StorageError};
 
@@ -72,6 +73,8 @@ pub struct Inner {
     background: Semaphore,
     /// Bounds how many upload verifications hold a whole upload in memory at once.
     pub(crate) verifying: Semaphore,
+    /// Signing's queue of forms waiting to be written together (group commit).
+    pub(crate) forms: FormWriter,
     /// Variant objects this process has written.
     variant_writes: AtomicU64,
     /// The in-process S3 endpoint, when the builder started one; it stops with the service.
@@ -337,6 +340,7 @@ impl ShoeboxBuilder {
             blocking: Semaphore::new(permits),
             background: Semaphore::new(1),
             verifying: Semaphore::new(permits),
+            forms: FormWriter::default(),
             variant_writes: AtomicU64::new(0),
             #[cfg(feature = "embedded-s3")]
             _embedded: embedded,

@@ -22,6 +22,7 @@
 //! | [`UPLOADS_SIGNED`] | counter | `kind` |
 //! | [`UPLOADS_COMPLETED`] | counter | `kind` |
 //! | [`UPLOADS_REFUSED`] | counter | `kind`, `reason` (`too_large`, `type_mismatch`, ...), `at` (`sign` or `verify`) |
+//! | [`SIGN_BATCH_FORMS`] | histogram, forms per database write | |
 //! | [`VERIFY_DURATION`] | histogram, seconds | `kind` |
 //! | [`VARIANT_MAKES`] | counter | `variant`, `outcome` (`made` or `failed`) |
 //! | [`VARIANT_DURATION`] | histogram, seconds (from the claim until it is stored) | `variant` |
@@ -54,6 +55,9 @@ pub const UPLOADS_COMPLETED: &str = "shoebox_uploads_completed_total";
 /// Uploads refused, when signing (from what the client declared) or verifying (from the
 /// bytes), by the stable reason code the API answers with.
 pub const UPLOADS_REFUSED: &str = "shoebox_uploads_refused_total";
+/// How many forms each of signing's database writes recorded together (group commit): 1 when
+/// signing is quiet, more under concurrency.
+pub const SIGN_BATCH_FORMS: &str = "shoebox_upload_sign_batch_forms";
 /// How long verifying an upload took (HEAD, reads, the decode).
 pub const VERIFY_DURATION: &str = "shoebox_verification_duration_seconds";
 /// Variants made, or recorded as impossible to make from their photo.
@@ -93,6 +97,7 @@ pub fn describe() {
     describe_counter!(UPLOADS_SIGNED, "Upload forms issued, by kind.");
     describe_counter!(UPLOADS_COMPLETED, "Uploads verified and promoted, by kind.");
     describe_counter!(UPLOADS_REFUSED, "Uploads refused, by kind, reason code and stage (sign, verify).");
+    describe_histogram!(SIGN_BATCH_FORMS, "Forms recorded by each of signing's database writes (group commit).");
     describe_histogram!(VERIFY_DURATION, Unit::Seconds, "Upload verification durations, by kind.");
     describe_counter!(VARIANT_MAKES, "Variants made or found impossible, by variant and outcome.");
     describe_histogram!(VARIANT_DURATION, Unit::Seconds, "Variant durations from claim to stored, by variant.");

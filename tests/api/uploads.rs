@@ -262,6 +262,119 @@ async fn the_form_window_closes_a_minute_after_its_first_form(app: TestApp) {
     assert_eq!(rows, 5, "refused forms wrote no row");
 }
 
+/// Concurrent signings are written in batches (group commit), and the window stays exact: of
+/// sixty forms of one uploader at once, exactly the limit are recorded, each answered only once
+/// its row is committed (another connection sees it the moment the answer arrives), and on
+/// Postgres the rows share a handful of transactions rather than one each.
+async fn concurrent_signings_share_commits_and_keep_the_limit_exact(app: TestApp) {
+    use futures_util::StreamExt as _;
+    use shoebox::{FormStyle, SignRequest, UploadError, UserId};
+    let limits = shoebox::Limits { forms_per_minute: 30, ..shoebox::Limits::default() };
+    let mut host = app.another_shoebox(&app.s3_endpoint).limits(limits);
+    for k in TestApp::example_kinds() {
+        host = host.shared_kind(k);
+    }
+    let host = host.build().await.expect("host");
+    let user = UserId::new("batched-user").expect("id");
+    let request = || SignRequest {
+        kind: "avatar".into(),
+        filename: Some("a.jpg".into()),
+        content_type: Some("image/jpeg".into()),
+        size: Some(10),
+    };
+    let mut answers: futures_util::stream::FuturesUnordered<_> =
+        (0..60).map(|_| host.sign(&user, request(), FormStyle::Script)).collect();
+    let (mut created, mut limited) = (0, 0);
+    while let Some(answer) = answers.next().await {
+        match answer {
+            Ok(signed) => {
+                created += 1;
+                let id = crate::helpers::Arg::S(signed.photo_id.to_string());
+                let seen = app.number("select count(*) from shoebox_photos where photo_id = $1", &[id]).await;
+                assert_eq!(seen, 1, "answered before its row was committed");
+            }
+            Err(UploadError::RateLimited { retry_after_secs }) => {
+                limited += 1;
+                assert!((59..=60).contains(&retry_after_secs), "{retry_after_secs}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((created, limited), (30, 30), "exactly the limit, the rest refused");
+    let rows = app.number("select count(*) from shoebox_photos where uploader_id = 'batched-user'", &[]).await;
+    assert_eq!(rows, 30, "a refused form writes no row");
+    if matches!(app.shoebox.db(), shoebox::Db::Postgres(_)) {
+        // Rows written by one transaction carry its id (xmin).
+        let commits = app
+            .number("select count(distinct xmin::text) from shoebox_photos where uploader_id = 'batched-user'", &[])
+            .await;
+        assert!(commits <= 5, "30 forms took {commits} commits");
+    }
+    // And a quiet signing afterwards (a batch of one) is decided the same way.
+    let later = host.sign(&UserId::new("quiet-user").expect("id"), request(), FormStyle::Script).await;
+    assert!(later.is_ok(), "{later:?}");
+}
+
+/// A batch the database refuses is written again form by form, so only the form that cannot be
+/// written fails, with the database's error mapped as for a single signing (500, a bug of
+/// ours), and every other form in the batch is recorded.
+async fn a_refused_batch_fails_only_the_form_that_cannot_be_written(app: TestApp) {
+    use shoebox::{FormStyle, SignRequest, UploadError, UserId};
+    match app.shoebox.db() {
+        shoebox::Db::Postgres(_) => {
+            app.execute(
+                "create function refuse_poison() returns trigger language plpgsql as $$ begin \
+                 if new.filename = 'poison.jpg' then raise exception 'refused by the test'; end if; \
+                 return new; end $$",
+                &[],
+            )
+            .await;
+            app.execute(
+                "create trigger refuse_poison before insert on shoebox_photos \
+                 for each row execute function refuse_poison()",
+                &[],
+            )
+            .await;
+        }
+        shoebox::Db::Sqlite(_) => {
+            app.execute(
+                "create trigger refuse_poison before insert on shoebox_photos \
+                 when new.filename = 'poison.jpg' begin select raise(abort, 'refused by the test'); end",
+                &[],
+            )
+            .await;
+        }
+    }
+    let mut host = app.another_shoebox(&app.s3_endpoint);
+    for k in TestApp::example_kinds() {
+        host = host.shared_kind(k);
+    }
+    let host = host.build().await.expect("host");
+    let request = |name: &str| SignRequest {
+        kind: "avatar".into(),
+        filename: Some(name.into()),
+        content_type: Some("image/jpeg".into()),
+        size: Some(10),
+    };
+    let users: Vec<UserId> = (0..20).map(|i| UserId::new(format!("user-{i}")).expect("id")).collect();
+    let answers = futures_util::future::join_all(users.iter().enumerate().map(|(i, user)| {
+        let name = if i == 10 { "poison.jpg" } else { "fine.jpg" };
+        host.sign(user, request(name), FormStyle::Script)
+    }))
+    .await;
+    for (i, answer) in answers.iter().enumerate() {
+        match (i, answer) {
+            (10, Err(e @ UploadError::Db(_))) => assert_eq!(e.fault(), shoebox::Fault::Bug, "{e}"),
+            (10, other) => panic!("the poisoned form: {other:?}"),
+            (_, Ok(_)) => {}
+            (_, Err(e)) => panic!("form {i} failed with the poisoned one: {e}"),
+        }
+    }
+    let rows = app.number("select count(*) from shoebox_photos where filename = 'fine.jpg'", &[]).await;
+    assert_eq!(rows, 19);
+    assert_eq!(app.number("select count(*) from shoebox_photos where filename = 'poison.jpg'", &[]).await, 0);
+}
+
 async fn the_signing_limit_holds_exactly_under_sixty_parallel_requests(app: TestApp) {
     let ann = app.sign_up("ann@example.com").await;
     let limit = usize::try_from(app.shoebox.limits().forms_per_minute).expect("small");
@@ -736,6 +849,8 @@ both_backends!(
     signing_refuses_bad_requests_with_a_clear_answer,
     signing_is_rate_limited_per_user,
     the_signing_limit_holds_exactly_under_sixty_parallel_requests,
+    concurrent_signings_share_commits_and_keep_the_limit_exact,
+    a_refused_batch_fails_only_the_form_that_cannot_be_written,
     the_form_window_closes_a_minute_after_its_first_form,
     the_bucket_refuses_forms_that_break_their_policy,
     completing_has_a_defined_answer_for_every_case,

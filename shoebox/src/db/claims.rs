@@ -7,7 +7,7 @@
 //! are gone.
 
 use super::photos::{COLUMNS, from_row};
-use super::{Backend, DbError, Ex, col, each, one, run};
+use super::{Backend, Db, DbError, Ex, col, each, one, run};
 use crate::domain::{Millis, Photo, PhotoId, UserId};
 
 /// What marks a row whose objects failed to delete: still doomed (attach refuses it), free for
@@ -38,14 +38,26 @@ pub async fn claim_abandoned(
     cutoff: Millis,
     limit: i64,
 ) -> Result<Vec<Photo>, DbError> {
-    let lock = match backend {
-        Backend::Postgres => "for update skip locked",
-        Backend::Sqlite => "",
-    };
     let claimable = "state in ('signed', 'ready') and created_at <= $3 and (claimed_by is null or claimed_until < $4)";
+    // On Postgres the oldest of each state come from the (state, created_at) index, each state
+    // apart, and are merged; a single `state in (...) order by created_at` sorted every
+    // candidate in the table for each batch, which made a run quadratic in the rows it
+    // deletes (a 1000-row claim over 100 000 rows took 160 ms instead of 3). The ids go to
+    // the update as an array so it reaches them through the primary key.
+    let candidates = match backend {
+        Backend::Postgres => {
+            "photo_id = any(array(select c.photo_id from unnest(array['signed', 'ready']) as s(state) \
+             cross join lateral (select photo_id, created_at from shoebox_photos where state = s.state \
+             and created_at <= $3 and (claimed_by is null or claimed_until < $4) \
+             order by created_at limit $5 for update skip locked) as c order by c.created_at limit $5))"
+        }
+        Backend::Sqlite => {
+            "photo_id in (select photo_id from shoebox_photos where state in ('signed', 'ready') \
+             and created_at <= $3 and (claimed_by is null or claimed_until < $4) order by created_at limit $5)"
+        }
+    };
     let rows = run!(db, |c| sqlx::query(&format!(
-        "update shoebox_photos set claimed_by = $1, claimed_until = $2 where photo_id in \
-         (select photo_id from shoebox_photos where {claimable} order by created_at limit $5 {lock}) \
+        "update shoebox_photos set claimed_by = $1, claimed_until = $2 where {candidates} \
          and {claimable} returning {COLUMNS}"
     ))
     .bind(claim.token.to_owned())
@@ -161,25 +173,45 @@ pub async fn finish(
 
 /// Tombstone every photo a batch claim still holds, each with the reason for its state.
 pub async fn finish_batch(
-    db: impl Into<Ex<'_>>,
+    db: &Db,
     token: &str,
+    ids: &[PhotoId],
     signed_reason: &str,
     ready_reason: &str,
     now: Millis,
 ) -> Result<u64, DbError> {
-    let done = run!(db, |c| {
-        sqlx::query(
-        "update shoebox_photos set deleted_reason = case when state = 'signed' then $3 else $4 end, state = 'deleted', \
-         deleted_at = $2, claimed_by = null, claimed_until = null where claimed_by = $1",
-    )
-    .bind(token.to_owned())
-    .bind(now)
-    .bind(signed_reason.to_owned())
-    .bind(ready_reason.to_owned())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    // The batch's rows are found by id (the primary key): `claimed_by` has no index, and a scan
+    // for it read the whole table once per batch.
+    let set = "set deleted_reason = case when state = 'signed' then $3 else $4 end, state = 'deleted', \
+         deleted_at = $2, claimed_by = null, claimed_until = null";
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let done = match db {
+        Db::Postgres(pool) => {
+            sqlx::query(&format!("update shoebox_photos {set} where claimed_by = $1 and photo_id = any($5)"))
+                .bind(token)
+                .bind(now)
+                .bind(signed_reason)
+                .bind(ready_reason)
+                .bind(&ids)
+                .execute(pool)
+                .await?
+        }
+        .rows_affected(),
+        Db::Sqlite(pool) => {
+            let ids = serde_json::to_string(&ids).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            sqlx::query(&format!(
+                "update shoebox_photos {set} where claimed_by = $1 and photo_id in (select value from json_each($5))"
+            ))
+            .bind(token)
+            .bind(now)
+            .bind(signed_reason)
+            .bind(ready_reason)
+            .bind(ids)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }
+    };
     Ok(done)
 }
 

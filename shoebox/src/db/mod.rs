@@ -8,11 +8,13 @@
 //! every query on both.
 
 pub(crate) mod claims;
+pub(crate) mod form_writer;
 pub(crate) mod job_locks;
 mod migrate;
 pub(crate) mod photos;
 pub(crate) mod quotas;
 pub(crate) mod reconcile;
+pub(crate) mod sign_batch;
 pub(crate) mod variants;
 
 use std::str::FromStr as _;
@@ -37,6 +39,9 @@ pub enum DbError {
     /// A row Shoebox wrote holds something it cannot read back (a bug, or a hand edit).
     #[error("a row could not be read: {0}")]
     Corrupt(String),
+    /// One failure shared by every request of a batched write (see `form_writer`).
+    #[error(transparent)]
+    Shared(std::sync::Arc<DbError>),
 }
 
 impl DbError {
@@ -60,6 +65,7 @@ impl DbError {
                         | sqlx::Error::Protocol(_)
                 ) || matches!(e, sqlx::Error::Database(d) if is_transient_code(d.code().as_deref()))
             }
+            Self::Shared(e) => e.is_outage(),
             Self::Migrate(_) | Self::Corrupt(_) => false,
         }
     }

@@ -61,7 +61,7 @@ pub async fn insert_signed_within_limit(
     limit: i64,
     quota: Option<Quota>,
 ) -> Result<Signed, DbError> {
-    let window = Window { style: if p.declared_type.is_none() { "page" } else { "script" }, limit };
+    let window = Window::of(p, limit);
     let decided = match (db, quota) {
         (Db::Postgres(pool), None) => {
             let sql = format!(
@@ -80,28 +80,25 @@ pub async fn insert_signed_within_limit(
     match decided {
         Decided::Recorded => Ok(Signed::Recorded),
         Decided::OverQuota(used, over) => Ok(Signed::OverQuota { used, over }),
-        Decided::WindowFull => {
-            let opened: Option<Millis> = run!(db, |c| sqlx::query_scalar(
-                "select opened_at from shoebox_form_windows where uploader_id = $1 and style = $2"
-            )
-            .bind(p.uploader.as_str())
-            .bind(window.style)
-            .fetch_optional(c)
-            .await)?;
-            Ok(Signed::Limited { until: opened.unwrap_or(p.created_at) + FORM_WINDOW_MILLIS })
-        }
+        Decided::WindowFull => Ok(Signed::Limited { until: window_reopens(db, p, &window).await? }),
     }
 }
 
 /// A form's window: its style's row, and how many forms it may hold.
-struct Window {
-    style: &'static str,
-    limit: i64,
+pub(super) struct Window {
+    pub(super) style: &'static str,
+    pub(super) limit: i64,
 }
 
 impl Window {
+    /// The window `p` is counted in: forms rendered into pages (no declared type) and forms
+    /// asked for by a script are counted apart.
+    pub(super) fn of(p: &Photo, limit: i64) -> Self {
+        Self { style: if p.declared_type.is_none() { "page" } else { "script" }, limit }
+    }
+
     /// A window opened at or before this time is over, and the form opens the next.
-    fn closed_before(&self, p: &Photo) -> Millis {
+    pub(super) fn closed_before(&self, p: &Photo) -> Millis {
         p.created_at - FORM_WINDOW_MILLIS
     }
 }
@@ -172,22 +169,7 @@ async fn sign_in_turn(db: &Db, p: &Photo, window: &Window, quota: Option<Quota>)
             let q = bind_signed!(sqlx::query(&sql), p).bind(closed_before).bind(window.limit).bind(window.style);
             q.execute(&mut **t).await?.rows_affected() == 1
         }
-        Tx::Sqlite(t) => {
-            let room = sqlx::query(&open_or_count_form("values ($1, $5, $2, 1)", "$3", "$4"))
-                .bind(p.uploader.as_str())
-                .bind(p.created_at)
-                .bind(closed_before)
-                .bind(window.limit)
-                .bind(window.style)
-                .fetch_optional(&mut **t)
-                .await?
-                .is_some();
-            if room {
-                let sql = format!("insert into shoebox_photos ({SIGNED_COLUMNS}) values ({SIGNED_VALUES})");
-                bind_signed!(sqlx::query(&sql), p).execute(&mut **t).await?;
-            }
-            room
-        }
+        Tx::Sqlite(t) => sqlite_sign_one(t, p, window).await?,
     };
     if !recorded {
         return Ok(Decided::WindowFull);
@@ -196,7 +178,43 @@ async fn sign_in_turn(db: &Db, p: &Photo, window: &Window, quota: Option<Quota>)
     Ok(Decided::Recorded)
 }
 
-const SIGNED_COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
+/// SQLite, inside the caller's transaction (which holds the single writer lock once this
+/// writes): count the form in its window and, when there was room, write the photo. Whether it
+/// was written.
+pub(super) async fn sqlite_sign_one(
+    t: &mut sqlx::SqliteConnection,
+    p: &Photo,
+    window: &Window,
+) -> Result<bool, DbError> {
+    let room = sqlx::query(&open_or_count_form("values ($1, $5, $2, 1)", "$3", "$4"))
+        .bind(p.uploader.as_str())
+        .bind(p.created_at)
+        .bind(window.closed_before(p))
+        .bind(window.limit)
+        .bind(window.style)
+        .fetch_optional(&mut *t)
+        .await?
+        .is_some();
+    if room {
+        let sql = format!("insert into shoebox_photos ({SIGNED_COLUMNS}) values ({SIGNED_VALUES})");
+        bind_signed!(sqlx::query(&sql), p).execute(&mut *t).await?;
+    }
+    Ok(room)
+}
+
+/// When the uploader's full window of this style opens again: a minute after it opened.
+pub(super) async fn window_reopens(db: impl Into<Ex<'_>>, p: &Photo, window: &Window) -> Result<Millis, DbError> {
+    let opened: Option<Millis> = run!(db, |c| sqlx::query_scalar(
+        "select opened_at from shoebox_form_windows where uploader_id = $1 and style = $2"
+    )
+    .bind(p.uploader.as_str())
+    .bind(window.style)
+    .fetch_optional(c)
+    .await)?;
+    Ok(opened.unwrap_or(p.created_at) + FORM_WINDOW_MILLIS)
+}
+
+pub(super) const SIGNED_COLUMNS: &str = "photo_id, kind, bucket, uploader_id, state, incoming_key, declared_type, max_bytes, \
     filename, form_expires_at, created_at";
 
 /// The ten values [`bind_signed!`] binds, in [`SIGNED_COLUMNS`] order with the state.

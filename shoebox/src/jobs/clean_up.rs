@@ -248,7 +248,8 @@ async fn abandoned(
         for id in &failed {
             claims::release_for_retry(&app.db, *id, &token, retry_at).await?;
         }
-        claims::finish_batch(&app.db, &token, &signed_reason, &ready_reason, app.now()).await?;
+        let ids: Vec<PhotoId> = photos.iter().map(|p| p.id).collect();
+        claims::finish_batch(&app.db, &token, &ids, &signed_reason, &ready_reason, app.now()).await?;
         for p in photos.iter().filter(|p| !failed.contains(&p.id)) {
             s.count(reason(p), p.byte_size);
         }

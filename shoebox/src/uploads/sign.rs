@@ -6,6 +6,7 @@ use super::{Refusal, UploadError};
 use crate::app::Shoebox;
 use crate::db::photos as rows;
 use crate::db::quotas::{self, Quota};
+use crate::db::sign_batch::Form;
 use crate::domain::photo::{incoming_key, safe_filename};
 use crate::domain::text::{human_bytes, type_list};
 use crate::domain::{Kind, Photo, PhotoId, PhotoState, UserId, from_millis, now_millis, random_token};
@@ -159,7 +160,13 @@ async fn sign(app: &Shoebox, user: &UserId, req: SignRequest, style: FormStyle) 
         FormStyle::Script => quota,
         FormStyle::Page { .. } => None,
     };
-    match rows::insert_signed_within_limit(&app.db, &photo, limit, reserving).await? {
+    // A form that reserves quota is decided alone: it must count what the forms before it
+    // committed. The rest are written in batches under concurrency (group commit).
+    let recorded = match reserving {
+        Some(quota) => rows::insert_signed_within_limit(&app.db, &photo, limit, Some(quota)).await?,
+        None => app.forms.record(&app.db, Form { photo: photo.clone(), limit }).await?,
+    };
+    match recorded {
         rows::Signed::Recorded => {}
         rows::Signed::Limited { until } => {
             let retry_after_secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1);
