@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--widths", default="320,1280")
     ap.add_argument("--proto", default="/work/target-strips/release/strip-proto")
+    ap.add_argument("--proto-c", default="/work/target-strips-nonasm/release/strip-proto",
+                    help="a build without nasm (libjpeg-turbo's plain C), for the proto-c variant")
     ap.add_argument("--shoebox", default="/work/target-release/release/shoebox")
     ap.add_argument("--variants", default="proto,proto-moz")
     ap.add_argument("files", nargs="*")
@@ -46,9 +48,10 @@ def main():
         variants = {
             "proto": base,                                   # 2 threads, jpeg-encoder on the whole output
             "proto-moz": base + ["--encoder", "mozjpeg"],    # 2 threads, libjpeg encoder fed row chunks
-            "proto-1t": base + ["--encoder", "mozjpeg", "--threads", "1"],
+            "proto-1t": base + ["--encoder", "mozjpeg", "--from-file", "--threads", "1"],
             "proto-whole": base + ["--whole", "--encoder", "mozjpeg"],
             "proto-moz-file": base + ["--encoder", "mozjpeg", "--from-file"],
+            "proto-c": [a.proto_c, *base[1:], "--encoder", "mozjpeg", "--from-file"],
             "proto-moz-noopt": base + ["--encoder", "mozjpeg", "--from-file", "--no-optimize"],
         }
         for v in a.variants.split(","):

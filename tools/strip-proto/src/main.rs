@@ -4,18 +4,23 @@
 //!                 [--any-scale] [--whole] [--encoder jpeg-encoder|mozjpeg] [--from-file]
 //!                 [--no-optimize]
 //!     strip-proto IN --width W --decode-only mozjpeg|jpeg-decoder|zune
+//!     strip-proto A.jpg --compare B.jpg        (PSNR, mean and largest sample difference)
 //!
 //! libjpeg-turbo (through the `mozjpeg` crate) decodes at the DCT scale that shoebox's
 //! `jpeg_scale_eighths` picks (1/8, 1/4, 1/2 or 1; `--any-scale` allows any n/8), a band of
-//! rows at a time. On a second thread (`--threads 2`, the default), each band is resized
-//! across by fast_image_resize's Lanczos3 and its rows go through a streaming vertical
-//! Lanczos3 (`vertical.rs`) that keeps only the rows still needed. The output, small at
-//! 1280 px, is turned upright by its EXIF orientation and encoded whole by jpeg-encoder with
-//! shoebox's settings (4:2:0, optimised Huffman tables), or streamed to libjpeg's encoder.
+//! rows at a time (128 by default). With `--threads 2` (the default) the decoder runs on its
+//! own thread and sends bands over a bounded channel; the main thread resizes each band
+//! across with fast_image_resize's Lanczos3 and streams its rows through the vertical pass
+//! (`vertical.rs`), which keeps only the rows still needed. Output rows are either placed
+//! upright (EXIF orientation) in the output image, which jpeg-encoder then encodes whole
+//! with shoebox's settings (4:2:0, optimised Huffman tables), or, with `--encoder mozjpeg`
+//! and no rotation, written straight into libjpeg's encoder as they are made.
+//! `--from-file` lets libjpeg read the file as it decodes instead of reading it whole first.
 //!
 //! `--whole` decodes the whole scaled image first and resizes it in one go (today's shape
-//! of the pipeline, with this decoder), for comparison. `--decode-only` times a decoder alone.
-//! No ICC handling, no CMYK: a measurement tool, not the product.
+//! of the pipeline, with this decoder), for comparison; an output named .ppm is the pixels
+//! before encoding. No ICC handling, no CMYK, and libjpeg's warnings (a truncated or
+//! damaged file) are silenced by the crate: a measurement tool, not the product.
 
 mod orient;
 mod vertical;
