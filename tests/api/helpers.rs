@@ -278,6 +278,11 @@ impl TestApp {
         b
     }
 
+    /// `builder` with the reference app's example kinds added, as the app adds them.
+    pub fn with_example_kinds(builder: shoebox::ShoeboxBuilder) -> shoebox::ShoeboxBuilder {
+        Self::example_kinds().into_iter().fold(builder, shoebox::ShoeboxBuilder::shared_kind)
+    }
+
     /// The reference app's example kinds, as it builds them.
     pub fn example_kinds() -> Vec<std::sync::Arc<dyn shoebox::Kind>> {
         let settings = Settings::from_lookup(|_| None).expect("defaults");

@@ -270,10 +270,7 @@ async fn an_s3_outage_loses_nothing_and_the_next_run_finishes(app: TestApp) {
     let cut = row(&app, &id).await.created_at + DAY;
     // A second Shoebox on the same database, whose S3 goes away and comes back.
     let s3 = Switch::start(app.s3_addr()).await;
-    let mut job = app.another_shoebox(&s3.url);
-    for k in TestApp::example_kinds() {
-        job = job.shared_kind(k);
-    }
+    let job = TestApp::with_example_kinds(app.another_shoebox(&s3.url));
     let job = job.build().await.expect("job");
     s3.set(S3State::Down);
     let s = clean_up_as_of(&job, cut).await;

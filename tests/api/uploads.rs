@@ -220,10 +220,7 @@ async fn the_form_window_closes_a_minute_after_its_first_form(app: TestApp) {
     let opened = now_millis();
     let clock = std::sync::Arc::new(ManualClock::new(opened));
     let limits = shoebox::Limits { forms_per_minute: 2, ..shoebox::Limits::default() };
-    let mut host = app.another_shoebox(&app.s3_endpoint).clock(clock.clone()).limits(limits);
-    for k in TestApp::example_kinds() {
-        host = host.shared_kind(k);
-    }
+    let host = TestApp::with_example_kinds(app.another_shoebox(&app.s3_endpoint).clock(clock.clone()).limits(limits));
     let host = host.build().await.expect("host");
     let user = UserId::new("clocked-user").expect("id");
     let script = || SignRequest {
@@ -270,10 +267,7 @@ async fn concurrent_signings_share_commits_and_keep_the_limit_exact(app: TestApp
     use futures_util::StreamExt as _;
     use shoebox::{FormStyle, SignRequest, UploadError, UserId};
     let limits = shoebox::Limits { forms_per_minute: 30, ..shoebox::Limits::default() };
-    let mut host = app.another_shoebox(&app.s3_endpoint).limits(limits);
-    for k in TestApp::example_kinds() {
-        host = host.shared_kind(k);
-    }
+    let host = TestApp::with_example_kinds(app.another_shoebox(&app.s3_endpoint).limits(limits));
     let host = host.build().await.expect("host");
     let user = UserId::new("batched-user").expect("id");
     let request = || SignRequest {
@@ -345,10 +339,7 @@ async fn a_refused_batch_fails_only_the_form_that_cannot_be_written(app: TestApp
             .await;
         }
     }
-    let mut host = app.another_shoebox(&app.s3_endpoint);
-    for k in TestApp::example_kinds() {
-        host = host.shared_kind(k);
-    }
+    let host = TestApp::with_example_kinds(app.another_shoebox(&app.s3_endpoint));
     let host = host.build().await.expect("host");
     let request = |name: &str| SignRequest {
         kind: "avatar".into(),
@@ -667,10 +658,7 @@ async fn two_dynos(app: &TestApp, limits: shoebox::Limits) -> Vec<(shoebox::Shoe
     let mut dynos = Vec::new();
     for _ in 0..2 {
         let switch = Switch::start(app.s3_addr()).await;
-        let mut b = app.another_shoebox(&switch.url).limits(limits.clone());
-        for k in TestApp::example_kinds() {
-            b = b.shared_kind(k);
-        }
+        let b = TestApp::with_example_kinds(app.another_shoebox(&switch.url).limits(limits.clone()));
         dynos.push((b.build().await.expect("dyno"), switch));
     }
     dynos
@@ -735,10 +723,7 @@ async fn a_verification_claim_left_by_a_dead_process_expires(app: TestApp) {
     let clock = std::sync::Arc::new(ManualClock::new(start));
     let limits =
         shoebox::Limits { verification_wait: std::time::Duration::from_millis(300), ..app.shoebox.limits().clone() };
-    let mut b = app.another_shoebox(&app.s3_endpoint).clock(clock.clone()).limits(limits);
-    for k in TestApp::example_kinds() {
-        b = b.shared_kind(k);
-    }
+    let b = TestApp::with_example_kinds(app.another_shoebox(&app.s3_endpoint).clock(clock.clone()).limits(limits));
     let dyno = b.build().await.expect("dyno");
     let bytes = photo(JPEG);
     let (id, url, fields) = ann.signed_form("avatar", bytes.len()).await;
