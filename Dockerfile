@@ -2,6 +2,8 @@
 # Build stage: the same toolchain as development and CI.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# nasm assembles libjpeg-turbo's SIMD (the mozjpeg crate): JPEG variants are built in bands by it.
+RUN apt-get update && apt-get install -y --no-install-recommends nasm && rm -rf /var/lib/apt/lists/*
 # The workspace: the reference app (src, its migrations and templates) and the library (shoebox/).
 COPY Cargo.toml Cargo.lock askama.toml ./
 COPY src src

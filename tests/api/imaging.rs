@@ -163,6 +163,46 @@ fn several_variants_come_from_one_upload() {
     }
 }
 
+/// The reference for a JPEG rendition: the whole image decoded at full size by another
+/// decoder, turned upright and resized in one go by the `image` crate (Lanczos3).
+fn whole_image_reference(bytes: &[u8], width: u32, height: u32) -> Rgba {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    let pixels = decoder.decode().expect("the photo decodes");
+    let info = decoder.info().expect("info");
+    let rgb = image::RgbImage::from_raw(u32::from(info.width), u32::from(info.height), pixels).expect("RGB");
+    let mut whole = image::DynamicImage::ImageRgb8(rgb);
+    let orientation = probe(bytes).expect("probe").orientation.exif_value();
+    whole.apply_orientation(image::metadata::Orientation::from_exif(orientation).expect("1 to 8"));
+    let small = whole.resize_exact(width, height, image::imageops::FilterType::Lanczos3);
+    Rgba { width, height, has_alpha: false, data: small.into_rgba8().into_raw() }
+}
+
+#[test]
+fn camera_jpegs_made_in_bands_look_like_a_whole_image_resize() {
+    // JPEGs are decoded a band of rows at a time and resized as the rows come: a misplaced
+    // band, a seam or a lost row would show against the same photo resized whole.
+    let recipes = [Recipe::fit(1280, 1280).with_quality(95), Recipe::fit(320, 320).with_quality(95)];
+    for name in DECODABLE.iter().filter(|n| n.starts_with("camera/")) {
+        let bytes = photo(name);
+        let made = render_all(&bytes, &recipes, &Limits::default()).expect("resize");
+        for variant in &made {
+            let out = decode(&variant.bytes);
+            let reference = whole_image_reference(&bytes, variant.width, variant.height);
+            let diff = mean_abs_diff(&out, &reference);
+            assert!(diff < 2.0, "{name} at {}x{}: mean difference {diff:.2}", variant.width, variant.height);
+            // The worst row too, so one bad band cannot hide in the mean.
+            let row = out.width as usize * 4;
+            let worst = out
+                .data
+                .chunks_exact(row)
+                .zip(reference.data.chunks_exact(row))
+                .map(|(a, b)| a.iter().zip(b).map(|(p, q)| u64::from(p.abs_diff(*q))).sum::<u64>() as f64 / row as f64)
+                .fold(0.0, f64::max);
+            assert!(worst < 8.0, "{name} at {}x{}: worst row differs by {worst:.2}", variant.width, variant.height);
+        }
+    }
+}
+
 #[test]
 fn the_decoded_callback_comes_once_for_a_sound_file_and_never_for_a_damaged_one() {
     // Verification answers on this callback and lets the variants finish after it.

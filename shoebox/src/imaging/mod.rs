@@ -10,10 +10,12 @@
 //!    type. HEIC and AVIF are recognised and refused with advice.
 //! 2. [`probe`]: the header gives the size and EXIF orientation without decoding; it also
 //!    works on a prefix of the file. [`Limits`] are checked here, before any allocation.
-//! 3. Decode (`decode`): JPEG is shrunk while decoding (IDCT scaling to 1/2, 1/4 or 1/8,
-//!    the smallest that still covers the target), on two threads when it has restart
-//!    markers (`jpeg_strips`); other formats decode at full size within the memory
-//!    limit. Animations give their first frame.
+//! 3. Decode: JPEG is shrunk while decoding (IDCT scaling to 1/2, 1/4 or 1/8, the smallest
+//!    that still covers the target), a band of rows at a time, each band resized as it
+//!    comes (`jpeg_bands`, `band_resize`), so the decoded image is never held whole. A JPEG
+//!    that path declines (CMYK, damaged) and other formats decode whole (`decode`; JPEG on
+//!    two threads when it has restart markers, `jpeg_strips`); animations give their first
+//!    frame.
 //! 4. Resize (`resize`): Lanczos3 with SIMD, on premultiplied alpha.
 //! 5. Colour (`colour`): an ICC profile is converted to sRGB.
 //! 6. Orientation (`orient`): applied to the small image, so the output is upright.
@@ -22,12 +24,14 @@
 //!
 //! Alpha: kept by PNG and WebP; composited on white for JPEG (see `pixels`).
 
+mod band_resize;
 mod colour;
 mod decode;
 mod encode;
 mod error;
 mod geometry;
 mod image_type;
+mod jpeg_bands;
 mod jpeg_strips;
 mod limits;
 mod orient;
@@ -52,6 +56,7 @@ pub use strip::{strip_jpeg_metadata, strip_metadata, strip_png_metadata, strip_w
 
 use colour::ColourPlan;
 use pixels::Pixels;
+use probe::Detail;
 
 /// What rendition to make: fit within a box (never upscaling), in a format and quality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +228,15 @@ fn decode_and_render(
 
     let _permit = permits::acquire();
     let decode_sizes: Vec<(u32, u32)> = sizes.iter().copied().chain(placeholder_size).collect();
+    if let Detail::Jpeg(jpeg) = &header.detail {
+        let mut unique = decode_sizes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        let stored = (info.stored_width, info.stored_height);
+        if let Some(streamed) = jpeg_bands::decode_resized(bytes, jpeg, stored, &unique, limits) {
+            return render_streamed(streamed, &unique, recipes, &sizes, placeholder_size, info, decoded);
+        }
+    }
     let image = decode::decode(bytes, &header, &decode_sizes, limits)?;
     let colour = ColourPlan::new(image.icc_profile);
     let mut source = image.pixels;
@@ -267,6 +281,51 @@ fn decode_and_render(
         None => resize::resize_owned(source, last_w, last_h)?,
     };
     variants.push(finish(small, last, &colour, info)?);
+    Ok(variants)
+}
+
+/// The placeholder and the renditions from a banded decode: `streamed` holds one image per
+/// size of `unique`, already resized.
+fn render_streamed(
+    streamed: jpeg_bands::Streamed,
+    unique: &[(u32, u32)],
+    recipes: &[Recipe],
+    sizes: &[(u32, u32)],
+    placeholder_size: Option<(u32, u32)>,
+    info: ImageInfo,
+    decoded: impl FnOnce(Option<Vec<u8>>),
+) -> Result<Vec<Rendition>, ImagingError> {
+    let colour = ColourPlan::new(streamed.icc_profile);
+    let mut resized: Vec<Option<Pixels>> = streamed.sized.into_iter().map(Some).collect();
+    let index = |size: (u32, u32)| {
+        unique
+            .iter()
+            .position(|&u| u == size)
+            .ok_or_else(|| ImagingError::InvalidRecipe(format!("no image was streamed at {}x{}", size.0, size.1)))
+    };
+    let made = match placeholder_size {
+        Some(size) => {
+            let small = resized[index(size)?].as_ref();
+            small.and_then(|small| match placeholder::from_decoded(small, size, &colour, info) {
+                Ok(hash) => Some(hash),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no placeholder for this image");
+                    None
+                }
+            })
+        }
+        None => None,
+    };
+    decoded(made);
+    let mut variants = Vec::with_capacity(recipes.len());
+    for (n, (recipe, &size)) in recipes.iter().zip(sizes).enumerate() {
+        let i = index(size)?;
+        // The last rendition of a size takes its pixels; earlier ones (a WebP twin) copy them.
+        let used_again = sizes[n + 1..].contains(&size);
+        let small = if used_again { resized[i].clone() } else { resized[i].take() };
+        let small = small.ok_or_else(|| ImagingError::InvalidRecipe("a streamed image was used up".to_owned()))?;
+        variants.push(finish(small, recipe, &colour, info)?);
+    }
     Ok(variants)
 }
 

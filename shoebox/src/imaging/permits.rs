@@ -29,6 +29,11 @@ pub(crate) fn acquire() -> Permit<'static> {
     GATE.acquire()
 }
 
+/// A permit if one is free now, without waiting: for work that only speeds up with it.
+pub(crate) fn try_acquire() -> Option<Permit<'static>> {
+    GATE.try_acquire()
+}
+
 pub(crate) struct Gate {
     state: Mutex<GateState>,
     freed: Condvar,
@@ -64,6 +69,15 @@ impl Gate {
         }
         state.in_use += 1;
         Permit { gate: self }
+    }
+
+    pub(crate) fn try_acquire(&self) -> Option<Permit<'_>> {
+        let mut state = self.state();
+        if state.in_use >= state.capacity {
+            return None;
+        }
+        state.in_use += 1;
+        Some(Permit { gate: self })
     }
 
     pub(crate) fn set_capacity(&self, capacity: usize) {
@@ -117,6 +131,17 @@ mod tests {
             waiter.join().expect("waiter finishes once the limit is raised");
         });
         drop(first);
+    }
+
+    #[test]
+    fn trying_takes_a_free_permit_and_never_waits() {
+        let gate = Gate::new(2);
+        let first = gate.acquire();
+        let second = gate.try_acquire().expect("one is free");
+        assert!(gate.try_acquire().is_none(), "both are taken");
+        drop(first);
+        assert!(gate.try_acquire().is_some(), "freed");
+        drop(second);
     }
 
     #[test]
