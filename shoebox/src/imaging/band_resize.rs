@@ -20,10 +20,24 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 
 use super::error::ImagingError;
 use super::image_type::ImageType;
-use super::pixels::{Layout, Pixels};
+use super::pixels::Layout;
 
-/// A source `source` pixels wide and high, shrunk to `target` as its rows arrive.
-pub(crate) struct BandResizer {
+/// Where finished output rows go: collected (a `Vec<u8>`), or written on as they come.
+pub(crate) trait RowSink {
+    /// Takes the next whole output rows, top first.
+    fn take(&mut self, rows: &[u8]) -> Result<(), ImagingError>;
+}
+
+impl RowSink for Vec<u8> {
+    fn take(&mut self, rows: &[u8]) -> Result<(), ImagingError> {
+        self.extend_from_slice(rows);
+        Ok(())
+    }
+}
+
+/// A source `source` pixels wide and high, shrunk to `target` as its rows arrive, the
+/// output rows going to `S`.
+pub(crate) struct BandResizer<S> {
     source: (u32, u32),
     target: (u32, u32),
     layout: Layout,
@@ -33,17 +47,33 @@ pub(crate) struct BandResizer {
     vertical: Option<VerticalPass>,
     /// Source rows taken so far.
     taken: u32,
-    /// The finished rows of the output, top first.
-    out: Vec<u8>,
+    /// Output rows made so far.
+    made: u32,
+    sink: S,
 }
 
-impl BandResizer {
+#[cfg(test)]
+impl BandResizer<Vec<u8>> {
+    /// A resizer that collects its output, to be had from [`BandResizer::into_pixels`].
+    pub fn collecting(source: (u32, u32), target: (u32, u32), layout: Layout) -> Result<Self, ImagingError> {
+        let out_len = target.0 as usize * target.1 as usize * layout.channels();
+        BandResizer::new(source, target, layout, Vec::with_capacity(out_len))
+    }
+
+    /// The resized image, once every source row has been pushed.
+    pub fn into_pixels(self) -> Result<super::pixels::Pixels, ImagingError> {
+        let (target, layout) = (self.target, self.layout);
+        let data = self.finish()?;
+        Ok(super::pixels::Pixels::new(target.0, target.1, layout, data))
+    }
+}
+
+impl<S: RowSink> BandResizer<S> {
     /// `target` must not be larger than `source` on either side (a downscale or a copy).
-    pub fn new(source: (u32, u32), target: (u32, u32), layout: Layout) -> Result<BandResizer, ImagingError> {
+    pub fn new(source: (u32, u32), target: (u32, u32), layout: Layout, sink: S) -> Result<Self, ImagingError> {
         if target.0 == 0 || target.1 == 0 || target.0 > source.0 || target.1 > source.1 {
             return Err(failed(format!("cannot stream {}x{} to {}x{}", source.0, source.1, target.0, target.1)));
         }
-        let out_len = target.0 as usize * target.1 as usize * layout.channels();
         let vertical = (target.1 != source.1).then(|| VerticalPass::new(source.1, target.1, target.0, layout));
         Ok(BandResizer {
             source,
@@ -53,17 +83,9 @@ impl BandResizer {
             across_rows: Vec::new(),
             vertical,
             taken: 0,
-            out: Vec::with_capacity(out_len),
+            made: 0,
+            sink,
         })
-    }
-
-    /// Bytes this resizer holds at most besides the output: the band resized across and the
-    /// vertical window (`band_rows` source rows at a time).
-    pub fn working_bytes(source: (u32, u32), target: (u32, u32), layout: Layout, band_rows: u32) -> u64 {
-        let scale = f64::from(source.1) / f64::from(target.1.max(1));
-        let window = (6.0 * scale.max(1.0)).ceil() as u64 + 2;
-        let row = u64::from(target.0) * layout.channels() as u64;
-        row * (2 * u64::from(band_rows) + window)
     }
 
     /// Takes the next whole source rows (`source.0 × channels` bytes each).
@@ -90,31 +112,38 @@ impl BandResizer {
             self.across.resize(&src, &mut dst, &options).map_err(|e| failed(e.to_string()))?;
             &self.across_rows
         };
+        let out_row = self.target.0 as usize * self.layout.channels();
+        let (sink, made) = (&mut self.sink, &mut self.made);
+        let mut emit = |rows: &[u8]| {
+            // Whole rows of the output's width, by construction.
+            *made += (rows.len() / out_row) as u32;
+            sink.take(rows)
+        };
         match &mut self.vertical {
-            Some(vertical) => {
-                let out = &mut self.out;
-                vertical.push(across, |chunk| out.extend_from_slice(chunk))
-            }
-            None => {
-                self.out.extend_from_slice(across);
-                Ok(())
-            }
+            Some(vertical) => vertical.push(across, emit),
+            None => emit(across),
         }
     }
 
-    /// The resized image, once every source row has been pushed.
-    pub fn finish(self) -> Result<Pixels, ImagingError> {
-        let expected = self.target.0 as usize * self.target.1 as usize * self.layout.channels();
-        if self.taken != self.source.1 || self.out.len() != expected {
+    /// The sink, once every source row has been pushed and every output row made.
+    pub fn finish(self) -> Result<S, ImagingError> {
+        if self.taken != self.source.1 || self.made != self.target.1 {
             return Err(failed(format!(
-                "{} of {} source rows gave {} of {expected} bytes",
-                self.taken,
-                self.source.1,
-                self.out.len()
+                "{} of {} source rows gave {} of {} rows",
+                self.taken, self.source.1, self.made, self.target.1
             )));
         }
-        Ok(Pixels::new(self.target.0, self.target.1, self.layout, self.out))
+        Ok(self.sink)
     }
+}
+
+/// Bytes a resizer from `source` to `target` holds at most besides its output: the band
+/// resized across and the vertical window (`band_rows` source rows at a time).
+pub(crate) fn working_bytes(source: (u32, u32), target: (u32, u32), layout: Layout, band_rows: u32) -> u64 {
+    let scale = f64::from(source.1) / f64::from(target.1.max(1));
+    let window = (6.0 * scale.max(1.0)).ceil() as u64 + 2;
+    let row = u64::from(target.0) * layout.channels() as u64;
+    row * (2 * u64::from(band_rows) + window)
 }
 
 fn failed(reason: String) -> ImagingError {
@@ -203,7 +232,11 @@ impl VerticalPass {
     }
 
     /// Takes the next source rows and hands each chunk of output rows they complete to `emit`.
-    fn push(&mut self, rows: &[u8], mut emit: impl FnMut(&[u8])) -> Result<(), ImagingError> {
+    fn push(
+        &mut self,
+        rows: &[u8],
+        mut emit: impl FnMut(&[u8]) -> Result<(), ImagingError>,
+    ) -> Result<(), ImagingError> {
         self.window.extend_from_slice(rows);
         let held = u32::try_from(self.window.len() / self.row_len).map_err(|e| failed(e.to_string()))?;
         let have = self.first + held;
@@ -229,7 +262,7 @@ impl VerticalPass {
             .use_alpha(false)
             .crop(0.0, top, f64::from(self.width), height);
         self.resizer.resize(&src, &mut dst, &options).map_err(|e| failed(e.to_string()))?;
-        emit(&self.chunk);
+        emit(&self.chunk)?;
         self.next_out = b;
         // Drop the rows no later output row reads.
         let keep_from = self.taps.get(b as usize).map_or(have, |t| t.start).max(self.first);
@@ -242,15 +275,17 @@ impl VerticalPass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imaging::pixels::Pixels;
     use crate::imaging::resize::resize;
 
     fn stream(source: &Pixels, target: (u32, u32), band: u32) -> Pixels {
-        let mut resizer = BandResizer::new((source.width, source.height), target, source.layout).expect("resizer");
+        let mut resizer =
+            BandResizer::collecting((source.width, source.height), target, source.layout).expect("resizer");
         let row_len = source.width as usize * source.layout.channels();
         for rows in source.data.chunks(row_len * band as usize) {
             resizer.push(rows).expect("push");
         }
-        resizer.finish().expect("every row")
+        resizer.into_pixels().expect("every row")
     }
 
     /// A source with detail in both directions, so a misplaced window shows, but not so
@@ -306,14 +341,14 @@ mod tests {
     #[test]
     fn too_few_or_too_many_rows_are_an_error_not_an_image() {
         let source = pattern(40, 30, Layout::Rgb);
-        let mut short = BandResizer::new((40, 30), (20, 15), Layout::Rgb).expect("resizer");
+        let mut short = BandResizer::collecting((40, 30), (20, 15), Layout::Rgb).expect("resizer");
         short.push(&source.data[..40 * 3 * 29]).expect("push");
-        assert!(short.finish().is_err(), "29 of 30 rows");
-        let mut long = BandResizer::new((40, 30), (20, 15), Layout::Rgb).expect("resizer");
+        assert!(short.into_pixels().is_err(), "29 of 30 rows");
+        let mut long = BandResizer::collecting((40, 30), (20, 15), Layout::Rgb).expect("resizer");
         long.push(&source.data).expect("push");
         assert!(long.push(&source.data[..120]).is_err(), "a 31st row");
-        assert!(BandResizer::new((40, 30), (41, 15), Layout::Rgb).is_err(), "no upscaling");
-        let mut partial = BandResizer::new((40, 30), (20, 15), Layout::Rgb).expect("resizer");
+        assert!(BandResizer::collecting((40, 30), (41, 15), Layout::Rgb).is_err(), "no upscaling");
+        let mut partial = BandResizer::collecting((40, 30), (20, 15), Layout::Rgb).expect("resizer");
         assert!(partial.push(&source.data[..100]).is_err(), "part of a row");
     }
 }

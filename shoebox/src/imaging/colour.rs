@@ -26,6 +26,11 @@ impl ColourPlan {
         ColourPlan { raw: icc_profile, profile }
     }
 
+    /// Whether the source carries a profile at all (without one, pixels are left as they are).
+    pub fn has_profile(&self) -> bool {
+        self.raw.is_some()
+    }
+
     /// Converts `pixels` to sRGB. Returns the pixels and, when the profile could not be
     /// applied but does describe them, the profile to embed in the output.
     pub fn to_srgb(&self, pixels: Pixels) -> (Pixels, Option<&[u8]>) {

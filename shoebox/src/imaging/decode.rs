@@ -1,9 +1,11 @@
-//! Decoding to 8-bit pixels, within the limits, with shrink-on-load for JPEG.
+//! Decoding whole images to 8-bit pixels, within the limits, with shrink-on-load for JPEG.
 //!
-//! JPEG goes through `jpeg-decoder`, whose IDCT scaling decodes a 22 MP photo straight to
-//! 1/2, 1/4 or 1/8 of its size: the full-size pixels are never allocated. It is strict: a
-//! truncated file or damaged entropy data is refused, at every scale, so all renditions of
-//! an upload agree. PNG, WebP and GIF go through the `image` crate (an animation gives
+//! Most JPEGs never come here: `jpeg_bands` decodes them a band of rows at a time. This is
+//! the path for the JPEGs it declines (CMYK, and damaged files, which it leaves to this
+//! decoder's verdict) and for every other format. JPEG goes through `jpeg-decoder`, whose
+//! IDCT scaling decodes a 22 MP photo straight to 1/2, 1/4 or 1/8 of its size: the
+//! full-size pixels are never allocated. It is strict: a truncated file or damaged entropy
+//! data is refused, at every scale, so all renditions of an upload agree. PNG, WebP and GIF go through the `image` crate (an animation gives
 //! its first frame, drawn on the canvas).
 
 use std::io::Cursor;
@@ -123,8 +125,8 @@ fn jpeg_peak_bytes(width: u32, height: u32, jpeg: &JpegHeader, out_w: u32, out_h
     total
 }
 
-/// Bytes an encoder may hold per pixel (jpeg-encoder keeps every block's coefficients to
-/// optimise its Huffman tables; measured at 6 on a 22 MP photo).
+/// Bytes an encoder may hold per pixel (libjpeg keeps every block's coefficients to
+/// optimise its Huffman tables: 2 bytes a sample, at most 3 samples a pixel at full chroma).
 const ENCODER_BYTES_PER_PIXEL: u64 = 6;
 
 /// Peak bytes while the renditions are made from a decoded image of `source_w`×`source_h`

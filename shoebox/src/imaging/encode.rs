@@ -1,23 +1,27 @@
 //! Writing the rendition: JPEG, PNG, WebP or AVIF, with no metadata at all.
 //!
+//! JPEG goes through libjpeg-turbo (`jpeg_encode`, whose settings are described there),
+//! PNG and lossless WebP through the `image` crate, lossy WebP through libwebp, AVIF
+//! through ravif.
+//!
 //! No encoder here is given EXIF, XMP, GPS or a thumbnail, so none can leak from the
 //! upload. The only thing ever embedded is an ICC profile the colour step could not
 //! convert (see `colour`).
 
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::codecs::webp::WebPEncoder;
-use image::{ExtendedColorType, ImageEncoder};
-use jpeg_encoder::{ColorType as JpegColor, SamplingFactor};
-
 use super::Recipe;
 use super::error::ImagingError;
 use super::image_type::OutputFormat;
+use super::jpeg_encode;
 use super::pixels::{Layout, Pixels};
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::codecs::webp::WebPEncoder;
+use image::{ExtendedColorType, ImageEncoder};
 
 /// The largest side each format can store.
 pub(crate) fn max_side(format: OutputFormat) -> u32 {
     match format {
-        OutputFormat::Jpeg => u32::from(u16::MAX),
+        // libjpeg's own limit (JPEG_MAX_DIMENSION).
+        OutputFormat::Jpeg => 65_500,
         OutputFormat::Png => i32::MAX.unsigned_abs(),
         OutputFormat::Webp | OutputFormat::LossyWebp => 16_383,
         // AV1's frame header stores each side in at most 16 bits.
@@ -134,34 +138,8 @@ fn write_image(mut encoder: impl ImageEncoder, pixels: &Pixels, icc_profile: Opt
 }
 
 fn encode_jpeg(pixels: &Pixels, quality: u8, progressive: bool, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    let color = match pixels.layout {
-        Layout::Gray => JpegColor::Luma,
-        Layout::Rgb => JpegColor::Rgb,
-        Layout::GrayAlpha | Layout::Rgba => {
-            return Err("alpha must be composited before JPEG encoding".to_owned());
-        }
-    };
-    let too_big = |_| format!("{}x{} is too large for JPEG", pixels.width, pixels.height);
-    let width = u16::try_from(pixels.width).map_err(too_big)?;
-    let height = u16::try_from(pixels.height).map_err(too_big)?;
-    // Roughly the size of a photo at quality 80, to avoid regrowing the buffer.
-    let mut out = Vec::with_capacity(pixels.data.len() / 8);
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
-    // 4:2:0 halves the chroma, as libjpeg does by default; at 90 and above, the caller
-    // asked for fidelity, so keep full chroma.
-    encoder.set_sampling_factor(if quality >= 90 { SamplingFactor::F_1_1 } else { SamplingFactor::F_2_2 });
-    // Optimised tables cost no peak memory (the decode's planes are larger than the
-    // encoder's coefficients; measured the same RSS without them) and save 1 to 13 %.
-    encoder.set_optimized_huffman_tables(true);
-    // jpeg-encoder's progressive mode is spectral selection only: on the camera photos it
-    // came out 5 to 16 % larger than baseline, so it is there for callers who want it for
-    // itself (rendering while loading), not as a way to save bytes.
-    encoder.set_progressive(progressive);
-    if let Some(icc) = icc_profile {
-        encoder.add_icc_profile(icc).map_err(|e| e.to_string())?;
-    }
-    encoder.encode(&pixels.data, width, height, color).map_err(|e| e.to_string())?;
-    Ok(out)
+    let size = (pixels.width, pixels.height);
+    jpeg_encode::encode(&pixels.data, size, pixels.layout, quality, progressive, icc_profile)
 }
 
 fn color_type(layout: Layout) -> ExtendedColorType {

@@ -6,10 +6,14 @@
 //! time. Each band goes to one [`BandResizer`] per rendition size, which keeps only the rows
 //! its filter still needs. When a second image-work permit is free, the decoder runs on its
 //! own thread and the resizers on this one, band by band: that is how a JPEG without restart
-//! markers, whose entropy decoding is serial, still uses both cores. Peak memory is the
-//! outputs, a few bands and the filter windows, where the whole-image path holds the decoded
-//! image, the decoder's planes and the resizer's intermediate at once (measured in
-//! BENCHMARKS.md).
+//! markers, whose entropy decoding is serial, still uses both cores. A size that only one
+//! JPEG rendition uses, of a photo stored upright, goes on row by row into libjpeg's
+//! encoder (`jpeg_encode`), so its pixels are never held either; other sizes are kept as
+//! pixels for the rest of the pipeline (the placeholder, a WebP twin of the same size, a
+//! photo to be turned upright, which needs its last row before its first). Peak memory is
+//! those outputs, the encoders' coefficients, a few bands and the filter windows, where
+//! the whole-image path holds the decoded image, the decoder's planes and the resizer's
+//! intermediate at once (measured in BENCHMARKS.md).
 //!
 //! Strictness is the whole-image decoder's. libjpeg carries on after a warning (a file cut
 //! short is padded with grey, damaged data is skipped), so the error manager here turns
@@ -19,6 +23,7 @@
 //! The whole image is still decoded where that is cheaper or needed: formats other than
 //! JPEG (their decoders give whole images), and those fallbacks.
 
+use std::borrow::Cow;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::mpsc::sync_channel;
@@ -26,8 +31,13 @@ use std::sync::mpsc::sync_channel;
 use mozjpeg::decompress::Format;
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 
-use super::band_resize::BandResizer;
+use super::Recipe;
+use super::band_resize::{BandResizer, RowSink, working_bytes};
+use super::colour::ColourPlan;
+use super::error::ImagingError;
 use super::geometry::{jpeg_scale_eighths, scaled_by_eighths};
+use super::image_type::ImageType;
+use super::jpeg_encode::JpegRows;
 use super::limits::Limits;
 use super::permits;
 use super::pixels::{Layout, Pixels};
@@ -41,68 +51,150 @@ const BAND_ROWS: u32 = 128;
 /// Bands in flight between the decoder's thread and the resizers'.
 const BANDS_QUEUED: u32 = 2;
 
-/// The renditions' pixels (stored orientation, in the order of the sizes asked for) and the
-/// embedded ICC profile.
-pub(crate) struct Streamed {
-    pub sized: Vec<Pixels>,
-    pub icc_profile: Option<Vec<u8>>,
+/// What to make at one size (stored orientation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// The resized pixels.
+    Pixels((u32, u32)),
+    /// The JPEG of `recipe`, its rows encoded as they are made, so its pixels are never held
+    /// whole. Only for a source stored upright, and the colour plan is applied on the way.
+    Jpeg((u32, u32), Recipe),
 }
 
-/// Decodes the JPEG `bytes` (`width`×`height`, header `jpeg`) in bands into `sizes`, or
+impl Want {
+    pub(crate) fn size(&self) -> (u32, u32) {
+        match *self {
+            Want::Pixels(size) | Want::Jpeg(size, _) => size,
+        }
+    }
+}
+
+/// What was made for a [`Want`].
+pub(crate) enum Made {
+    Pixels(Pixels),
+    Jpeg(Vec<u8>),
+}
+
+/// Decodes the JPEG `bytes` (`width`×`height`, header `jpeg`) in bands into `wants`, or
 /// `None` when this file should go through the whole-image decoder (see the module
 /// documentation). Sizes must fit within the image.
 pub(crate) fn decode_resized(
     bytes: &[u8],
     jpeg: &JpegHeader,
     (width, height): (u32, u32),
-    sizes: &[(u32, u32)],
+    wants: &[Want],
+    colour: &ColourPlan,
     limits: &Limits,
-) -> Option<Streamed> {
+) -> Option<Vec<Made>> {
     let components = jpeg.sampling.len();
-    if sizes.is_empty() || !(components == 1 || components == 3) {
+    if wants.is_empty() || !(components == 1 || components == 3) {
         return None;
     }
-    let target = (sizes.iter().map(|s| s.0).max()?, sizes.iter().map(|s| s.1).max()?);
+    let target = (wants.iter().map(|w| w.size().0).max()?, wants.iter().map(|w| w.size().1).max()?);
     let eighths = jpeg_scale_eighths(width, height, target.0, target.1);
     let scaled = (scaled_by_eighths(width, eighths), scaled_by_eighths(height, eighths));
     let layout = if components == 1 { Layout::Gray } else { Layout::Rgb };
     // Over the limit, the whole-image path refuses it (its own estimate is larger).
-    limits.check_memory(peak_bytes(jpeg, (width, height), scaled, sizes, layout)).ok()?;
+    limits.check_memory(peak_bytes(jpeg, (width, height), scaled, wants, layout)).ok()?;
 
+    let mut targets: Vec<BandResizer<Sink<'_>>> = wants
+        .iter()
+        .map(|want| {
+            let (size, sink) = match *want {
+                Want::Pixels(size) => {
+                    (size, Sink::Pixels(Vec::with_capacity(size.0 as usize * size.1 as usize * layout.channels())))
+                }
+                Want::Jpeg(size, recipe) => (
+                    size,
+                    Sink::Jpeg(Box::new(JpegSink { colour, size, layout, recipe, encoder: None, embeds: false })),
+                ),
+            };
+            BandResizer::new(scaled, size, layout, sink).ok()
+        })
+        .collect::<Option<_>>()?;
     // A second permit lets the decoder run beside the resizers; without one, one thread does
     // both, and the image counts once against the gate like any other.
     let second = permits::try_acquire();
-    let sized = if second.is_some() {
-        decode_on_two_threads(bytes, eighths, scaled, sizes, layout)
+    let decoded = if second.is_some() {
+        decode_on_two_threads(bytes, eighths, scaled, layout, &mut targets)
     } else {
-        let mut resizers = resizers(scaled, sizes, layout)?;
-        decode_bands(bytes, eighths, scaled, layout, |band| push_all(&mut resizers, &band))
-            .and_then(|()| finish_all(resizers))
+        decode_bands(bytes, eighths, scaled, layout, |band| push_all(&mut targets, &band))
     };
     drop(second);
-    Some(Streamed { sized: sized?, icc_profile: icc_profile(bytes, jpeg.scan_data_at) })
+    decoded?;
+    targets.into_iter().zip(wants).map(|(target, want)| finish(target, want.size(), layout)).collect()
 }
 
-fn resizers(scaled: (u32, u32), sizes: &[(u32, u32)], layout: Layout) -> Option<Vec<BandResizer>> {
-    sizes.iter().map(|&size| BandResizer::new(scaled, size, layout).ok()).collect()
+fn push_all(targets: &mut [BandResizer<Sink<'_>>], band: &[u8]) -> Option<()> {
+    targets.iter_mut().try_for_each(|t| t.push(band).ok())
 }
 
-fn push_all(resizers: &mut [BandResizer], band: &[u8]) -> Option<()> {
-    resizers.iter_mut().try_for_each(|r| r.push(band).ok())
+fn finish(target: BandResizer<Sink<'_>>, size: (u32, u32), layout: Layout) -> Option<Made> {
+    match target.finish().ok()? {
+        Sink::Pixels(data) => Some(Made::Pixels(Pixels::new(size.0, size.1, layout, data))),
+        Sink::Jpeg(sink) => sink.encoder?.finish().ok().map(Made::Jpeg),
+    }
 }
 
-fn finish_all(resizers: Vec<BandResizer>) -> Option<Vec<Pixels>> {
-    resizers.into_iter().map(|r| r.finish().ok()).collect()
+/// Where a size's rows go.
+enum Sink<'c> {
+    Pixels(Vec<u8>),
+    // Boxed: libjpeg's state is large beside a Vec.
+    Jpeg(Box<JpegSink<'c>>),
+}
+
+/// Rows to sRGB, then into libjpeg. The encoder starts with the first rows, once the colour
+/// step has said whether the profile must be embedded (when it cannot be applied).
+struct JpegSink<'c> {
+    colour: &'c ColourPlan,
+    size: (u32, u32),
+    layout: Layout,
+    recipe: Recipe,
+    encoder: Option<JpegRows>,
+    embeds: bool,
+}
+
+impl RowSink for Sink<'_> {
+    fn take(&mut self, rows: &[u8]) -> Result<(), ImagingError> {
+        match self {
+            Sink::Pixels(data) => data.take(rows),
+            Sink::Jpeg(sink) => sink.take(rows),
+        }
+    }
+}
+
+impl JpegSink<'_> {
+    fn take(&mut self, rows: &[u8]) -> Result<(), ImagingError> {
+        let failed = |reason: String| ImagingError::Encode { format: ImageType::Jpeg, reason };
+        let (data, layout, embed) = if self.colour.has_profile() {
+            let count = (rows.len() / (self.size.0 as usize * self.layout.channels())) as u32;
+            let chunk = Pixels::new(self.size.0, count, self.layout, rows.to_vec());
+            let (chunk, embed) = self.colour.to_srgb(chunk);
+            (Cow::Owned(chunk.data), chunk.layout, embed)
+        } else {
+            (Cow::Borrowed(rows), self.layout, None)
+        };
+        let encoder = match &mut self.encoder {
+            Some(encoder) if encoder.layout() == layout && self.embeds == embed.is_some() => encoder,
+            Some(_) => return Err(failed("the colour step changed between rows".to_owned())),
+            None => {
+                self.embeds = embed.is_some();
+                let (quality, progressive) = (self.recipe.quality, self.recipe.progressive);
+                let started = JpegRows::start(self.size, layout, quality, progressive, embed).map_err(failed)?;
+                self.encoder.insert(started)
+            }
+        };
+        encoder.write(&data).map_err(failed)
+    }
 }
 
 fn decode_on_two_threads(
     bytes: &[u8],
     eighths: u32,
     scaled: (u32, u32),
-    sizes: &[(u32, u32)],
     layout: Layout,
-) -> Option<Vec<Pixels>> {
-    let mut resizers = resizers(scaled, sizes, layout)?;
+    targets: &mut [BandResizer<Sink<'_>>],
+) -> Option<()> {
     let (send, receive) = sync_channel::<Vec<u8>>(BANDS_QUEUED as usize);
     // Buffers come back to the decoder to be reused.
     let (give_back, take_back) = sync_channel::<Vec<u8>>(BANDS_QUEUED as usize + 2);
@@ -112,7 +204,7 @@ fn decode_on_two_threads(
         });
         let mut resized = Some(());
         for band in receive.iter() {
-            resized = push_all(&mut resizers, &band);
+            resized = push_all(targets, &band);
             if resized.is_none() {
                 // Dropping the receiver (below) stops the decoder at its next band.
                 break;
@@ -122,8 +214,7 @@ fn decode_on_two_threads(
         drop(receive);
         let decoded = decoder.join().ok().flatten();
         decoded.and(resized)
-    })?;
-    finish_all(resizers)
+    })
 }
 
 /// Decodes at `eighths`/8 (which gives `scaled`), handing each band to `take`; `None` when
@@ -219,7 +310,7 @@ extern "C-unwind" fn say_nothing(_cinfo: &mut jpeg_common_struct) {}
 /// The ICC profile in the APP2 segments before the first scan (`ICC_PROFILE\0`, sequence
 /// number, count, data), joined in sequence order; `None` without one or with chunks
 /// missing or repeated.
-fn icc_profile(bytes: &[u8], scan_data_at: usize) -> Option<Vec<u8>> {
+pub(crate) fn icc_profile(bytes: &[u8], scan_data_at: usize) -> Option<Vec<u8>> {
     const APP2: u8 = 0xE2;
     const SOS: u8 = 0xDA;
     const TAG: &[u8] = b"ICC_PROFILE\0";
@@ -254,14 +345,26 @@ fn icc_profile(bytes: &[u8], scan_data_at: usize) -> Option<Vec<u8>> {
     Some(chunks.iter().flat_map(|c| c.2.iter().copied()).collect())
 }
 
-/// Peak bytes of a banded decode into `sizes`: the outputs, each resizer's working rows,
-/// the bands (one being decoded, those queued, one being resized), libjpeg's own buffers
-/// (a few MCU rows at the scaled width) and, for a progressive file, the coefficients of
-/// the whole image (2 bytes a sample, at full size whatever the scale).
-fn peak_bytes(jpeg: &JpegHeader, full: (u32, u32), scaled: (u32, u32), sizes: &[(u32, u32)], layout: Layout) -> u64 {
+/// Peak bytes of a banded decode into `wants`: each size's pixels, or for a JPEG written as
+/// it comes the encoder's coefficients (2 bytes a sample, three samples a pixel at most),
+/// each resizer's working rows, the bands (one being decoded, those queued, one being
+/// resized), libjpeg's own buffers (a few MCU rows at the scaled width) and, for a
+/// progressive file, the coefficients of the whole image (2 bytes a sample, at full size
+/// whatever the scale).
+fn peak_bytes(jpeg: &JpegHeader, full: (u32, u32), scaled: (u32, u32), wants: &[Want], layout: Layout) -> u64 {
     let channels = layout.channels() as u64;
-    let outputs: u64 = sizes.iter().map(|&(w, h)| u64::from(w) * u64::from(h) * channels).sum();
-    let working: u64 = sizes.iter().map(|&size| BandResizer::working_bytes(scaled, size, layout, BAND_ROWS)).sum();
+    let outputs: u64 = wants
+        .iter()
+        .map(|want| {
+            let (w, h) = want.size();
+            let per_pixel = match want {
+                Want::Pixels(_) => channels,
+                Want::Jpeg(..) => 2 * 3,
+            };
+            u64::from(w) * u64::from(h) * per_pixel
+        })
+        .sum();
+    let working: u64 = wants.iter().map(|want| working_bytes(scaled, want.size(), layout, BAND_ROWS)).sum();
     let band = u64::from(scaled.0) * u64::from(BAND_ROWS) * channels;
     let bands = band * (u64::from(BANDS_QUEUED) + 2);
     let libjpeg = u64::from(scaled.0 + 16) * 32 * channels * 2;
@@ -335,36 +438,58 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    fn streamed(bytes: &[u8], sizes: &[(u32, u32)]) -> Option<Streamed> {
+    fn streamed(bytes: &[u8], wants: &[Want]) -> Option<Vec<Made>> {
         let header = super::super::probe::read_header(bytes).expect("header");
         let super::super::probe::Detail::Jpeg(jpeg) = &header.detail else { panic!("a JPEG") };
         let stored = (header.info.stored_width, header.info.stored_height);
-        decode_resized(bytes, jpeg, stored, sizes, &Limits::default())
+        let colour = ColourPlan::new(icc_profile(bytes, jpeg.scan_data_at));
+        decode_resized(bytes, jpeg, stored, wants, &colour, &Limits::default())
+    }
+
+    fn pixels(made: Vec<Made>) -> Vec<Pixels> {
+        made.into_iter()
+            .map(|m| match m {
+                Made::Pixels(p) => p,
+                Made::Jpeg(_) => panic!("pixels were asked for"),
+            })
+            .collect()
     }
 
     #[test]
     fn a_sound_camera_jpeg_is_made_in_bands_at_every_size_asked_for() {
         let bytes = testdata("camera/nikon-d3100_4608x3072.jpg");
         let sizes = [(100, 67), (320, 213), (1280, 853)];
-        let made = streamed(&bytes, &sizes).expect("decoded in bands");
-        let got: Vec<_> = made.sized.iter().map(|p| (p.width, p.height, p.layout)).collect();
+        let wants = sizes.map(Want::Pixels);
+        let made = pixels(streamed(&bytes, &wants).expect("decoded in bands"));
+        let got: Vec<_> = made.iter().map(|p| (p.width, p.height, p.layout)).collect();
         assert_eq!(got, sizes.map(|(w, h)| (w, h, Layout::Rgb)));
         // A photo, not grey padding: the rows vary.
-        let big = &made.sized[2];
+        let big = &made[2];
         let row = big.width as usize * 3;
         assert_ne!(big.data[..row], big.data[big.data.len() - row..]);
         // With no permit to spare, one thread does it all, to the same pixels.
         let held: Vec<_> = (0..permits::max_concurrent_images()).map(|_| permits::try_acquire()).collect();
-        let alone = streamed(&bytes, &sizes).expect("decoded in bands on one thread");
+        let alone = pixels(streamed(&bytes, &wants).expect("decoded in bands on one thread"));
         drop(held);
-        assert!(alone.sized == made.sized, "one thread and two give the same pixels");
+        assert!(alone == made, "one thread and two give the same pixels");
+    }
+
+    #[test]
+    fn a_jpeg_written_as_its_rows_come_is_the_file_the_whole_pixels_make() {
+        let bytes = testdata("camera/nikon-d3100_4608x3072.jpg");
+        let recipe = Recipe::fit(1280, 1280).with_quality(80);
+        let made = streamed(&bytes, &[Want::Jpeg((1280, 853), recipe), Want::Pixels((1280, 853))]).expect("bands");
+        let [Made::Jpeg(streamed_file), Made::Pixels(whole)] = &made[..] else { panic!("a JPEG, then pixels") };
+        let from_whole =
+            super::super::jpeg_encode::encode(&whole.data, (1280, 853), Layout::Rgb, 80, false, None).expect("encode");
+        assert!(streamed_file == &from_whole, "the same encoder, the same rows: the same bytes");
     }
 
     #[test]
     fn a_damaged_or_cut_off_jpeg_is_left_to_the_whole_image_decoder() {
         // libjpeg would pad the first with grey and skip the damage in the second.
         for name in ["hostile/truncated-35pct_nikon-d3100.jpg", "hostile/olympus-corrupted-entropy_3648x2736.jpg"] {
-            assert!(streamed(&testdata(name), &[(320, 213)]).is_none(), "{name}");
+            assert!(streamed(&testdata(name), &[Want::Pixels((320, 213))]).is_none(), "{name}");
         }
     }
 
@@ -372,9 +497,9 @@ mod tests {
     fn a_progressive_file_counts_its_whole_coefficients() {
         let baseline = JpegHeader { sampling: vec![(2, 2), (1, 1), (1, 1)], ..JpegHeader::default() };
         let progressive = JpegHeader { progressive: true, ..baseline.clone() };
-        let (full, scaled, sizes) = ((5760, 3840), (2880, 1920), [(1280, 853), (320, 213)]);
-        let lean = peak_bytes(&baseline, full, scaled, &sizes, Layout::Rgb);
-        let heavy = peak_bytes(&progressive, full, scaled, &sizes, Layout::Rgb);
+        let (full, scaled, wants) = ((5760, 3840), (2880, 1920), [Want::Pixels((1280, 853)), Want::Pixels((320, 213))]);
+        let lean = peak_bytes(&baseline, full, scaled, &wants, Layout::Rgb);
+        let heavy = peak_bytes(&progressive, full, scaled, &wants, Layout::Rgb);
         // 22 MP at 4:2:0 is 33 M samples, 2 bytes each.
         assert!(heavy - lean >= 66_000_000, "{lean} {heavy}");
         // Without the image held whole, a baseline decode stays well under it.

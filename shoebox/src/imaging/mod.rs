@@ -19,7 +19,9 @@
 //! 4. Resize (`resize`): Lanczos3 with SIMD, on premultiplied alpha.
 //! 5. Colour (`colour`): an ICC profile is converted to sRGB.
 //! 6. Orientation (`orient`): applied to the small image, so the output is upright.
-//! 7. Encode (`encode`): JPEG (quality 82 by default), PNG, or WebP (lossless, or lossy
+//! 7. Encode (`encode`): JPEG (quality 82 by default, libjpeg-turbo in `jpeg_encode`; a
+//!    JPEG rendition of an upright JPEG is written row by row during the decode), PNG, or
+//!    WebP (lossless, or lossy
 //!    through libwebp), with no metadata.
 //!
 //! Alpha: kept by PNG and WebP; composited on white for JPEG (see `pixels`).
@@ -32,6 +34,7 @@ mod error;
 mod geometry;
 mod image_type;
 mod jpeg_bands;
+mod jpeg_encode;
 mod jpeg_strips;
 mod limits;
 mod orient;
@@ -161,8 +164,10 @@ pub fn render_all(bytes: &[u8], recipes: &[Recipe], limits: &Limits) -> Result<V
 }
 
 /// As [`render_all`], calling `decoded` as soon as the whole file has decoded, before the
-/// renditions are made: a caller that only needs to know the file is sound can go on while
-/// they are made. Not called when the file fails to decode, nor without recipes.
+/// renditions that remain are made: a caller that only needs to know the file is sound can
+/// go on while they are made. (A JPEG rendition of a JPEG stored upright is written during
+/// the decode, its rows encoded as they come.) Not called when the file fails to decode,
+/// nor without recipes.
 pub fn render_all_then(
     bytes: &[u8],
     recipes: &[Recipe],
@@ -229,12 +234,11 @@ fn decode_and_render(
     let _permit = permits::acquire();
     let decode_sizes: Vec<(u32, u32)> = sizes.iter().copied().chain(placeholder_size).collect();
     if let Detail::Jpeg(jpeg) = &header.detail {
-        let mut unique = decode_sizes.clone();
-        unique.sort_unstable();
-        unique.dedup();
+        let colour = ColourPlan::new(jpeg_bands::icc_profile(bytes, jpeg.scan_data_at));
+        let wants = banded_wants(recipes, &sizes, placeholder_size, info.orientation);
         let stored = (info.stored_width, info.stored_height);
-        if let Some(streamed) = jpeg_bands::decode_resized(bytes, jpeg, stored, &unique, limits) {
-            return render_streamed(streamed, &unique, recipes, &sizes, placeholder_size, info, decoded);
+        if let Some(made) = jpeg_bands::decode_resized(bytes, jpeg, stored, &wants, &colour, limits) {
+            return render_banded(made, &wants, &colour, recipes, &sizes, placeholder_size, info, decoded);
         }
     }
     let image = decode::decode(bytes, &header, &decode_sizes, limits)?;
@@ -284,47 +288,88 @@ fn decode_and_render(
     Ok(variants)
 }
 
-/// The placeholder and the renditions from a banded decode: `streamed` holds one image per
-/// size of `unique`, already resized.
-fn render_streamed(
-    streamed: jpeg_bands::Streamed,
-    unique: &[(u32, u32)],
+/// What a banded decode makes: each size once. A size only one JPEG rendition uses, of a
+/// photo stored upright, is encoded as its rows come (its pixels are never held whole); the
+/// others (the placeholder's, a size shared with a WebP twin, a photo to be turned upright,
+/// which needs all its rows first) are kept as pixels.
+fn banded_wants(
+    recipes: &[Recipe],
+    sizes: &[(u32, u32)],
+    placeholder_size: Option<(u32, u32)>,
+    orientation: Orientation,
+) -> Vec<jpeg_bands::Want> {
+    let mut unique: Vec<(u32, u32)> = sizes.iter().copied().chain(placeholder_size).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    unique
+        .into_iter()
+        .map(|size| {
+            let mut users = recipes.iter().zip(sizes).filter(|&(_, s)| *s == size).map(|(r, _)| r);
+            match (users.next(), users.next()) {
+                (Some(&recipe), None)
+                    if recipe.format == OutputFormat::Jpeg
+                        && orientation == Orientation::Normal
+                        && placeholder_size != Some(size) =>
+                {
+                    jpeg_bands::Want::Jpeg(size, recipe)
+                }
+                _ => jpeg_bands::Want::Pixels(size),
+            }
+        })
+        .collect()
+}
+
+/// The placeholder and the renditions from a banded decode: `made[i]` is what `wants[i]`
+/// asked for.
+#[allow(clippy::too_many_arguments)]
+fn render_banded(
+    made: Vec<jpeg_bands::Made>,
+    wants: &[jpeg_bands::Want],
+    colour: &ColourPlan,
     recipes: &[Recipe],
     sizes: &[(u32, u32)],
     placeholder_size: Option<(u32, u32)>,
     info: ImageInfo,
     decoded: impl FnOnce(Option<Vec<u8>>),
 ) -> Result<Vec<Rendition>, ImagingError> {
-    let colour = ColourPlan::new(streamed.icc_profile);
-    let mut resized: Vec<Option<Pixels>> = streamed.sized.into_iter().map(Some).collect();
+    let mut made: Vec<Option<jpeg_bands::Made>> = made.into_iter().map(Some).collect();
     let index = |size: (u32, u32)| {
-        unique
+        wants
             .iter()
-            .position(|&u| u == size)
-            .ok_or_else(|| ImagingError::InvalidRecipe(format!("no image was streamed at {}x{}", size.0, size.1)))
+            .position(|w| w.size() == size)
+            .ok_or_else(|| ImagingError::InvalidRecipe(format!("nothing was made at {}x{}", size.0, size.1)))
     };
-    let made = match placeholder_size {
-        Some(size) => {
-            let small = resized[index(size)?].as_ref();
-            small.and_then(|small| match placeholder::from_decoded(small, size, &colour, info) {
+    let placeholder = match placeholder_size {
+        Some(size) => match &made[index(size)?] {
+            Some(jpeg_bands::Made::Pixels(small)) => match placeholder::from_decoded(small, size, colour, info) {
                 Ok(hash) => Some(hash),
                 Err(e) => {
                     tracing::warn!(error = %e, "no placeholder for this image");
                     None
                 }
-            })
-        }
+            },
+            _ => None,
+        },
         None => None,
     };
-    decoded(made);
+    decoded(placeholder);
     let mut variants = Vec::with_capacity(recipes.len());
     for (n, (recipe, &size)) in recipes.iter().zip(sizes).enumerate() {
         let i = index(size)?;
-        // The last rendition of a size takes its pixels; earlier ones (a WebP twin) copy them.
+        // The last rendition of a size takes what was made; earlier ones (a WebP twin) copy it.
         let used_again = sizes[n + 1..].contains(&size);
-        let small = if used_again { resized[i].clone() } else { resized[i].take() };
-        let small = small.ok_or_else(|| ImagingError::InvalidRecipe("a streamed image was used up".to_owned()))?;
-        variants.push(finish(small, recipe, &colour, info)?);
+        let rendition = match (used_again, made[i].take()) {
+            (_, Some(jpeg_bands::Made::Jpeg(bytes))) => {
+                Rendition { bytes, width: size.0, height: size.1, image_type: ImageType::Jpeg, source: info }
+            }
+            (true, Some(jpeg_bands::Made::Pixels(small))) => {
+                made[i] = Some(jpeg_bands::Made::Pixels(small.clone()));
+                finish(small, recipe, colour, info)?
+            }
+            (false, Some(jpeg_bands::Made::Pixels(small))) => finish(small, recipe, colour, info)?,
+            (_, None) => return Err(ImagingError::InvalidRecipe("a banded rendition was used up".to_owned())),
+        };
+        variants.push(rendition);
     }
     Ok(variants)
 }
