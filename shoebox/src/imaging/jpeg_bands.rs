@@ -39,6 +39,7 @@ use super::geometry::{jpeg_scale_eighths, scaled_by_eighths};
 use super::image_type::ImageType;
 use super::jpeg_encode::JpegRows;
 use super::limits::Limits;
+use super::orient::{Orientation, place_rows};
 use super::permits;
 use super::pixels::{Layout, Pixels};
 use super::probe::JpegHeader;
@@ -56,6 +57,8 @@ const BANDS_QUEUED: u32 = 2;
 pub(crate) enum Want {
     /// The resized pixels.
     Pixels((u32, u32)),
+    /// The resized pixels turned upright as their rows come (no second copy to turn them).
+    Upright((u32, u32), Orientation),
     /// The JPEG of `recipe`, its rows encoded as they are made, so its pixels are never held
     /// whole. Only for a source stored upright, and the colour plan is applied on the way.
     Jpeg((u32, u32), Recipe),
@@ -64,7 +67,7 @@ pub(crate) enum Want {
 impl Want {
     pub(crate) fn size(&self) -> (u32, u32) {
         match *self {
-            Want::Pixels(size) | Want::Jpeg(size, _) => size,
+            Want::Pixels(size) | Want::Upright(size, _) | Want::Jpeg(size, _) => size,
         }
     }
 }
@@ -72,6 +75,8 @@ impl Want {
 /// What was made for a [`Want`].
 pub(crate) enum Made {
     Pixels(Pixels),
+    /// Already turned upright.
+    Upright(Pixels),
     Jpeg(Vec<u8>),
 }
 
@@ -104,6 +109,10 @@ pub(crate) fn decode_resized(
                 Want::Pixels(size) => {
                     (size, Sink::Pixels(Vec::with_capacity(size.0 as usize * size.1 as usize * layout.channels())))
                 }
+                Want::Upright(size, orientation) => {
+                    let out = vec![0; size.0 as usize * size.1 as usize * layout.channels()];
+                    (size, Sink::Upright { orientation, size, layout, next_row: 0, out })
+                }
                 Want::Jpeg(size, recipe) => (
                     size,
                     Sink::Jpeg(Box::new(JpegSink { colour, size, layout, recipe, encoder: None, embeds: false })),
@@ -132,6 +141,10 @@ fn push_all(targets: &mut [BandResizer<Sink<'_>>], band: &[u8]) -> Option<()> {
 fn finish(target: BandResizer<Sink<'_>>, size: (u32, u32), layout: Layout) -> Option<Made> {
     match target.finish().ok()? {
         Sink::Pixels(data) => Some(Made::Pixels(Pixels::new(size.0, size.1, layout, data))),
+        Sink::Upright { orientation, out, .. } => {
+            let (w, h) = orientation.display_size(size.0, size.1);
+            Some(Made::Upright(Pixels::new(w, h, layout, out)))
+        }
         Sink::Jpeg(sink) => sink.encoder?.finish().ok().map(Made::Jpeg),
     }
 }
@@ -139,6 +152,7 @@ fn finish(target: BandResizer<Sink<'_>>, size: (u32, u32), layout: Layout) -> Op
 /// Where a size's rows go.
 enum Sink<'c> {
     Pixels(Vec<u8>),
+    Upright { orientation: Orientation, size: (u32, u32), layout: Layout, next_row: u32, out: Vec<u8> },
     // Boxed: libjpeg's state is large beside a Vec.
     Jpeg(Box<JpegSink<'c>>),
 }
@@ -158,6 +172,12 @@ impl RowSink for Sink<'_> {
     fn take(&mut self, rows: &[u8]) -> Result<(), ImagingError> {
         match self {
             Sink::Pixels(data) => data.take(rows),
+            Sink::Upright { orientation, size, layout, next_row, out } => {
+                place_rows(*orientation, *size, layout.channels(), *next_row, rows, out);
+                // Whole rows of the output's width, by construction.
+                *next_row += (rows.len() / (size.0 as usize * layout.channels())) as u32;
+                Ok(())
+            }
             Sink::Jpeg(sink) => sink.take(rows),
         }
     }
@@ -358,7 +378,7 @@ fn peak_bytes(jpeg: &JpegHeader, full: (u32, u32), scaled: (u32, u32), wants: &[
         .map(|want| {
             let (w, h) = want.size();
             let per_pixel = match want {
-                Want::Pixels(_) => channels,
+                Want::Pixels(_) | Want::Upright(..) => channels,
                 Want::Jpeg(..) => 2 * 3,
             };
             u64::from(w) * u64::from(h) * per_pixel
@@ -450,7 +470,7 @@ mod tests {
         made.into_iter()
             .map(|m| match m {
                 Made::Pixels(p) => p,
-                Made::Jpeg(_) => panic!("pixels were asked for"),
+                Made::Upright(_) | Made::Jpeg(_) => panic!("pixels were asked for"),
             })
             .collect()
     }

@@ -289,9 +289,10 @@ fn decode_and_render(
 }
 
 /// What a banded decode makes: each size once. A size only one JPEG rendition uses, of a
-/// photo stored upright, is encoded as its rows come (its pixels are never held whole); the
-/// others (the placeholder's, a size shared with a WebP twin, a photo to be turned upright,
-/// which needs all its rows first) are kept as pixels.
+/// photo stored upright, is encoded as its rows come (its pixels are never held whole); a
+/// photo to be turned upright, which needs its last row before its first, has its rows placed
+/// upright as they come; the others (the placeholder's, a size shared with a WebP twin) are
+/// kept as pixels.
 fn banded_wants(
     recipes: &[Recipe],
     sizes: &[(u32, u32)],
@@ -305,15 +306,19 @@ fn banded_wants(
         .into_iter()
         .map(|size| {
             let mut users = recipes.iter().zip(sizes).filter(|&(_, s)| *s == size).map(|(r, _)| r);
-            match (users.next(), users.next()) {
-                (Some(&recipe), None)
-                    if recipe.format == OutputFormat::Jpeg
-                        && orientation == Orientation::Normal
-                        && placeholder_size != Some(size) =>
-                {
-                    jpeg_bands::Want::Jpeg(size, recipe)
-                }
-                _ => jpeg_bands::Want::Pixels(size),
+            let only_user = match (users.next(), users.next()) {
+                (Some(&recipe), None) => Some(recipe),
+                _ => None,
+            };
+            if placeholder_size == Some(size) {
+                // The placeholder is made from stored pixels, and turns them itself.
+                jpeg_bands::Want::Pixels(size)
+            } else if orientation != Orientation::Normal {
+                jpeg_bands::Want::Upright(size, orientation)
+            } else if let Some(recipe) = only_user.filter(|r| r.format == OutputFormat::Jpeg) {
+                jpeg_bands::Want::Jpeg(size, recipe)
+            } else {
+                jpeg_bands::Want::Pixels(size)
             }
         })
         .collect()
@@ -367,6 +372,13 @@ fn render_banded(
                 finish(small, recipe, colour, info)?
             }
             (false, Some(jpeg_bands::Made::Pixels(small))) => finish(small, recipe, colour, info)?,
+            (true, Some(jpeg_bands::Made::Upright(upright))) => {
+                made[i] = Some(jpeg_bands::Made::Upright(upright.clone()));
+                finish_as(upright, recipe, colour, info, Orientation::Normal)?
+            }
+            (false, Some(jpeg_bands::Made::Upright(upright))) => {
+                finish_as(upright, recipe, colour, info, Orientation::Normal)?
+            }
             (_, None) => return Err(ImagingError::InvalidRecipe("a banded rendition was used up".to_owned())),
         };
         variants.push(rendition);
@@ -376,10 +388,22 @@ fn render_banded(
 
 /// Alpha, colour, orientation and encoding of one resized image.
 fn finish(small: Pixels, recipe: &Recipe, colour: &ColourPlan, source: ImageInfo) -> Result<Rendition, ImagingError> {
+    finish_as(small, recipe, colour, source, source.orientation)
+}
+
+/// As [`finish`], for pixels still to be turned by `orientation` (`Normal` when they already
+/// are upright).
+fn finish_as(
+    small: Pixels,
+    recipe: &Recipe,
+    colour: &ColourPlan,
+    source: ImageInfo,
+    orientation: Orientation,
+) -> Result<Rendition, ImagingError> {
     let small = finish_alpha(small, recipe.format)?;
     let (small, embed_profile) = colour.to_srgb(small);
     let channels = small.layout.channels();
-    let (data, width, height) = orient::apply(source.orientation, small.data, small.width, small.height, channels);
+    let (data, width, height) = orient::apply(orientation, small.data, small.width, small.height, channels);
     let upright = Pixels::new(width, height, small.layout, data);
     let bytes = encode::encode(&upright, recipe, embed_profile)?;
     Ok(Rendition { bytes, width, height, image_type: recipe.format.image_type(), source })

@@ -122,9 +122,58 @@ pub(crate) fn apply(
     (out, out_w, out_h)
 }
 
+/// Places rows `first_row..` of a stored image `width`×`height` (`channels` bytes a pixel)
+/// where they go in the upright image `out` (the same number of bytes): the rows of a banded
+/// decode can be turned upright as they come, with no second copy of the image.
+pub(crate) fn place_rows(
+    orientation: Orientation,
+    (width, height): (u32, u32),
+    channels: usize,
+    first_row: u32,
+    rows: &[u8],
+    out: &mut [u8],
+) {
+    let (w, h) = (width as usize, height as usize);
+    let out_w = orientation.display_size(width, height).0 as usize;
+    // For each stored pixel (sx, sy), the displayed pixel it becomes: the inverse of `apply`'s.
+    let target: fn(usize, usize, usize, usize) -> (usize, usize) = match orientation {
+        Orientation::Normal => |sx, sy, _, _| (sx, sy),
+        Orientation::FlipHorizontal => |sx, sy, w, _| (w - 1 - sx, sy),
+        Orientation::Rotate180 => |sx, sy, w, h| (w - 1 - sx, h - 1 - sy),
+        Orientation::FlipVertical => |sx, sy, _, h| (sx, h - 1 - sy),
+        Orientation::Transpose => |sx, sy, _, _| (sy, sx),
+        Orientation::Rotate90 => |sx, sy, _, h| (h - 1 - sy, sx),
+        Orientation::Transverse => |sx, sy, w, h| (h - 1 - sy, w - 1 - sx),
+        Orientation::Rotate270 => |sx, sy, w, _| (sy, w - 1 - sx),
+    };
+    for (i, row) in rows.chunks_exact(w * channels).enumerate() {
+        let sy = first_row as usize + i;
+        for (sx, px) in row.chunks_exact(channels).enumerate() {
+            let (dx, dy) = target(sx, sy, w, h);
+            let at = (dy * out_w + dx) * channels;
+            out[at..at + channels].copy_from_slice(px);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_placed_as_they_come_end_where_apply_puts_them() {
+        let (w, h, channels) = (5u32, 3u32, 2usize);
+        let stored: Vec<u8> = (0..w * h * 2).map(|v| v as u8).collect();
+        for value in 1..=8 {
+            let orientation = Orientation::from_exif(value);
+            let (whole, _, _) = apply(orientation, stored.clone(), w, h, channels);
+            let mut placed = vec![0u8; stored.len()];
+            for (n, rows) in stored.chunks(w as usize * channels * 2).enumerate() {
+                place_rows(orientation, (w, h), channels, 2 * n as u32, rows, &mut placed);
+            }
+            assert_eq!(placed, whole, "{orientation:?}");
+        }
+    }
 
     /// A 3x2 grey image whose pixel values are 1..=6, row by row:
     /// ```text
