@@ -237,7 +237,12 @@ fn decode_and_render(
         let colour = ColourPlan::new(jpeg_bands::icc_profile(bytes, jpeg.scan_data_at));
         let wants = banded_wants(recipes, &sizes, placeholder_size, info.orientation);
         let stored = (info.stored_width, info.stored_height);
-        if let Some(made) = jpeg_bands::decode_resized(bytes, jpeg, stored, &wants, &colour, limits) {
+        // A panic in the resizer or the encoder (hostile input the fuzzers missed) is a file
+        // this path declines, as a libjpeg error is: the whole-image path gives the verdict.
+        let banded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            jpeg_bands::decode_resized(bytes, jpeg, stored, &wants, &colour, limits)
+        }));
+        if let Ok(Some(made)) = banded {
             return render_banded(made, &wants, &colour, recipes, &sizes, placeholder_size, info, decoded);
         }
     }
