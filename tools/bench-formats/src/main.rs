@@ -126,13 +126,21 @@ fn resize(src: &Pixels, w: u32, h: u32) -> Result<Pixels> {
     Ok(Pixels { width: w, height: h, data: to.into_vec() })
 }
 
+/// As the product encodes JPEG variants (shoebox/src/imaging/jpeg_encode.rs): libjpeg-turbo's
+/// own settings, IJG quality, 4:2:0, optimised Huffman tables.
 fn encode_jpeg(p: &Pixels) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut e = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
-    e.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    e.set_optimized_huffman_tables(true);
-    e.encode(&p.data, p.width as u16, p.height as u16, jpeg_encoder::ColorType::Rgb)?;
-    Ok(out)
+    let encoded = std::panic::catch_unwind(|| {
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_fastest_defaults();
+        c.set_size(p.width as usize, p.height as usize);
+        c.set_quality(f32::from(JPEG_QUALITY));
+        c.set_optimize_coding(true);
+        c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+        let mut started = c.start_compress(Vec::new())?;
+        started.write_scanlines(&p.data)?;
+        started.finish()
+    });
+    Ok(encoded.map_err(|_| "libjpeg failed")??)
 }
 
 fn decode_jpeg(bytes: &[u8]) -> Result<Pixels> {
