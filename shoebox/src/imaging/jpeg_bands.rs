@@ -34,6 +34,7 @@ use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 use super::Recipe;
 use super::band_resize::{BandResizer, RowSink, working_bytes};
 use super::colour::ColourPlan;
+use super::decode::{ENCODER_BYTES_PER_PIXEL, progressive_coefficient_bytes};
 use super::error::ImagingError;
 use super::geometry::{jpeg_scale_eighths, scaled_by_eighths};
 use super::image_type::ImageType;
@@ -366,7 +367,7 @@ pub(crate) fn icc_profile(bytes: &[u8], scan_data_at: usize) -> Option<Vec<u8>> 
 }
 
 /// Peak bytes of a banded decode into `wants`: each size's pixels, or for a JPEG written as
-/// it comes the encoder's coefficients (2 bytes a sample, three samples a pixel at most),
+/// it comes the encoder's coefficients ([`ENCODER_BYTES_PER_PIXEL`]),
 /// each resizer's working rows, the bands (one being decoded, those queued, one being
 /// resized), libjpeg's own buffers (a few MCU rows at the scaled width) and, for a
 /// progressive file, the coefficients of the whole image (2 bytes a sample, at full size
@@ -379,7 +380,7 @@ fn peak_bytes(jpeg: &JpegHeader, full: (u32, u32), scaled: (u32, u32), wants: &[
             let (w, h) = want.size();
             let per_pixel = match want {
                 Want::Pixels(_) | Want::Upright(..) => channels,
-                Want::Jpeg(..) => 2 * 3,
+                Want::Jpeg(..) => ENCODER_BYTES_PER_PIXEL,
             };
             u64::from(w) * u64::from(h) * per_pixel
         })
@@ -388,20 +389,7 @@ fn peak_bytes(jpeg: &JpegHeader, full: (u32, u32), scaled: (u32, u32), wants: &[
     let band = u64::from(scaled.0) * u64::from(BAND_ROWS) * channels;
     let bands = band * (u64::from(BANDS_QUEUED) + 2);
     let libjpeg = u64::from(scaled.0 + 16) * 32 * channels * 2;
-    let coefficients = if jpeg.progressive {
-        let h_max = u64::from(jpeg.sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1));
-        let v_max = u64::from(jpeg.sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1));
-        jpeg.sampling
-            .iter()
-            .map(|&(h, v)| {
-                let w = (u64::from(full.0) * u64::from(h)).div_ceil(h_max);
-                let hh = (u64::from(full.1) * u64::from(v)).div_ceil(v_max);
-                w.div_ceil(8) * hh.div_ceil(8) * 64 * 2
-            })
-            .sum()
-    } else {
-        0
-    };
+    let coefficients = progressive_coefficient_bytes(full.0, full.1, jpeg);
     outputs + working + bands + libjpeg + coefficients
 }
 
