@@ -204,6 +204,21 @@ fn camera_jpegs_made_in_bands_look_like_a_whole_image_resize() {
 }
 
 #[test]
+fn a_cmyk_jpeg_which_the_banded_path_declines_is_still_made_whole() {
+    // libjpeg gives CMYK JPEGs as CMYK; the banded path hands them to the whole-image decoder.
+    let (w, h) = (64u16, 48u16);
+    let cmyk = [20u8, 200, 120, 10].repeat(usize::from(w) * usize::from(h));
+    let mut bytes = Vec::new();
+    jpeg_encoder::Encoder::new(&mut bytes, 95).encode(&cmyk, w, h, jpeg_encoder::ColorType::Cmyk).expect("encode");
+    let made = render(&bytes, &Recipe::fit(32, 32)).expect("a CMYK JPEG is resized");
+    assert_eq!((made.width, made.height), (32, 24));
+    let out = decode(&made.bytes);
+    let first = &out.data[..3];
+    let flat = out.data.chunks_exact(4).all(|p| p[..3].iter().zip(first).all(|(a, b)| a.abs_diff(*b) <= 3));
+    assert!(flat, "a flat CMYK colour stays one colour, first {first:?}");
+}
+
+#[test]
 fn the_decoded_callback_comes_once_for_a_sound_file_and_never_for_a_damaged_one() {
     // Verification answers on this callback and lets the variants finish after it.
     let recipes = [Recipe::fit(320, 320), Recipe::fit(1280, 1280)];
