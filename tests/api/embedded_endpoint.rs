@@ -430,3 +430,48 @@ async fn deleting_every_object_leaves_nothing_of_it_on_disk() {
     folders.sort();
     assert!(folders.is_empty(), "emptied folders are removed, the bucket's own stays: {folders:?}");
 }
+
+/// Two deletions of one key at once (a photo's deletion and its variant maker removing what it
+/// had just written) both succeed, as on S3: s3s-fs alone fails the one whose remove finds the
+/// file already gone. Retries are off, so a failed attempt shows: single deletions race each
+/// other and three `DeleteObjects` of every key (whose per-key errors no client retries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_one_key_twice_at_once_succeeds_both_times() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let config = app.s3().config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+    let s3 = aws_sdk_s3::Client::from_conf(config.build());
+    let keys: Vec<String> = (0..48).map(|i| format!("photos/twice/{i:02}.jpg")).collect();
+    for round in 0..4 {
+        for key in &keys {
+            let body = aws_sdk_s3::primitives::ByteStream::from_static(b"bytes");
+            s3.put_object().bucket(PUBLIC).key(key).body(body).send().await.expect("put");
+        }
+        let single = |key: String| {
+            let s3 = s3.clone();
+            tokio::spawn(async move { s3.delete_object().bucket(PUBLIC).key(&key).send().await.map(|_| key) })
+        };
+        let objects: Vec<_> = keys
+            .iter()
+            .map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build().expect("identifier"))
+            .collect();
+        let delete = aws_sdk_s3::types::Delete::builder().set_objects(Some(objects)).build().expect("delete");
+        let batches: Vec<_> = (0..3)
+            .map(|_| {
+                let (s3, delete) = (s3.clone(), delete.clone());
+                tokio::spawn(async move { s3.delete_objects().bucket(PUBLIC).delete(delete).send().await })
+            })
+            .collect();
+        let singles: Vec<_> = keys.iter().flat_map(|k| [single(k.clone()), single(k.clone())]).collect();
+        for outcome in futures_util::future::join_all(singles).await {
+            let key = outcome.expect("task").unwrap_or_else(|e| panic!("round {round}: a single deletion: {e:?}"));
+            assert!(keys.contains(&key));
+        }
+        for batch in futures_util::future::join_all(batches).await {
+            let batch = batch.expect("task").expect("DeleteObjects");
+            assert_eq!(batch.errors().len(), 0, "round {round}: no key of a batch fails: {:?}", batch.errors());
+            assert_eq!(batch.deleted().len(), keys.len());
+        }
+        let left = s3.list_objects_v2().bucket(PUBLIC).prefix("photos/twice/").send().await.expect("list");
+        assert_eq!(left.key_count(), Some(0), "every key is gone");
+    }
+}

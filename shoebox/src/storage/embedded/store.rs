@@ -43,7 +43,17 @@ impl Store {
     /// `DeleteObject`, then the sidecars and emptied folders s3s-fs leaves behind.
     async fn delete(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let out = self.fs.delete_object(req).await?;
+        let again = req.clone();
+        let out = match self.fs.delete_object(req).await {
+            Ok(out) => out,
+            // Two deletions of one key at once (a photo's and its variant maker's clean-up of
+            // what it wrote meanwhile): s3s-fs sees the file, the other removes it, and its own
+            // remove then fails as an InternalError. S3 answers both with success. Asked again,
+            // s3s-fs finds the file gone and says so; a failure with the file still there
+            // fails again.
+            Err(e) if *e.code() == s3s::S3ErrorCode::InternalError => self.fs.delete_object(again).await?,
+            Err(e) => return Err(e),
+        };
         let root = self.root.clone();
         let forgotten = tokio::task::spawn_blocking(move || folder::forget(&root, &bucket, &key)).await;
         match forgotten {
