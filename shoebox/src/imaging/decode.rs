@@ -17,6 +17,7 @@ use super::colour;
 use super::error::ImagingError;
 use super::geometry::{jpeg_scale_eighths, scaled_by_eighths};
 use super::image_type::ImageType;
+use super::jpeg_encode::encoder_bytes_per_pixel;
 use super::jpeg_strips;
 use super::limits::Limits;
 use super::pixels::{Layout, Pixels};
@@ -135,12 +136,6 @@ pub(crate) fn progressive_coefficient_bytes(width: u32, height: u32, jpeg: &Jpeg
         .sum()
 }
 
-/// Bytes the JPEG encoder may hold per pixel: libjpeg keeps every block's coefficients to
-/// optimise its Huffman tables (2 bytes a sample), and MozJPEG's fork keeps them twice (a
-/// second store for trellis quantisation, allocated even when unused); at full chroma
-/// (quality 90 and above) that is 2 × 2 × 3. Measured: 14.7 MB for 1280×1920 at 4:2:0, i.e. 6.
-pub(crate) const ENCODER_BYTES_PER_PIXEL: u64 = 12;
-
 /// Peak bytes while the renditions are made from a decoded image of `source_w`×`source_h`
 /// with `channels` bytes a pixel. Variants are made one after
 /// another, so the largest counts. Resizing holds the source, the resizer's intermediate
@@ -160,7 +155,8 @@ fn making_bytes(sizes: &[(u32, u32)], source_w: u32, source_h: u32, channels: u6
                 let intermediate = (u64::from(w) * u64::from(source_h)).max(u64::from(h) * u64::from(source_w));
                 held + channels * (intermediate + pixels)
             };
-            let encoding = still_held + pixels * (channels + channels.max(ENCODER_BYTES_PER_PIXEL));
+            // Which renditions are progressive is not known here, so the larger figure counts.
+            let encoding = still_held + pixels * (channels + channels.max(encoder_bytes_per_pixel(true)));
             resizing.max(encoding)
         })
         .max()
@@ -305,11 +301,11 @@ mod tests {
         // Resizing 720x480 RGB to 320x213: the source, 320x480 intermediate rows, the result.
         assert_eq!(making_bytes(&[(320, 213)], 720, 480, 3), held + 3 * (320 * 480 + variant));
         // The same size: no resize, then an orientation copy or the encoder's buffers.
-        assert_eq!(making_bytes(&[(720, 480)], 720, 480, 3), 720 * 480 * (3 + ENCODER_BYTES_PER_PIXEL));
+        assert_eq!(making_bytes(&[(720, 480)], 720, 480, 3), 720 * 480 * (3 + encoder_bytes_per_pixel(true)));
         // Several renditions: the largest counts, and the source stays while encoding.
         assert_eq!(
             making_bytes(&[(10, 10), (720, 480)], 720, 480, 3),
-            held + 720 * 480 * (3 + ENCODER_BYTES_PER_PIXEL)
+            held + 720 * 480 * (3 + encoder_bytes_per_pixel(true))
         );
     }
 

@@ -34,11 +34,11 @@ use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 use super::Recipe;
 use super::band_resize::{BandResizer, RowSink, working_bytes};
 use super::colour::ColourPlan;
-use super::decode::{ENCODER_BYTES_PER_PIXEL, progressive_coefficient_bytes};
+use super::decode::progressive_coefficient_bytes;
 use super::error::ImagingError;
 use super::geometry::{jpeg_scale_eighths, scaled_by_eighths};
 use super::image_type::ImageType;
-use super::jpeg_encode::JpegRows;
+use super::jpeg_encode::{JpegRows, encoder_bytes_per_pixel};
 use super::limits::Limits;
 use super::orient::{Orientation, place_rows};
 use super::permits;
@@ -367,7 +367,7 @@ pub(crate) fn icc_profile(bytes: &[u8], scan_data_at: usize) -> Option<Vec<u8>> 
 }
 
 /// Peak bytes of a banded decode into `wants`: each size's pixels, or for a JPEG written as
-/// it comes the encoder's coefficients ([`ENCODER_BYTES_PER_PIXEL`]),
+/// it comes what the encoder holds ([`encoder_bytes_per_pixel`]),
 /// each resizer's working rows, the bands (one being decoded, those queued, one being
 /// resized), libjpeg's own buffers (a few MCU rows at the scaled width) and, for a
 /// progressive file, the coefficients of the whole image (2 bytes a sample, at full size
@@ -380,7 +380,7 @@ fn peak_bytes(jpeg: &JpegHeader, full: (u32, u32), scaled: (u32, u32), wants: &[
             let (w, h) = want.size();
             let per_pixel = match want {
                 Want::Pixels(_) | Want::Upright(..) => channels,
-                Want::Jpeg(..) => ENCODER_BYTES_PER_PIXEL,
+                Want::Jpeg(_, recipe) => encoder_bytes_per_pixel(recipe.progressive),
             };
             u64::from(w) * u64::from(h) * per_pixel
         })

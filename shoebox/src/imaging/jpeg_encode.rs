@@ -2,8 +2,12 @@
 //! not MozJPEG's slow trellis profile): a whole image, or rows as they are made.
 //!
 //! Row by row is what lets a banded decode (`jpeg_bands`) write a rendition without ever
-//! holding its pixels: the encoder keeps only its coefficients (2 bytes a sample, for the
-//! optimised Huffman tables), where an encoder of whole images also needs the pixels.
+//! holding its pixels. A sequential file is written with the standard Huffman tables, so
+//! libjpeg holds only a few rows of blocks, and its tables are optimised afterwards from the
+//! file itself (`jpeg_huffman`), which gives the same bytes as libjpeg's own optimisation
+//! without its whole-image coefficient store (2 bytes a sample, kept twice by MozJPEG's
+//! fork: 14.7 MB at 1280×1920). A progressive file needs that store anyway (every scan
+//! goes over the whole image), so libjpeg optimises it itself.
 //!
 //! Settings: IJG quality scaling of the Annex K tables, 4:2:0 below quality 90 and full
 //! chroma at 90 and above (the caller asked for fidelity), optimised Huffman tables (1 to
@@ -16,6 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use mozjpeg::compress::CompressStarted;
 use mozjpeg::{ColorSpace, Compress, Marker};
 
+use super::jpeg_huffman;
 use super::pixels::Layout;
 
 /// The largest side a JPEG can have in libjpeg.
@@ -25,12 +30,24 @@ const MAX_SIDE: u32 = 65_500;
 const ICC_TAG: &[u8] = b"ICC_PROFILE\0";
 const ICC_CHUNK: usize = 65_533 - ICC_TAG.len() - 2;
 
+/// Bytes the JPEG encoder may hold per pixel of its image. A progressive file: every
+/// block's coefficients (2 bytes a sample), which MozJPEG's fork keeps twice (a second store
+/// for trellis quantisation, allocated even when unused); at full chroma (quality 90 and
+/// above) 2 × 2 × 3 (measured: 14.7 MB for 1280×1920 at 4:2:0, i.e. 6). A sequential file:
+/// the file as it grows (its buffer up to twice its size) and the copy its tables are
+/// optimised into, which is room for a file of 1 byte a pixel.
+pub(crate) fn encoder_bytes_per_pixel(progressive: bool) -> u64 {
+    if progressive { 12 } else { 3 }
+}
+
 /// An encoder that takes the rows of a `width`×`height` image, top first.
 pub(crate) struct JpegRows {
     started: CompressStarted<Vec<u8>>,
     layout: Layout,
     row_len: usize,
     rows_left: u32,
+    /// Written with the standard tables, to be optimised once finished.
+    optimise_after: bool,
 }
 
 /// Runs libjpeg code, which reports errors by unwinding with a message.
@@ -63,7 +80,9 @@ impl JpegRows {
             compress.set_fastest_defaults();
             compress.set_size(width as usize, height as usize);
             compress.set_quality(f32::from(quality));
-            compress.set_optimize_coding(true);
+            // A progressive file's coefficients are held whole anyway; a sequential one's
+            // tables are optimised from the finished file instead (see the module's doc).
+            compress.set_optimize_coding(progressive);
             if layout == Layout::Rgb {
                 let chroma = if quality >= 90 { (1, 1) } else { (2, 2) };
                 compress.set_chroma_sampling_pixel_sizes(chroma, chroma);
@@ -88,7 +107,13 @@ impl JpegRows {
             }
             Ok(started)
         })?;
-        Ok(JpegRows { started, layout, row_len: width as usize * layout.channels(), rows_left: height })
+        Ok(JpegRows {
+            started,
+            layout,
+            row_len: width as usize * layout.channels(),
+            rows_left: height,
+            optimise_after: !progressive,
+        })
     }
 
     /// The layout the rows must have.
@@ -115,7 +140,20 @@ impl JpegRows {
             return Err(format!("{} rows were never written", self.rows_left));
         }
         let started = self.started;
-        guarded(|| started.finish())
+        let file = guarded(|| started.finish())?;
+        if !self.optimise_after {
+            return Ok(file);
+        }
+        match jpeg_huffman::optimise(&file) {
+            Ok(optimised) => Ok(optimised),
+            Err(why) => {
+                // The file is libjpeg's own sequential output, which the optimiser takes
+                // whole: failing here is a bug. The file is still valid, only larger.
+                debug_assert!(false, "optimising libjpeg's Huffman tables: {why}");
+                tracing::warn!(%why, "JPEG written with standard Huffman tables: optimising them failed");
+                Ok(file)
+            }
+        }
     }
 }
 

@@ -20,7 +20,8 @@
 //! 5. Colour (`colour`): an ICC profile is converted to sRGB.
 //! 6. Orientation (`orient`): applied to the small image, so the output is upright.
 //! 7. Encode (`encode`): JPEG (quality 82 by default, libjpeg-turbo in `jpeg_encode`; a
-//!    JPEG rendition of an upright JPEG is written row by row during the decode), PNG, or
+//!    JPEG rendition of an upright JPEG is written row by row during the decode, and its
+//!    Huffman tables are optimised from the finished file, `jpeg_huffman`), PNG, or
 //!    WebP (lossless, or lossy
 //!    through libwebp), with no metadata.
 //!
@@ -35,6 +36,7 @@ mod geometry;
 mod image_type;
 mod jpeg_bands;
 mod jpeg_encode;
+mod jpeg_huffman;
 mod jpeg_strips;
 mod limits;
 mod orient;
