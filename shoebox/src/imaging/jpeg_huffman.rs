@@ -73,6 +73,16 @@ struct ScanComponent {
     ac: usize,
 }
 
+/// A DHT segment's place in the file, and the tables it defines (slot and table) in order.
+type HuffmanSegment = (Range<usize>, Vec<(usize, Spec)>);
+
+/// A frame header: width, height, and each component's id and sampling (h, v).
+struct Frame {
+    width: u32,
+    height: u32,
+    components: Vec<(u8, u32, u32)>,
+}
+
 /// What the file's headers say, and where its parts are.
 struct File {
     size: (u32, u32),
@@ -80,7 +90,7 @@ struct File {
     restart_interval: u32,
     tables: [Option<Spec>; 8],
     /// Each DHT segment before the scan, with the tables it defines in order.
-    huffman_segments: Vec<(Range<usize>, Vec<(usize, Spec)>)>,
+    huffman_segments: Vec<HuffmanSegment>,
     scan: Vec<ScanComponent>,
     /// The entropy-coded data with its restart markers, up to the marker that ends the scan.
     entropy: Range<usize>,
@@ -98,7 +108,7 @@ fn parse(jpeg: &[u8]) -> Result<File, String> {
         return Err("not a JPEG".to_owned());
     }
     let mut at = 2;
-    let mut frame: Option<(u32, u32, Vec<(u8, u32, u32)>)> = None;
+    let mut frame: Option<Frame> = None;
     let mut tables: [Option<Spec>; 8] = Default::default();
     let mut huffman_segments = Vec::new();
     let mut restart_interval = 0;
@@ -132,7 +142,7 @@ fn parse(jpeg: &[u8]) -> Result<File, String> {
             }
             0xDD => restart_interval = be16(body, 0)? as u32,
             0xDA => {
-                let (width, height, components) = frame.ok_or("a scan before the frame")?;
+                let Frame { width, height, components } = frame.ok_or("a scan before the frame")?;
                 let scan = parse_scan(body, &components, &tables)?;
                 let entropy = segment.end..scan_end(jpeg, segment.end)?;
                 if jpeg[entropy.end..].windows(2).any(|w| w == [0xFF, 0xDA]) {
@@ -156,8 +166,7 @@ fn parse(jpeg: &[u8]) -> Result<File, String> {
     }
 }
 
-/// Width, height and each component's id and sampling.
-fn parse_frame(body: &[u8]) -> Result<(u32, u32, Vec<(u8, u32, u32)>), String> {
+fn parse_frame(body: &[u8]) -> Result<Frame, String> {
     if body.first() != Some(&8) {
         return Err("not 8-bit".to_owned());
     }
@@ -177,7 +186,7 @@ fn parse_frame(body: &[u8]) -> Result<(u32, u32, Vec<(u8, u32, u32)>), String> {
     {
         return Err("an impossible frame header".to_owned());
     }
-    Ok((width, height, components))
+    Ok(Frame { width, height, components })
 }
 
 fn parse_dht(mut body: &[u8]) -> Result<Vec<(usize, Spec)>, String> {
@@ -527,8 +536,8 @@ impl Symbols for Writer {
         if length == 0 {
             return Err("a symbol the counting pass never saw".to_owned());
         }
-        self.put(code, length);
-        self.put(extra, extra_bits);
+        // At most 16 + 16 bits, on fewer than 8 left over: one call.
+        self.put((code << extra_bits) | extra, length + extra_bits);
         Ok(())
     }
 
@@ -708,7 +717,7 @@ mod tests {
         let mut started = progressive.start_compress(Vec::new()).expect("start");
         started.write_scanlines(&data).expect("rows");
         let progressive = started.finish().expect("finish");
-        assert!(optimise(&progressive).unwrap_err().contains("sequential"));
+        assert!(optimise(&progressive).is_err_and(|why| why.contains("sequential")));
         assert!(optimise(b"GIF89a").is_err());
         assert!(optimise(&good[..good.len() / 2]).is_err(), "cut in the scan");
         // Every cut, and every byte replaced: an answer each time, and a file that is
@@ -719,10 +728,10 @@ mod tests {
         for at in (2..good.len()).step_by(3) {
             let mut bad = good.clone();
             bad[at] ^= 0x5A;
-            if let Ok(file) = optimise(&bad) {
-                if let Ok(before) = jpeg_decoder::Decoder::new(&bad[..]).decode() {
-                    assert_eq!(pixels(&file), before, "byte {at}");
-                }
+            if let Ok(file) = optimise(&bad)
+                && let Ok(before) = jpeg_decoder::Decoder::new(&bad[..]).decode()
+            {
+                assert_eq!(pixels(&file), before, "byte {at}");
             }
         }
     }
