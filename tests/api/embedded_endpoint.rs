@@ -475,3 +475,40 @@ async fn deleting_one_key_twice_at_once_succeeds_both_times() {
         assert_eq!(left.key_count(), Some(0), "every key is gone");
     }
 }
+
+/// s3s-fs writes an object by making its folders, then renaming the written file into them; a
+/// deletion that empties the folder in between (an upload's `incoming/` object, deleted once
+/// the photo is promoted, while the next upload lands) must not remove the folder from under
+/// the write, which would fail it with a 500. Both are done at once, many times, with the
+/// client's retries off, so a lost write shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_beside_a_deletion_that_empties_its_folder_succeeds() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let config = app.s3().config().to_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+    let s3 = aws_sdk_s3::Client::from_conf(config.build());
+    let put = |key: String| {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            let body = aws_sdk_s3::primitives::ByteStream::from_static(b"bytes");
+            s3.put_object().bucket(PUBLIC).key(&key).body(body).send().await.map(|_| key)
+        })
+    };
+    let delete = |key: String| {
+        let s3 = s3.clone();
+        tokio::spawn(async move { s3.delete_object().bucket(PUBLIC).key(&key).send().await.map(|_| key) })
+    };
+    for round in 0..150 {
+        let folder = format!("incoming/race{}", round % 3);
+        put(format!("{folder}/old")).await.expect("task").expect("the first write");
+        let writes: Vec<_> = (0..6).map(|i| put(format!("{folder}/new{i}"))).collect();
+        let deletion = delete(format!("{folder}/old"));
+        for write in futures_util::future::join_all(writes).await {
+            let key = write.expect("task").unwrap_or_else(|e| panic!("round {round}: a write: {e:?}"));
+            s3.head_object().bucket(PUBLIC).key(&key).send().await.expect("the written object is there");
+            delete(key).await.expect("task").expect("deleted again");
+        }
+        deletion.await.expect("task").expect("the deletion");
+    }
+    let left = s3.list_objects_v2().bucket(PUBLIC).prefix("incoming/race").send().await.expect("list");
+    assert_eq!(left.key_count(), Some(0));
+}

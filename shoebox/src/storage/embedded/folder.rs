@@ -157,9 +157,48 @@ fn sidecars(root: &Path, bucket: &str, key: &str) -> [PathBuf; 2] {
     ]
 }
 
+/// The folders objects are being written into right now, each with how many writes.
+///
+/// s3s-fs writes an object by making its folders, then renaming the written file into them. A
+/// deletion that empties the folder in between (an upload's `incoming/` object, deleted once
+/// the photo is promoted, while the next upload lands there) would remove it from under the
+/// write, which then fails as an InternalError: [`forget`] leaves these folders alone. One
+/// lock covers both sides, so a folder is either registered before it is checked (and stays)
+/// or removed before it is registered (and the write makes it again).
+#[derive(Debug, Default)]
+pub(super) struct Writes(Mutex<HashMap<PathBuf, usize>>);
+
+/// A write in progress into a folder, registered in [`Writes`] until dropped.
+pub(super) struct Writing {
+    writes: Arc<Writes>,
+    folder: PathBuf,
+}
+
+impl Writes {
+    /// Registers the folder of `key` in `bucket` until the returned guard is dropped.
+    pub(super) fn begin(self: &Arc<Self>, root: &Path, bucket: &str, key: &str) -> Writing {
+        let mut folder = root.join(bucket).join(key);
+        folder.pop();
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner).entry(folder.clone()).or_default() += 1;
+        Writing { writes: Arc::clone(self), folder }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut writing = self.writes.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = writing.get_mut(&self.folder) {
+            *count -= 1;
+            if *count == 0 {
+                writing.remove(&self.folder);
+            }
+        }
+    }
+}
+
 /// After an object was deleted: remove its sidecars, and its folders up to the bucket's that
-/// the deletion left empty, so nothing of it stays on disk.
-pub(super) fn forget(root: &Path, bucket: &str, key: &str) -> io::Result<()> {
+/// the deletion left empty and no write is using, so nothing of it stays on disk.
+pub(super) fn forget(root: &Path, bucket: &str, key: &str, writes: &Writes) -> io::Result<()> {
     for path in sidecars(root, bucket, key) {
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -168,10 +207,12 @@ pub(super) fn forget(root: &Path, bucket: &str, key: &str) -> io::Result<()> {
     }
     let bucket_dir = root.join(bucket);
     let mut dir = bucket_dir.join(key);
+    let writing = writes.0.lock().unwrap_or_else(PoisonError::into_inner);
     while dir.pop() && dir.starts_with(&bucket_dir) && dir != bucket_dir {
-        // Fails on a folder that still holds something (another object of the same photo):
-        // that is where to stop.
-        if fs::remove_dir(&dir).is_err() {
+        // A folder a write is about to rename a file into (or one above it) stays; removing a
+        // folder fails on one that still holds something (another object of the same photo).
+        // Either is where to stop.
+        if writing.keys().any(|folder| folder.starts_with(&dir)) || fs::remove_dir(&dir).is_err() {
             break;
         }
     }
@@ -262,12 +303,30 @@ mod tests {
         fs::write(&meta, "{}").expect("sidecar");
         fs::write(&internal, "{}").expect("sidecar");
         // The original's file is already gone (s3s-fs deleted it); its folder still holds the thumb.
-        forget(root.path(), "b", "photos/t/original.jpg").expect("forget");
+        forget(root.path(), "b", "photos/t/original.jpg", &Writes::default()).expect("forget");
         assert!(!meta.exists() && !internal.exists());
         assert!(root.path().join("b/photos/t/thumb.jpg").exists());
         fs::remove_file(root.path().join("b/photos/t/thumb.jpg")).expect("delete");
-        forget(root.path(), "b", "photos/t/thumb.jpg").expect("forget");
+        forget(root.path(), "b", "photos/t/thumb.jpg", &Writes::default()).expect("forget");
         assert!(!root.path().join("b/photos/t").exists(), "the emptied folder goes");
         assert!(root.path().join("b/photos/u").exists() && root.path().join("b").exists(), "nothing else does");
+    }
+
+    #[test]
+    fn a_folder_being_written_into_stays_until_the_write_is_done() {
+        let root = bucket(&["b/incoming/x/old.jpg"]);
+        let writes = Arc::new(Writes::default());
+        let writing = writes.begin(root.path(), "b", "incoming/x/new.jpg");
+        let also = writes.begin(root.path(), "b", "incoming/x/other.jpg");
+        fs::remove_file(root.path().join("b/incoming/x/old.jpg")).expect("delete");
+        forget(root.path(), "b", "incoming/x/old.jpg", &writes).expect("forget");
+        assert!(root.path().join("b/incoming/x").exists(), "empty, but about to be written into");
+        drop(writing);
+        forget(root.path(), "b", "incoming/x/old.jpg", &writes).expect("forget");
+        assert!(root.path().join("b/incoming/x").exists(), "one write is still going on");
+        drop(also);
+        assert!(writes.0.lock().expect("lock").is_empty(), "nothing is left registered");
+        forget(root.path(), "b", "incoming/x/old.jpg", &writes).expect("forget");
+        assert!(!root.path().join("b/incoming").exists(), "with the writes done, the emptied folders go");
     }
 }

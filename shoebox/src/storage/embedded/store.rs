@@ -33,11 +33,19 @@ pub(super) struct Store {
     root: PathBuf,
     /// Large folders' sorted entries, between listing pages.
     dirs: Arc<folder::DirCache>,
+    /// Folders objects are being written into, which deletions must not remove.
+    writes: Arc<folder::Writes>,
 }
 
 impl Store {
     pub(super) fn new(fs: FileSystem, root: PathBuf) -> Self {
-        Self { fs, root, dirs: Arc::default() }
+        Self { fs, root, dirs: Arc::default(), writes: Arc::default() }
+    }
+
+    /// Marks `key`'s folder as being written into while s3s-fs writes it (see
+    /// [`folder::Writes`]).
+    fn writing(&self, bucket: &str, key: &str) -> folder::Writing {
+        self.writes.begin(&self.root, bucket, key)
     }
 
     /// `DeleteObject`, then the sidecars and emptied folders s3s-fs leaves behind.
@@ -54,8 +62,8 @@ impl Store {
             Err(e) if *e.code() == s3s::S3ErrorCode::InternalError => self.fs.delete_object(again).await?,
             Err(e) => return Err(e),
         };
-        let root = self.root.clone();
-        let forgotten = tokio::task::spawn_blocking(move || folder::forget(&root, &bucket, &key)).await;
+        let (root, writes) = (self.root.clone(), Arc::clone(&self.writes));
+        let forgotten = tokio::task::spawn_blocking(move || folder::forget(&root, &bucket, &key, &writes)).await;
         match forgotten {
             Ok(Ok(())) => Ok(out),
             Ok(Err(e)) => Err(s3s::s3_error!(e, InternalError, "removing what the object left behind")),
@@ -184,9 +192,10 @@ impl Store {
 /// Keys of one `DeleteObjects` removed at once.
 const DELETE_CONCURRENCY: usize = 16;
 
-/// Implement `S3` for `Store` by handing each listed operation to s3s-fs unchanged. These are
-/// all the operations s3s-fs 0.14 implements; any other keeps s3s's default (NotImplemented),
-/// as it would without the wrapper. When s3s-fs gains one, add it here.
+/// Implement `S3` for `Store` by handing each listed operation to s3s-fs unchanged; those that
+/// write an object register its folder while they do, and deletions and listings are the
+/// Store's own. These are all the operations s3s-fs 0.14 implements; any other keeps s3s's
+/// default (NotImplemented), as it would without the wrapper. When s3s-fs gains one, add it here.
 macro_rules! store_impl {
     ($($op:ident: $input:ident => $output:ident,)*) => {
         #[async_trait::async_trait]
@@ -215,8 +224,27 @@ macro_rules! store_impl {
                 Ok(S3Response::new(self.delete_each(req).await))
             }
 
+            async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+                let _writing = self.writing(&req.input.bucket, &req.input.key);
+                self.fs.put_object(req).await
+            }
+
+            async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+                let _writing = self.writing(&req.input.bucket, &req.input.key);
+                self.fs.copy_object(req).await
+            }
+
+            async fn complete_multipart_upload(
+                &self,
+                req: S3Request<CompleteMultipartUploadInput>,
+            ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                let _writing = self.writing(&req.input.bucket, &req.input.key);
+                self.fs.complete_multipart_upload(req).await
+            }
+
             async fn post_object(&self, req: S3Request<PostObjectInput>) -> S3Result<S3Response<PostObjectOutput>> {
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let _writing = self.writing(&bucket, &key);
                 // s3s-fs has no POST of its own: the trait's default stores it with put_object.
                 let mut resp = self.fs.post_object(req).await?;
                 if let Some(etag) = resp.output.e_tag.as_ref().and_then(|e| e.to_http_header().ok()) {
@@ -230,7 +258,6 @@ macro_rules! store_impl {
 
 store_impl! {
     create_bucket: CreateBucketInput => CreateBucketOutput,
-    copy_object: CopyObjectInput => CopyObjectOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
     get_object: GetObjectInput => GetObjectOutput,
@@ -238,11 +265,9 @@ store_impl! {
     head_object: HeadObjectInput => HeadObjectOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
     list_objects: ListObjectsInput => ListObjectsOutput,
-    put_object: PutObjectInput => PutObjectOutput,
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part: UploadPartInput => UploadPartOutput,
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
     list_parts: ListPartsInput => ListPartsOutput,
-    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }
