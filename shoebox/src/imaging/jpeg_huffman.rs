@@ -25,8 +25,11 @@ const LOOKAHEAD: u32 = 9;
 /// The file with its Huffman tables optimised, or why it cannot be done.
 pub(crate) fn optimise(jpeg: &[u8]) -> Result<Vec<u8>, String> {
     let file = parse(jpeg)?;
+    // The file's own tables read it in both passes.
+    let decoders =
+        file.tables.iter().map(|t| t.as_ref().map(Decoder::new).transpose()).collect::<Result<Vec<_>, _>>()?;
     let mut counts = [[0u64; 257]; 8];
-    run_scan(jpeg, &file, &mut Counter(&mut counts))?;
+    run_scan(jpeg, &file, &decoders, &mut Counter(&mut counts))?;
 
     let mut optimal: [Option<Spec>; 8] = Default::default();
     for slot in file.scan.iter().flat_map(|c| [c.dc, c.ac]) {
@@ -50,7 +53,7 @@ pub(crate) fn optimise(jpeg: &[u8]) -> Result<Vec<u8>, String> {
     }
     out.extend_from_slice(&jpeg[copied..file.entropy.start]);
     let mut writer = Writer { out, acc: 0, bits: 0, encoders };
-    run_scan(jpeg, &file, &mut writer)?;
+    run_scan(jpeg, &file, &decoders, &mut writer)?;
     writer.flush();
     let mut out = writer.out;
     out.extend_from_slice(&jpeg[file.entropy.end..]);
@@ -260,10 +263,8 @@ impl Symbols for Counter<'_> {
     fn restart(&mut self, _: u8) {}
 }
 
-/// Decodes every block of the scan, in order, into `sink`.
-fn run_scan(jpeg: &[u8], file: &File, sink: &mut impl Symbols) -> Result<(), String> {
-    let decoders =
-        file.tables.iter().map(|t| t.as_ref().map(Decoder::new).transpose()).collect::<Result<Vec<_>, _>>()?;
+/// Decodes every block of the scan, in order, with the file's `decoders` (by slot), into `sink`.
+fn run_scan(jpeg: &[u8], file: &File, decoders: &[Option<Decoder>], sink: &mut impl Symbols) -> Result<(), String> {
     let (width, height) = file.size;
     let (h_max, v_max) = file.max_sampling;
     // One component alone in its scan is coded block by block, not in MCUs (T.81 A.2.2).
